@@ -1,0 +1,158 @@
+//! The desired state of one host, fully rendered: what the playbook asks for once templates
+//! and variables are resolved. Produced by `render`, consumed by the pure planner.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// A Postfix instance name: `-` for the default instance, or `postfix-NAME`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct InstanceName(String);
+
+impl InstanceName {
+    pub const DEFAULT: &'static str = "-";
+
+    /// Accepts `-` (or `default`) and `postfix-NAME` where NAME is `[a-z0-9][a-z0-9._-]*`.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if raw == "-" || raw == "default" {
+            return Ok(InstanceName("-".into()));
+        }
+        let Some(suffix) = raw.strip_prefix("postfix-") else {
+            return Err(format!(
+                "instance name '{raw}' must be '-' (the default instance) or start with 'postfix-'"
+            ));
+        };
+        let valid = !suffix.is_empty()
+            && suffix.len() <= 64
+            && suffix
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && suffix.chars().all(|c| {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_' || c == '.'
+            })
+            && !suffix.contains("..");
+        if !valid {
+            return Err(format!(
+                "instance name '{raw}': after 'postfix-' use lower-case letters, digits, '.', '_' or '-' (at most 64)"
+            ));
+        }
+        Ok(InstanceName(raw.to_string()))
+    }
+
+    pub fn default_instance() -> Self {
+        InstanceName("-".into())
+    }
+    pub fn is_default(&self) -> bool {
+        self.0 == "-"
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    /// The instance's configuration directory, as `postmulti -I NAME -e create` makes it.
+    pub fn config_dir(&self) -> String {
+        if self.is_default() {
+            "/etc/postfix".into()
+        } else {
+            format!("/etc/{}", self.0)
+        }
+    }
+}
+
+impl fmt::Display for InstanceName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstanceState {
+    Present,
+    Absent,
+}
+
+/// One master.cf entry, identified by `service/type` (as `postconf -M` names it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MasterService {
+    pub service: String,
+    /// inet, unix, unix-dgram, fifo, pass
+    pub kind: String,
+    /// `None`: remove the entry (`postconf -MX`). `Some`: the eight fields and arguments.
+    pub entry: Option<MasterEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MasterEntry {
+    pub private: String,
+    pub unpriv: String,
+    pub chroot: String,
+    pub wakeup: String,
+    pub maxproc: String,
+    pub command: String,
+    /// Each argument as one word, e.g. `-o`, `syslog_name=postfix/submission`.
+    pub args: Vec<String>,
+}
+
+impl MasterService {
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.service, self.kind)
+    }
+}
+
+/// A file the playbook owns completely: a lookup table source, or any other file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredFile {
+    /// Absolute path on the host.
+    pub path: String,
+    pub content: Vec<u8>,
+    /// Octal permission bits, e.g. 0o644.
+    pub mode: u32,
+    /// `Some("hash")` etc.: the file is a lookup table source to be `postmap`ed with this type.
+    /// Types read at open time (hash, btree, lmdb, cdb, dbm) need no reload; others
+    /// (regexp, pcre, cidr, texthash) need `postmap`-less reload.
+    pub map_type: Option<String>,
+    /// Never shown in diffs or output (passwords, keys).
+    pub secret: bool,
+}
+
+/// Everything the playbook wants for one instance on one host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredInstance {
+    pub name: InstanceName,
+    pub state: InstanceState,
+    pub enabled: bool,
+    /// `postmulti -G GROUP` at creation.
+    pub group: Option<String>,
+    /// Whole-file main.cf, when a template owns the file.
+    pub main_cf: Option<String>,
+    /// main.cf parameters merged with postconf semantics (applied after `main_cf`).
+    /// `None` removes the parameter (`postconf -X`).
+    pub main_cf_params: BTreeMap<String, Option<String>>,
+    /// Whole-file master.cf, when a template owns the file.
+    pub master_cf: Option<String>,
+    /// master.cf entries merged with `postconf -M` semantics (applied after `master_cf`).
+    pub master_services: Vec<MasterService>,
+    /// Lookup tables and other owned files, in the order given.
+    pub files: Vec<DesiredFile>,
+}
+
+impl DesiredInstance {
+    pub fn new(name: InstanceName) -> Self {
+        DesiredInstance {
+            name,
+            state: InstanceState::Present,
+            enabled: true,
+            group: None,
+            main_cf: None,
+            main_cf_params: BTreeMap::new(),
+            master_cf: None,
+            master_services: Vec::new(),
+            files: Vec::new(),
+        }
+    }
+}
+
+/// The desired state of one host, instances in playbook order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DesiredHost {
+    pub instances: Vec<DesiredInstance>,
+}
