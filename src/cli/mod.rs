@@ -5,7 +5,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "postfleet", version, about = "Converge fleets of Postfix hosts over SSH")]
+#[command(
+    name = "postfleet",
+    version,
+    about = "Converge fleets of Postfix hosts over SSH"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -1,0 +1,108 @@
+# postfleet facts probe: reads, in one round trip, everything the planner needs.
+# Arguments (set by the caller): instance names to look at, then "--", then managed files
+# as TYPE:PATH (TYPE "-" for files that are not lookup tables). Prints one record per line,
+# tab-separated; free text is base64. Changes nothing on the host.
+export LC_ALL=C
+PATH=/usr/sbin:/usr/bin:/sbin:/bin
+export PATH
+rec() { printf '%s\n' "$*"; }
+b64file() { base64 -w0 < "$1" 2>/dev/null; }
+TAB=$(printf '\t')
+
+wanted=""
+while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do wanted="$wanted $1"; shift; done
+[ "$#" -gt 0 ] && shift
+
+rec "user${TAB}$(id -un)"
+if ! command -v postconf >/dev/null 2>&1 || ! command -v postmulti >/dev/null 2>&1; then
+  rec "postfix${TAB}missing"
+  exit 0
+fi
+rec "version${TAB}$(postconf -h mail_version 2>/dev/null)"
+
+if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+  # Debian 12: postfix.service is a oneshot umbrella and postfix@- runs the default
+  # instance; Debian 13 runs it under postfix.service itself.
+  if [ "$(systemctl show -p Type --value postfix.service 2>/dev/null)" = oneshot ] &&
+     [ -n "$(systemctl show -p FragmentPath --value postfix@-.service 2>/dev/null)" ]; then
+    rec "init${TAB}systemd${TAB}postfix@-"
+  else
+    rec "init${TAB}systemd${TAB}postfix"
+  fi
+  systemd=1
+else
+  rec "init${TAB}other"
+  systemd=0
+fi
+
+# Instances known to postmulti: name group enabled config_directory
+listed=$(postmulti -l 2>/dev/null)
+printf '%s\n' "$listed" | while read -r name group enabled dir; do
+  [ -n "$name" ] && rec "instance${TAB}$name${TAB}$group${TAB}$enabled${TAB}$dir"
+done
+
+describe() {  # NAME CONFIG_DIR
+  name=$1; dir=$2
+  [ -f "$dir/main.cf" ] && rec "maincf${TAB}$name${TAB}$(b64file "$dir/main.cf")"
+  [ -f "$dir/master.cf" ] && rec "mastercf${TAB}$name${TAB}$(b64file "$dir/master.cf")"
+  if postmulti -i "$name" -x postfix status >/dev/null 2>&1; then
+    rec "running${TAB}$name${TAB}yes"
+  else
+    rec "running${TAB}$name${TAB}no"
+  fi
+  qdir=$(postconf -c "$dir" -h queue_directory 2>/dev/null)
+  if [ -n "$qdir" ] && [ -d "$qdir" ]; then
+    n=$(find "$qdir/incoming" "$qdir/active" "$qdir/deferred" "$qdir/hold" "$qdir/maildrop" -type f 2>/dev/null | wc -l)
+    rec "queue${TAB}$name${TAB}$n"
+  fi
+  [ -f "/var/lib/postfleet/pending/$name" ] && rec "pending${TAB}$name${TAB}$(head -n1 "/var/lib/postfleet/pending/$name")"
+}
+
+seen=" "
+printf '%s\n' "$listed" | {
+  while read -r name group enabled dir; do
+    [ -n "$name" ] || continue
+    describe "$name" "$dir"
+    seen="$seen$name "
+  done
+  for name in $wanted; do
+    case "$seen" in *" $name "*) continue ;; esac
+    # not listed: an unmanaged config dir may still exist (postmulti create would import it)
+    [ "$name" = "-" ] && continue
+    [ -d "/etc/$name" ] && rec "unlisted${TAB}$name${TAB}/etc/$name"
+  done
+}
+
+if [ "$systemd" = 1 ]; then
+  units=$( { printf '%s\n' "$listed" | while read -r name _rest; do
+               [ -n "$name" ] && printf 'postfix@%s.service\n' "$name"; done
+             for name in $wanted; do printf 'postfix@%s.service\n' "$name"; done; } | sort -u)
+  # One call for every unit; blocks of key=value separated by blank lines.
+  # shellcheck disable=SC2086
+  systemctl show -p Id -p ActiveState -p UnitFileState $units postfix.service 2>/dev/null |
+  awk -F= -v OFS='\t' '
+    function flush() { if (id != "") print "unit", id, act, (ufs == "" ? "-" : ufs); id = act = ufs = "" }
+    /^$/ { flush(); next }
+    $1 == "Id" { id = $2 } $1 == "ActiveState" { act = $2 } $1 == "UnitFileState" { ufs = $2 }
+    END { flush() }'
+fi
+
+for spec in "$@"; do
+  type=${spec%%:*}; path=${spec#*:}
+  if [ -f "$path" ]; then
+    rec "file${TAB}$path${TAB}$(stat -c %a "$path")${TAB}$(b64file "$path")"
+    case "$type" in
+      hash|btree) db="$path.db" ;;
+      lmdb) db="$path.lmdb" ;;
+      cdb) db="$path.cdb" ;;
+      dbm|sdbm) db="$path.pag" ;;
+      *) db="" ;;
+    esac
+    if [ -n "$db" ]; then
+      if [ -e "$db" ] && ! [ "$path" -nt "$db" ]; then rec "mapfresh${TAB}$path${TAB}yes"; else rec "mapfresh${TAB}$path${TAB}no"; fi
+    fi
+  else
+    rec "file${TAB}$path${TAB}missing"
+  fi
+done
+rec "end"
