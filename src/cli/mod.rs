@@ -1,14 +1,60 @@
-//! Command line: parses arguments and dispatches to the jobs.
+//! Command line: parses arguments, runs the job, maps the outcome to an exit code.
+
+mod run;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Exit codes (documented in the README; tests assert them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Every host converged (or, with --check, would need nothing... unless --detailed-exitcode).
+    Success = 0,
+    /// A bug or an environment problem postfleet did not expect.
+    Internal = 1,
+    /// At least one host failed a step.
+    HostFailed = 2,
+    /// At least one host could not be reached (and none failed).
+    Unreachable = 3,
+    /// Bad input: options, inventory, playbook, templates. Nothing was touched.
+    BadInput = 4,
+    /// With --detailed-exitcode: changes were needed (check) or made (apply), none failed.
+    Drift = 5,
+    /// Another postfleet run holds the lock for this inventory.
+    Locked = 6,
+    /// Interrupted by Ctrl-C.
+    Interrupted = 130,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> ExitCode {
+        ExitCode::from(e as u8)
+    }
+}
+
+const AFTER_HELP: &str = "\
+Exit codes: 0 converged; 2 a host failed; 3 a host was unreachable; 4 bad input;
+5 drift found or fixed (with --detailed-exitcode); 6 another run holds the lock;
+130 interrupted.
+
+Examples:
+  postfleet plan  -i inventory/lab.yml playbooks/newsletter.yml
+  postfleet apply -i inventory/lab.yml playbooks/newsletter.yml --limit 'mx:!h3' -e newsletter_domain=example.net
+  postfleet apply -i prod.yml site.yml --json --detailed-exitcode     # from cron
+  postfleet lab up --hosts 3 && postfleet lab inventory > lab.yml";
 
 #[derive(Debug, Parser)]
 #[command(
     name = "postfleet",
     version,
-    about = "Converge fleets of Postfix hosts over SSH"
+    about = "Converge fleets of Postfix hosts, multi-instance included, over SSH",
+    long_about = "Converge fleets of Postfix hosts, multi-instance included, over SSH.\n\n\
+        An inventory (Ansible's YAML shape) says which hosts and how to reach them; a playbook \
+        declares Postfix instances (main.cf parameters, master.cf services, lookup tables, \
+        templates). postfleet gathers facts in one round trip per host, plans locally, and \
+        applies the changes in one more round trip: a second run changes nothing.",
+    after_help = AFTER_HELP
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -17,14 +63,104 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Converge hosts to a playbook (--check: only show what would change).
+    Apply(ApplyArgs),
+    /// Show per-host diffs and steps without changing anything (= apply --check --diff).
+    Plan(ApplyArgs),
+    /// Print the resolved hosts, their groups, connection settings and variables.
+    Inventory(InventoryArgs),
     /// Throwaway real mail hosts on this machine, for tests, demos and rehearsals.
     #[command(subcommand)]
     Lab(crate::lab::LabCommand),
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Progress bars on a terminal, plain lines otherwise.
+    Auto,
+    /// One line per event.
+    Plain,
+    /// One JSON object per line; the last line is a summary.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    /// Inventory file (YAML, Ansible's shape).
+    #[arg(short = 'i', long, env = "POSTFLEET_INVENTORY", value_name = "FILE")]
+    pub inventory: std::path::PathBuf,
+    /// Only these hosts: names, groups, globs; `a:b` union, `a:&b` intersection, `!a` exclusion.
+    #[arg(short = 'l', long, value_name = "PATTERN")]
+    pub limit: Option<String>,
+    /// Extra variables, highest precedence: `key=value`, `@vars.yml`, or a YAML/JSON mapping.
+    #[arg(short = 'e', long = "extra-vars", value_name = "VARS")]
+    pub extra_vars: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Playbook file (YAML list of plays).
+    #[arg(value_name = "PLAYBOOK")]
+    pub playbook: std::path::PathBuf,
+    /// Change nothing: report what would change.
+    #[arg(short = 'C', long)]
+    pub check: bool,
+    /// Show unified diffs of files that change (secrets hidden).
+    #[arg(short = 'D', long)]
+    pub diff: bool,
+    /// Hosts worked on at once.
+    #[arg(short = 'f', long, default_value_t = 50, value_name = "N")]
+    pub forks: usize,
+    /// Output style.
+    #[arg(long, value_enum, default_value_t = Output::Auto)]
+    pub output: Output,
+    /// Same as --output json.
+    #[arg(long)]
+    pub json: bool,
+    /// Learn the keys of hosts not yet in known_hosts (a changed key is still refused).
+    #[arg(long)]
+    pub accept_new: bool,
+    /// Destroy absent instances even when their queue holds mail (the mail is deleted).
+    #[arg(long)]
+    pub force: bool,
+    /// Exit 5 when changes were needed (--check) or made, 0 when all was in sync.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// Seconds allowed for TCP connect, SSH handshake and authentication.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    pub connect_timeout: u64,
+    /// Seconds allowed for one remote command (facts, or the whole apply of a host).
+    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    pub command_timeout: u64,
+    /// Print where time went per host (connect, facts, plan, apply) after the recap.
+    #[arg(long)]
+    pub timings: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InventoryArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// JSON instead of YAML.
+    #[arg(long)]
+    pub json: bool,
+}
+
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { Exit::BadInput } else { Exit::Success };
+            let _ = e.print();
+            return code.into();
+        }
+    };
     match cli.command {
+        Command::Apply(args) => run::apply(args, false).into(),
+        Command::Plan(args) => run::apply(args, true).into(),
+        Command::Inventory(args) => run::inventory(args).into(),
         Command::Lab(cmd) => crate::lab::run(cmd),
     }
 }

@@ -1,0 +1,102 @@
+# postfleet apply: generated for one host. Each step prints one line
+#   @@step INDEX ok|changed|failed BASE64(message)
+# A failed step stops the run; steps not reached print nothing.
+# A dropped connection must not kill the run half-way: ignore HUP and PIPE.
+trap '' HUP PIPE
+export LC_ALL=C
+PATH=/usr/sbin:/usr/bin:/sbin:/bin
+export PATH
+umask 022
+PF_STATE=/var/lib/postfleet
+pf_failed=
+pf_b64() { printf '%s' "$1" | base64 -w0; }
+pf_report() { printf '@@step %s %s %s\n' "$1" "$2" "$(pf_b64 "$3")"; }
+pf_fail() { pf_report "$1" failed "$2"; pf_failed=1; }
+pf_fatal() { printf '@@error %s\n' "$(pf_b64 "$1")"; exit 3; }
+
+mkdir -p "$PF_STATE/pending" 2>/dev/null || pf_fatal "cannot create $PF_STATE on the host (read-only or full disk?)"
+# One run at a time per host, whichever controller started it.
+exec 9>"$PF_STATE/lock" || pf_fatal "cannot open $PF_STATE/lock"
+flock -n 9 || pf_fatal "another postfleet run is applying changes to this host right now"
+
+# Is the instance's master process running?
+pf_running() { postmulti -i "$1" -x postfix status >/dev/null 2>&1; }
+
+# The last fatal/error lines Postfix logged for an instance (journal or mail log).
+pf_why() {  # NAME UNIT
+  if [ -n "$2" ] && command -v journalctl >/dev/null 2>&1; then
+    journalctl -u "$2" -n 30 --no-pager -o cat 2>/dev/null | grep -E 'fatal|error|panic' | tail -n 3
+  fi
+  log=$(postmulti -i "$1" -x postconf -h maillog_file 2>/dev/null)
+  [ -n "$log" ] && [ -f "$log" ] && tail -n 50 "$log" | grep -E 'fatal|panic' | tail -n 2
+}
+
+# Transactions: every file an instance step replaces is saved first, so a failed
+# activation can put the previous files back.
+pf_txn_begin() {  # CONFIG_DIR
+  PF_TXN="$1/.postfleet-backup"
+  rm -rf "$PF_TXN" && mkdir -m 700 "$PF_TXN" && : > "$PF_TXN/list"
+}
+pf_save() {  # PATH
+  [ -n "$PF_TXN" ] || return 0
+  grep -qxF "k $1" "$PF_TXN/list" 2>/dev/null && return 0
+  grep -qxF "n $1" "$PF_TXN/list" 2>/dev/null && return 0
+  if [ -e "$1" ]; then
+    n=$(wc -l < "$PF_TXN/list")
+    cp -p "$1" "$PF_TXN/$n" || return 1
+    printf 'k %s\n' "$1" >> "$PF_TXN/list"
+  else
+    printf 'n %s\n' "$1" >> "$PF_TXN/list"
+  fi
+}
+pf_restore() {  # CONFIG_DIR: put every saved file back, re-index restored tables
+  [ -n "$PF_TXN" ] && [ -f "$PF_TXN/list" ] || return 0
+  i=0
+  while read -r kind path; do
+    if [ "$kind" = k ]; then mv -f "$PF_TXN/$i" "$path"; else rm -f "$path"; fi
+    i=$((i + 1))
+  done < "$PF_TXN/list"
+  [ -f "$PF_TXN/maps" ] && while read -r map; do postmap -c "$1" "$map" 2>/dev/null; done < "$PF_TXN/maps"
+  return 0
+}
+pf_txn_end() {
+  [ -n "$PF_TXN" ] && rm -rf "$PF_TXN"
+  PF_TXN=
+}
+pf_postmap() {  # CONFIG_DIR TYPE:PATH (remembered so a rollback re-indexes the old source)
+  postmap -c "$1" "$2" || return 1
+  [ -n "$PF_TXN" ] && printf '%s\n' "$2" >> "$PF_TXN/maps"
+  return 0
+}
+
+# Atomic write: temp file in the same directory, then rename.
+pf_write() {  # PATH MODE BASE64
+  tmp="$1.postfleet-tmp"
+  printf '%s' "$3" | base64 -d > "$tmp" && chmod "$2" "$tmp" && pf_save "$1" && mv -f "$tmp" "$1" && return 0
+  rm -f "$tmp"
+  return 1
+}
+
+# Stage main.cf and master.cf of an instance in a scratch copy of its config dir.
+pf_stage() {  # CONFIG_DIR
+  PF_STAGE="$1/.postfleet-stage"
+  rm -rf "$PF_STAGE" && mkdir -m 755 "$PF_STAGE" || return 1
+  for f in main.cf master.cf dynamicmaps.cf; do
+    [ -e "$1/$f" ] && { cp -p "$1/$f" "$PF_STAGE/$f" || return 1; }
+  done
+  [ -d "$1/dynamicmaps.cf.d" ] && cp -rp "$1/dynamicmaps.cf.d" "$PF_STAGE/"
+  return 0
+}
+# postconf's complaints about the staged files are failures: nothing is moved into place.
+pf_validate() {  # CONFIG_DIR
+  err=$( { postconf -c "$PF_STAGE" -n >/dev/null; postconf -c "$PF_STAGE" -M >/dev/null;
+           postmap -c "$PF_STAGE" -q postfleet-validate static:ok >/dev/null; } 2>&1 )
+  [ -z "$err" ] && return 0
+  printf '%s' "$err" | sed "s#$PF_STAGE#$1#g"
+  return 1
+}
+# Moves one staged file into place when it differs; prints "same" or "moved".
+pf_activate_file() {  # CONFIG_DIR FILE
+  if cmp -s "$PF_STAGE/$2" "$1/$2"; then echo same; return 0; fi
+  pf_save "$1/$2" && mv -f "$PF_STAGE/$2" "$1/$2" && echo moved
+}
