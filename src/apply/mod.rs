@@ -7,8 +7,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::Semaphore;
-
 use crate::facts;
 use crate::inventory::Host;
 use crate::plan::desired::DesiredHost;
@@ -55,42 +53,26 @@ pub async fn run_fleet(
     reporter: Arc<dyn Reporter>,
     stop: Arc<StopFlag>,
 ) -> Vec<HostSummary> {
-    let permits = Arc::new(Semaphore::new(opts.forks.max(1)));
-    let mut tasks = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        let permits = permits.clone();
-        let opts = opts.clone();
-        let reporter = reporter.clone();
-        let stop = stop.clone();
-        tasks.push(tokio::spawn(async move {
-            let _permit = permits.acquire_owned().await.expect("semaphore never closes");
-            if stop.stopped() {
-                let summary = HostSummary {
+    let forks = opts.forks;
+    crate::fleet::bounded(jobs, forks, move |job: HostJob| {
+        let (opts, reporter, stop) = (opts.clone(), reporter.clone(), stop.clone());
+        async move {
+            let summary = if stop.stopped() {
+                HostSummary {
                     host: job.host.name.clone(),
                     error: Some("not started: interrupted".into()),
                     ..Default::default()
-                };
-                reporter.event(&Event::HostDone {
-                    summary: summary.clone(),
-                });
-                return summary;
-            }
-            let summary = run_host(&job, &opts, reporter.as_ref()).await;
+                }
+            } else {
+                run_host(&job, &opts, reporter.as_ref()).await
+            };
             reporter.event(&Event::HostDone {
                 summary: summary.clone(),
             });
             summary
-        }));
-    }
-    let mut out = Vec::with_capacity(tasks.len());
-    for task in tasks {
-        out.push(task.await.unwrap_or_else(|e| HostSummary {
-            failed: 1,
-            error: Some(format!("internal error: {e}")),
-            ..Default::default()
-        }));
-    }
-    out
+        }
+    })
+    .await
 }
 
 fn step_event(reporter: &dyn Reporter, summary: &mut HostSummary, name: String, status: StepStatus, message: Option<String>, diff: Option<String>) {

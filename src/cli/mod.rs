@@ -1,5 +1,6 @@
 //! Command line: parses arguments, runs the job, maps the outcome to an exit code.
 
+mod ops;
 mod run;
 
 use std::process::ExitCode;
@@ -69,6 +70,25 @@ pub enum Command {
     Plan(ApplyArgs),
     /// Print the resolved hosts, their groups, connection settings and variables.
     Inventory(InventoryArgs),
+    /// Instances per host: enabled, unit or process state, queue size.
+    Status(OpsArgs),
+    /// Per-instance mail queues across the fleet.
+    #[command(subcommand)]
+    Queue(QueueCommand),
+    /// An instance's log lines across the fleet (journal or maillog_file).
+    Logs {
+        #[command(flatten)]
+        ops: OpsArgs,
+        /// Only this instance; repeat for several. Default: all.
+        #[arg(long = "instance", value_name = "NAME")]
+        instances: Vec<String>,
+        /// How far back: 30s, 10m, 2h, 1d.
+        #[arg(long, default_value = "1h", value_name = "DURATION")]
+        since: String,
+        /// At most this many lines per instance and host.
+        #[arg(short = 'n', long, default_value_t = 200, value_name = "N")]
+        lines: u32,
+    },
     /// Throwaway real mail hosts on this machine, for tests, demos and rehearsals.
     #[command(subcommand)]
     Lab(crate::lab::LabCommand),
@@ -110,33 +130,84 @@ pub struct ApplyArgs {
     /// Show unified diffs of files that change (secrets hidden).
     #[arg(short = 'D', long)]
     pub diff: bool,
-    /// Hosts worked on at once.
-    #[arg(short = 'f', long, default_value_t = 50, value_name = "N")]
-    pub forks: usize,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
     /// Output style.
     #[arg(long, value_enum, default_value_t = Output::Auto)]
     pub output: Output,
     /// Same as --output json.
     #[arg(long)]
     pub json: bool,
-    /// Learn the keys of hosts not yet in known_hosts (a changed key is still refused).
-    #[arg(long)]
-    pub accept_new: bool,
     /// Destroy absent instances even when their queue holds mail (the mail is deleted).
     #[arg(long)]
     pub force: bool,
     /// Exit 5 when changes were needed (--check) or made, 0 when all was in sync.
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Print where time went per host (connect, facts, plan, apply) after the recap.
+    #[arg(long)]
+    pub timings: bool,
+}
+
+/// How to reach hosts: shared by every command that connects.
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    /// Hosts worked on at once.
+    #[arg(short = 'f', long, default_value_t = 50, value_name = "N")]
+    pub forks: usize,
+    /// Learn the keys of hosts not yet in known_hosts (a changed key is still refused).
+    #[arg(long)]
+    pub accept_new: bool,
     /// Seconds allowed for TCP connect, SSH handshake and authentication.
     #[arg(long, default_value_t = 10, value_name = "SECS")]
     pub connect_timeout: u64,
     /// Seconds allowed for one remote command (facts, or the whole apply of a host).
     #[arg(long, default_value_t = 300, value_name = "SECS")]
     pub command_timeout: u64,
-    /// Print where time went per host (connect, facts, plan, apply) after the recap.
+}
+
+/// Fleet operations: which hosts, how to reach them, how to print.
+#[derive(Debug, Args)]
+pub struct OpsArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// One JSON object per line instead of a table.
     #[arg(long)]
-    pub timings: bool,
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    /// List queued messages (what `postmulti -i NAME -x mailq` shows), one row per message.
+    List {
+        #[command(flatten)]
+        ops: OpsArgs,
+        /// Only this instance (`-` is the default one); repeat for several. Default: all.
+        #[arg(long = "instance", value_name = "NAME")]
+        instances: Vec<String>,
+    },
+    /// Ask the instance to retry delivery of its deferred mail now (`postqueue -f`).
+    Flush {
+        #[command(flatten)]
+        ops: OpsArgs,
+        /// Only this instance; repeat for several. Default: all.
+        #[arg(long = "instance", value_name = "NAME")]
+        instances: Vec<String>,
+    },
+    /// Delete EVERY message in the instance's queue (`postsuper -d ALL`). Asks first on a
+    /// terminal; elsewhere it needs --yes.
+    Purge {
+        #[command(flatten)]
+        ops: OpsArgs,
+        /// The instance whose queue is deleted (required; repeat for several).
+        #[arg(long = "instance", value_name = "NAME", required = true)]
+        instances: Vec<String>,
+        /// Do not ask: delete.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -161,6 +232,14 @@ pub fn main() -> ExitCode {
         Command::Apply(args) => run::apply(args, false).into(),
         Command::Plan(args) => run::apply(args, true).into(),
         Command::Inventory(args) => run::inventory(args).into(),
+        Command::Status(args) => ops::status(args).into(),
+        Command::Queue(cmd) => ops::queue(cmd).into(),
+        Command::Logs {
+            ops: args,
+            instances,
+            since,
+            lines,
+        } => ops::logs(args, instances, &since, lines).into(),
         Command::Lab(cmd) => crate::lab::run(cmd),
     }
 }

@@ -5,20 +5,20 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{ApplyArgs, Exit, InventoryArgs, Output, TargetArgs};
+use super::{ApplyArgs, ConnectArgs, Exit, InventoryArgs, Output, TargetArgs};
 use crate::apply::{self, HostJob, RunOptions, StopFlag};
 use crate::error::InputError;
 use crate::inventory::{self, Host, Inventory, VarMap};
 use crate::report::{self, Event, HostSummary, OutputMode};
 use crate::ssh::{HostKeyPolicy, SshOptions};
 
-fn input_error(e: &InputError) -> Exit {
+pub(super) fn input_error(e: &InputError) -> Exit {
     eprintln!("error: {e}");
     Exit::BadInput
 }
 
 /// Inventory, extra vars and the hosts `--limit` selects.
-fn load_targets(target: &TargetArgs) -> Result<(Inventory, VarMap, Vec<Host>), InputError> {
+pub(super) fn load_targets(target: &TargetArgs) -> Result<(Inventory, VarMap, Vec<Host>), InputError> {
     let extra = inventory::extra_vars::parse(&target.extra_vars)?;
     let inv = inventory::load(&target.inventory, &extra)?;
     let hosts: Vec<Host> = match &target.limit {
@@ -35,6 +35,29 @@ pub fn inventory(args: InventoryArgs) -> Exit {
             Exit::Success
         }
         Err(e) => input_error(&e),
+    }
+}
+
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime, Exit> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: cannot start the async runtime: {e}");
+            Exit::Internal
+        })
+}
+
+pub(super) fn ssh_options(args: &ConnectArgs) -> SshOptions {
+    SshOptions {
+        host_key_policy: if args.accept_new {
+            HostKeyPolicy::AcceptNew
+        } else {
+            HostKeyPolicy::Strict
+        },
+        connect_timeout: Duration::from_secs(args.connect_timeout),
+        command_timeout: Duration::from_secs(args.command_timeout),
+        default_known_hosts: home_known_hosts(),
     }
 }
 
@@ -126,25 +149,12 @@ pub fn apply(args: ApplyArgs, plan_only: bool) -> Exit {
     let opts = Arc::new(RunOptions {
         check,
         force: args.force,
-        forks: args.forks,
-        ssh: SshOptions {
-            host_key_policy: if args.accept_new {
-                HostKeyPolicy::AcceptNew
-            } else {
-                HostKeyPolicy::Strict
-            },
-            connect_timeout: Duration::from_secs(args.connect_timeout),
-            command_timeout: Duration::from_secs(args.command_timeout),
-            default_known_hosts: home_known_hosts(),
-        },
+        forks: args.connect.forks,
+        ssh: ssh_options(&args.connect),
     });
-
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match runtime() {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return Exit::Internal;
-        }
+        Err(code) => return code,
     };
     let started = Instant::now();
     let stop = Arc::new(StopFlag::default());

@@ -1,0 +1,268 @@
+//! `status`, `queue`, `logs`: fleet-wide views, one row per host and instance.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::run::{input_error, load_targets, runtime, ssh_options};
+use super::{Exit, OpsArgs, QueueCommand};
+use crate::error::InputError;
+use crate::inventory::Host;
+use crate::ops::{self, logs, queue, HostOutcome, HostProblem};
+use crate::plan::desired::InstanceName;
+use crate::ssh::ExecOutput;
+
+fn parse_instances(raw: &[String]) -> Result<Vec<InstanceName>, InputError> {
+    raw.iter()
+        .map(|r| {
+            InstanceName::parse(r)
+                .map_err(|e| InputError::new(format!("--instance: {e}")).hint("postfleet status lists the instances"))
+        })
+        .collect()
+}
+
+/// Runs one script per host and collects the outcomes.
+fn gather<T: Send + 'static>(
+    args: &OpsArgs,
+    hosts: Vec<Host>,
+    script: String,
+    read: impl Fn(&Host, ExecOutput) -> Result<T, HostProblem> + Send + Sync + 'static,
+) -> Result<Vec<HostOutcome<T>>, Exit> {
+    let rt = runtime()?;
+    let ssh = Arc::new(ssh_options(&args.connect));
+    Ok(rt.block_on(ops::on_hosts(hosts, ssh, args.connect.forks, move |_| script.clone(), read)))
+}
+
+/// Prints rows as a table (or JSON lines), then the hosts that failed; returns the exit code.
+fn print_rows<T: Serialize>(
+    json: bool,
+    headers: &[&str],
+    outcomes: &[HostOutcome<Vec<T>>],
+    cells: impl Fn(&T) -> Vec<String>,
+) -> Exit {
+    let mut table_rows = Vec::new();
+    let mut stdout = std::io::stdout().lock();
+    for outcome in outcomes {
+        match &outcome.result {
+            Ok(rows) => {
+                for row in rows {
+                    if json {
+                        let _ = writeln!(stdout, "{}", serde_json::to_string(row).unwrap_or_default());
+                    } else {
+                        table_rows.push(cells(row));
+                    }
+                }
+            }
+            Err(problem) if json => {
+                let _ = writeln!(
+                    stdout,
+                    "{}",
+                    serde_json::json!({
+                        "host": outcome.host,
+                        "error": problem.to_string(),
+                        "unreachable": matches!(problem, HostProblem::Unreachable(_)),
+                    })
+                );
+            }
+            Err(_) => {}
+        }
+    }
+    if !json {
+        let _ = write!(stdout, "{}", crate::report::table::render(headers, &table_rows));
+    }
+    for outcome in outcomes {
+        if let Err(problem) = &outcome.result {
+            eprintln!("{}: {problem}", outcome.host);
+        }
+    }
+    exit_for(outcomes)
+}
+
+fn exit_for<T>(outcomes: &[HostOutcome<T>]) -> Exit {
+    if outcomes
+        .iter()
+        .any(|o| matches!(o.result, Err(HostProblem::Failed(_))))
+    {
+        Exit::HostFailed
+    } else if outcomes.iter().any(|o| o.result.is_err()) {
+        Exit::Unreachable
+    } else {
+        Exit::Success
+    }
+}
+
+fn hosts_of(args: &OpsArgs) -> Result<Vec<Host>, Exit> {
+    load_targets(&args.target)
+        .map(|(_, _, hosts)| hosts)
+        .map_err(|e| input_error(&e))
+}
+
+pub fn status(args: OpsArgs) -> Exit {
+    let hosts = match hosts_of(&args) {
+        Ok(h) => h,
+        Err(code) => return code,
+    };
+    let outcomes = match gather(&args, hosts, ops::status_script(), |host, out| {
+        ops::read_facts(out).map(|facts| ops::status_rows(&host.name, &facts))
+    }) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    print_rows(
+        args.json,
+        &["HOST", "INSTANCE", "ENABLED", "UNIT", "STATE", "QUEUE"],
+        &outcomes,
+        |r| {
+            vec![
+                r.host.clone(),
+                r.instance.clone(),
+                r.enabled.clone(),
+                r.unit.clone(),
+                r.state.clone(),
+                r.queue.map(|q| q.to_string()).unwrap_or_else(|| "?".into()),
+            ]
+        },
+    )
+}
+
+pub fn queue(cmd: QueueCommand) -> Exit {
+    match cmd {
+        QueueCommand::List { ops: args, instances } => {
+            let (hosts, names) = match targets_and_instances(&args, &instances) {
+                Ok(t) => t,
+                Err(code) => return code,
+            };
+            let outcomes = match gather(&args, hosts, queue::list_script(&names), |h, out| {
+                queue::read_list(&h.name, out)
+            }) {
+                Ok(o) => o,
+                Err(code) => return code,
+            };
+            print_rows(
+                args.json,
+                &["HOST", "INSTANCE", "QUEUE ID", "QUEUE", "SIZE", "SENDER", "RECIPIENTS", "REASON"],
+                &outcomes,
+                |m| {
+                    vec![
+                        m.host.clone(),
+                        m.instance.clone(),
+                        m.queue_id.clone(),
+                        m.queue_name.clone(),
+                        m.size.to_string(),
+                        m.sender.clone(),
+                        m.recipients.join(","),
+                        m.reason.clone(),
+                    ]
+                },
+            )
+        }
+        QueueCommand::Flush { ops: args, instances } => {
+            let (hosts, names) = match targets_and_instances(&args, &instances) {
+                Ok(t) => t,
+                Err(code) => return code,
+            };
+            let outcomes = match gather(&args, hosts, queue::flush_script(&names), |h, out| {
+                queue::read_counts(&h.name, out)
+            }) {
+                Ok(o) => o,
+                Err(code) => return code,
+            };
+            print_rows(args.json, &["HOST", "INSTANCE", "QUEUED (FLUSHED)"], &outcomes, |a| {
+                vec![a.host.clone(), a.instance.clone(), a.messages.to_string()]
+            })
+        }
+        QueueCommand::Purge {
+            ops: args,
+            instances,
+            yes,
+        } => purge(args, instances, yes),
+    }
+}
+
+fn targets_and_instances(args: &OpsArgs, raw: &[String]) -> Result<(Vec<Host>, Vec<InstanceName>), Exit> {
+    let names = parse_instances(raw).map_err(|e| input_error(&e))?;
+    Ok((hosts_of(args)?, names))
+}
+
+fn purge(args: OpsArgs, instances: Vec<String>, yes: bool) -> Exit {
+    let (hosts, names) = match targets_and_instances(&args, &instances) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            eprintln!("error: queue purge deletes mail: pass --yes to confirm (no terminal to ask on)");
+            return Exit::BadInput;
+        }
+        // Count first, so the question says what will be lost.
+        let counted = match gather(&args, hosts.clone(), queue::count_script(&names), |h, out| {
+            queue::read_counts(&h.name, out)
+        }) {
+            Ok(o) => o,
+            Err(code) => return code,
+        };
+        let code = print_rows(false, &["HOST", "INSTANCE", "QUEUED"], &counted, |a| {
+            vec![a.host.clone(), a.instance.clone(), a.messages.to_string()]
+        });
+        if code != Exit::Success {
+            eprintln!("not purging: some hosts could not be counted");
+            return code;
+        }
+        let total: u64 = counted
+            .iter()
+            .filter_map(|o| o.result.as_ref().ok())
+            .flatten()
+            .map(|a| a.messages)
+            .sum();
+        eprint!("Delete these {total} message(s) for good? [y/N] ");
+        let mut answer = String::new();
+        if std::io::stdin().read_line(&mut answer).is_err() || !answer.trim().eq_ignore_ascii_case("y") {
+            eprintln!("nothing deleted");
+            return Exit::Success;
+        }
+    }
+    let outcomes = match gather(&args, hosts, queue::purge_script(&names), |h, out| {
+        queue::read_counts(&h.name, out)
+    }) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    print_rows(args.json, &["HOST", "INSTANCE", "DELETED"], &outcomes, |a| {
+        vec![a.host.clone(), a.instance.clone(), a.messages.to_string()]
+    })
+}
+
+pub fn logs(args: OpsArgs, instances: Vec<String>, since: &str, lines: u32) -> Exit {
+    let (hosts, names) = match targets_and_instances(&args, &instances) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    let secs = match logs::parse_duration(since) {
+        Ok(s) => s,
+        Err(e) => return input_error(&InputError::new(format!("--since: {e}"))),
+    };
+    let outcomes = match gather(&args, hosts, logs::script(&names, secs, lines), |h, out| {
+        logs::read(&h.name, out)
+    }) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    if args.json {
+        return print_rows(true, &[], &outcomes, |_| vec![]);
+    }
+    let mut stdout = std::io::stdout().lock();
+    for outcome in &outcomes {
+        if let Ok(lines) = &outcome.result {
+            for l in lines {
+                let _ = writeln!(stdout, "{} {} | {}", l.host, l.instance, l.line);
+            }
+        }
+    }
+    for outcome in &outcomes {
+        if let Err(problem) = &outcome.result {
+            eprintln!("{}: {problem}", outcome.host);
+        }
+    }
+    exit_for(&outcomes)
+}

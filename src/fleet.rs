@@ -1,0 +1,62 @@
+//! Work on many hosts at once: at most `forks` at a time, results in input order.
+//! A slow or dead host holds up only its own slot.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+
+pub async fn bounded<T, R, F, Fut>(items: Vec<T>, forks: usize, work: F) -> Vec<R>
+where
+    T: Send + 'static,
+    R: Send + 'static,
+    F: Fn(T) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = R> + Send,
+{
+    let permits = Arc::new(Semaphore::new(forks.max(1)));
+    let mut tasks = Vec::with_capacity(items.len());
+    for item in items {
+        let permits = permits.clone();
+        let work = work.clone();
+        tasks.push(tokio::spawn(async move {
+            let _permit = permits.acquire_owned().await.expect("the semaphore is never closed");
+            work(item).await
+        }));
+    }
+    let mut out = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        match task.await {
+            Ok(r) => out.push(r),
+            // A panic in one host's task is a bug: surface it rather than lose the host.
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[tokio::test]
+    async fn keeps_order_and_bounds_concurrency() {
+        let running = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let (r, p) = (running.clone(), peak.clone());
+        let out = bounded((0..20).collect(), 3, move |i: u64| {
+            let (r, p) = (r.clone(), p.clone());
+            async move {
+                let now = r.fetch_add(1, Ordering::SeqCst) + 1;
+                p.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(std::time::Duration::from_millis(20 - i)).await;
+                r.fetch_sub(1, Ordering::SeqCst);
+                i * 2
+            }
+        })
+        .await;
+        assert_eq!(out, (0..20).map(|i| i * 2).collect::<Vec<_>>());
+        assert!(peak.load(Ordering::SeqCst) <= 3);
+        assert_eq!(peak.load(Ordering::SeqCst), 3);
+    }
+}
