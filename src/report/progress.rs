@@ -3,8 +3,9 @@
 //! failed hosts) printed above the bars so nothing is garbled; the recap on stdout at the end.
 
 use std::collections::{HashMap, VecDeque};
+use std::io::Write;
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -26,18 +27,22 @@ pub struct ProgressReporter {
     colour: bool,
 }
 
+struct Waiting {
+    since: Instant,
+    phase: String,
+}
+
 #[derive(Default)]
 struct State {
     overall: Option<ProgressBar>,
     /// Hosts in progress that have a line: the line and the host's current phase.
     shown: HashMap<String, (ProgressBar, String)>,
-    /// Hosts in progress without a line: arrival number and phase. A host gets a line, oldest
-    /// first, when a shown one finishes.
-    waiting: HashMap<String, (u64, String)>,
-    /// Arrival order of waiting hosts; entries whose host finished (or whose number no longer
-    /// matches) are skipped when popped.
-    waiting_order: VecDeque<(u64, String)>,
-    arrivals: u64,
+    /// Hosts in progress without a line. A host gets a line, oldest first, when a shown one
+    /// finishes.
+    waiting: HashMap<String, Waiting>,
+    /// Arrival order of waiting hosts; hosts that finished while waiting are skipped when
+    /// popped (cheaper than removing them from the middle).
+    waiting_order: VecDeque<String>,
     more: Option<ProgressBar>,
     changed_steps: u32,
     failed_steps: u32,
@@ -63,11 +68,13 @@ impl ProgressReporter {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    // `wide_msg` cuts the message at the terminal's width: a wrapped line would take two rows
+    // and push the display off a short terminal.
     fn overall_style(&self) -> ProgressStyle {
         let template = if self.colour {
-            "{spinner:.green} {prefix:.bold} [{bar:30.cyan/blue}] {pos}/{len} hosts  {elapsed_precise}  {msg}"
+            "{spinner:.green} {prefix:.bold} [{bar:12.cyan/blue}] {pos}/{len} hosts {elapsed_precise}  {wide_msg}"
         } else {
-            "{spinner} {prefix} [{bar:30}] {pos}/{len} hosts  {elapsed_precise}  {msg}"
+            "{spinner} {prefix} [{bar:12}] {pos}/{len} hosts {elapsed_precise}  {wide_msg}"
         };
         ProgressStyle::with_template(template)
             .expect("valid template")
@@ -76,9 +83,9 @@ impl ProgressReporter {
 
     fn host_style(&self) -> ProgressStyle {
         let template = if self.colour {
-            "  {spinner:.cyan} {prefix:<20} {elapsed:>4} {msg}"
+            "  {spinner:.cyan} {prefix:<20} {elapsed:>4} {wide_msg}"
         } else {
-            "  {spinner} {prefix:<20} {elapsed:>4} {msg}"
+            "  {spinner} {prefix:<20} {elapsed:>4} {wide_msg}"
         };
         ProgressStyle::with_template(template).expect("valid template")
     }
@@ -116,11 +123,14 @@ impl ProgressReporter {
         self.overall(state).set_message(parts.join(", "));
     }
 
-    fn show_host(&self, state: &mut State, host: &str, phase: String) {
+    /// A line for `host`, its clock starting at `since` (when the host started, which is
+    /// earlier than now for a host that waited for a line).
+    fn show_host(&self, state: &mut State, host: &str, phase: String, since: Instant) {
         let line = ProgressBar::new_spinner()
             .with_style(self.host_style())
             .with_prefix(host.to_string())
-            .with_message(phase.clone());
+            .with_message(phase.clone())
+            .with_elapsed(since.elapsed());
         // Host lines go above the "+N more" line, which stays last.
         let line = match &state.more {
             Some(more) => self.multi.insert_before(more, line),
@@ -134,17 +144,17 @@ impl ProgressReporter {
         if let Some((line, current)) = state.shown.get_mut(host) {
             phase.clone_into(current);
             line.set_message(phase.to_string());
-        } else if let Some((_, current)) = state.waiting.get_mut(host) {
-            phase.clone_into(current);
+        } else if let Some(waiting) = state.waiting.get_mut(host) {
+            phase.clone_into(&mut waiting.phase);
         } else if state.shown.len() < MAX_HOST_LINES {
-            self.show_host(state, host, phase.to_string());
+            self.show_host(state, host, phase.to_string(), Instant::now());
         } else {
-            state.arrivals += 1;
-            let arrival = state.arrivals;
-            state
-                .waiting
-                .insert(host.to_string(), (arrival, phase.to_string()));
-            state.waiting_order.push_back((arrival, host.to_string()));
+            let waiting = Waiting {
+                since: Instant::now(),
+                phase: phase.to_string(),
+            };
+            state.waiting.insert(host.to_string(), waiting);
+            state.waiting_order.push_back(host.to_string());
             self.update_more(state);
         }
     }
@@ -153,10 +163,9 @@ impl ProgressReporter {
         if let Some((line, _)) = state.shown.remove(host) {
             line.finish_and_clear();
             self.multi.remove(&line);
-            while let Some((arrival, next)) = state.waiting_order.pop_front() {
-                if state.waiting.get(&next).is_some_and(|(a, _)| *a == arrival) {
-                    let (_, phase) = state.waiting.remove(&next).expect("just checked");
-                    self.show_host(state, &next, phase);
+            while let Some(next) = state.waiting_order.pop_front() {
+                if let Some(waiting) = state.waiting.remove(&next) {
+                    self.show_host(state, &next, waiting.phase, waiting.since);
                     break;
                 }
             }
@@ -185,9 +194,14 @@ impl ProgressReporter {
         }
     }
 
+    /// Prints `text` (whole lines) above the bars. Not `MultiProgress::println`: it pads each
+    /// line to the terminal's width instead of ending it, so text copied from the terminal
+    /// (a diff) comes out as one long line.
     fn print_above(&self, text: &str) {
-        // Ignored: a terminal that cannot be written to has no one to tell.
-        let _ = self.multi.println(text.trim_end_matches('\n'));
+        self.multi.suspend(|| {
+            // Ignored: a terminal that cannot be written to has no one to tell.
+            let _ = std::io::stderr().lock().write_all(text.as_bytes());
+        });
     }
 }
 
