@@ -133,6 +133,12 @@ pub trait Reporter: Send + Sync {
     fn event(&self, event: &Event);
     /// Called once after every host is done: print the recap (or the JSON summary line).
     fn finish(&self, summaries: &[HostSummary], elapsed: Duration);
+    /// Runs `f` with the display out of its way, for a prompt on the terminal during a run
+    /// (a key passphrase): progress bars are cleared and redrawn after. Events from other
+    /// threads wait until `f` returns. The default just runs `f`.
+    fn suspend(&self, f: &mut dyn FnMut()) {
+        f()
+    }
 }
 
 /// How a run shows itself, from `--json` / `--plain` or the default.

@@ -281,7 +281,13 @@ impl Reporter for ProgressReporter {
             self.multi.remove(&overall);
         }
         let _ = self.multi.clear();
-        print!("\n{}", recap::render(summaries, elapsed, self.colour));
+        let recap = format!("\n{}", recap::render(summaries, elapsed, self.colour));
+        // Ignored: with stdout gone there is no one to show the recap to; the exit code stays.
+        let _ = std::io::stdout().lock().write_all(recap.as_bytes());
+    }
+
+    fn suspend(&self, f: &mut dyn FnMut()) {
+        self.multi.suspend(f);
     }
 }
 
@@ -418,17 +424,66 @@ mod tests {
         );
     }
 
-    /// The reporter keeps at most MAX_HOST_LINES host lines and promotes waiting hosts in
-    /// arrival order; drawn to a hidden target so the test has no terminal.
-    #[test]
-    fn host_lines_are_capped_and_waiting_hosts_promoted_in_order() {
-        let reporter = ProgressReporter {
+    fn hidden_reporter() -> ProgressReporter {
+        ProgressReporter {
             multi: MultiProgress::with_draw_target(ProgressDrawTarget::hidden()),
             state: Mutex::new(State::default()),
             show_diff: false,
             verbosity: 0,
             colour: false,
-        };
+        }
+    }
+
+    fn host_done_event(host: &str) -> Event {
+        Event::HostDone {
+            summary: HostSummary {
+                host: host.into(),
+                ..Default::default()
+            },
+        }
+    }
+
+    /// A thousand hosts in progress at once still make MAX_HOST_LINES lines, and every line
+    /// and waiting host is gone once they are done, whatever the order.
+    #[test]
+    fn a_thousand_hosts_keep_the_display_small() {
+        let reporter = hidden_reporter();
+        reporter.event(&Event::RunStarted {
+            hosts: 1000,
+            check: true,
+        });
+        for n in 0..1000 {
+            let host = format!("mx{n}");
+            for phase in ["connecting", "gathering facts", "applying"] {
+                reporter.event(&Event::HostPhase {
+                    host: host.clone(),
+                    phase: phase.into(),
+                });
+            }
+        }
+        {
+            let state = reporter.state();
+            assert_eq!(state.shown.len(), MAX_HOST_LINES);
+            assert_eq!(state.waiting.len(), 1000 - MAX_HOST_LINES);
+        }
+        // Finish in an order that mixes shown and waiting hosts.
+        for n in (0..1000).rev().step_by(2).chain((0..1000).step_by(2)) {
+            reporter.event(&host_done_event(&format!("mx{n}")));
+            let state = reporter.state();
+            let in_progress = state.shown.len() + state.waiting.len();
+            assert!(state.shown.len() <= MAX_HOST_LINES);
+            assert_eq!(state.shown.len(), in_progress.min(MAX_HOST_LINES));
+        }
+        let state = reporter.state();
+        assert!(state.shown.is_empty() && state.waiting.is_empty() && state.more.is_none());
+        assert_eq!(state.overall.as_ref().unwrap().position(), 1000);
+    }
+
+    /// The reporter keeps at most MAX_HOST_LINES host lines and promotes waiting hosts in
+    /// arrival order; drawn to a hidden target so the test has no terminal.
+    #[test]
+    fn host_lines_are_capped_and_waiting_hosts_promoted_in_order() {
+        let reporter = hidden_reporter();
         reporter.event(&Event::RunStarted {
             hosts: 13,
             check: false,
@@ -447,12 +502,7 @@ mod tests {
             assert_eq!(more.message(), "+3 more in progress");
         }
         // A waiting host finishing first leaves the queue; the next shown is mx11, not mx10.
-        let done = |host: &str| Event::HostDone {
-            summary: HostSummary {
-                host: host.into(),
-                ..Default::default()
-            },
-        };
+        let done = host_done_event;
         reporter.event(&done("mx10"));
         reporter.event(&done("mx0"));
         {
