@@ -1,5 +1,5 @@
-//! Progress on a terminal: an overall bar and one spinner line per host in progress (a few at
-//! most, then "+N more"), on stderr; the results that matter (changed and failed steps, diffs,
+//! Progress on a terminal: an overall bar (hosts done, elapsed, hosts changed/failed/unreachable)
+//! and one spinner line per host in progress (a few at most, then "+N more"), on stderr; the results that matter (changed and failed steps, diffs,
 //! failed hosts) printed above the bars so nothing is garbled; the recap on stdout at the end.
 
 use std::collections::{HashMap, VecDeque};
@@ -44,8 +44,9 @@ struct State {
     /// popped (cheaper than removing them from the middle).
     waiting_order: VecDeque<String>,
     more: Option<ProgressBar>,
-    changed_steps: u32,
-    failed_steps: u32,
+    /// Finished hosts by outcome, shown on the overall bar (hosts, like its position).
+    changed_hosts: u32,
+    failed_hosts: u32,
     unreachable_hosts: u32,
 }
 
@@ -103,14 +104,14 @@ impl ProgressReporter {
     fn update_counts(&self, state: &mut State) {
         let mut parts = vec![
             paint(
-                &format!("{} changed", state.changed_steps),
+                &format!("{} changed", state.changed_hosts),
                 Colour::Yellow,
-                self.colour && state.changed_steps > 0,
+                self.colour && state.changed_hosts > 0,
             ),
             paint(
-                &format!("{} failed", state.failed_steps),
+                &format!("{} failed", state.failed_hosts),
                 Colour::Red,
-                self.colour && state.failed_steps > 0,
+                self.colour && state.failed_hosts > 0,
             ),
         ];
         if state.unreachable_hosts > 0 {
@@ -227,11 +228,6 @@ impl Reporter for ProgressReporter {
                 message,
                 diff,
             } => {
-                match status {
-                    StepStatus::Changed => state.changed_steps += 1,
-                    StepStatus::Failed => state.failed_steps += 1,
-                    StepStatus::Ok | StepStatus::Skipped => {}
-                }
                 if let Some((line, phase)) = state.shown.get(host) {
                     line.set_message(format!("{phase}: {name}"));
                 }
@@ -248,16 +244,18 @@ impl Reporter for ProgressReporter {
                         self.colour,
                     ));
                 }
-                self.update_counts(&mut state);
             }
             Event::HostDone { summary } => {
                 self.host_done(&mut state, &summary.host);
-                if summary.unreachable {
-                    state.unreachable_hosts += 1;
+                let outcome = summary.outcome();
+                match outcome {
+                    HostOutcome::Ok => {}
+                    HostOutcome::Changed => state.changed_hosts += 1,
+                    HostOutcome::Failed => state.failed_hosts += 1,
+                    HostOutcome::Unreachable => state.unreachable_hosts += 1,
                 }
                 self.overall(&mut state).inc(1);
                 self.update_counts(&mut state);
-                let outcome = summary.outcome();
                 if matches!(outcome, HostOutcome::Failed | HostOutcome::Unreachable)
                     || self.verbosity > 0
                 {
@@ -477,6 +475,46 @@ mod tests {
         let state = reporter.state();
         assert!(state.shown.is_empty() && state.waiting.is_empty() && state.more.is_none());
         assert_eq!(state.overall.as_ref().unwrap().position(), 1000);
+    }
+
+    #[test]
+    fn overall_bar_counts_hosts_by_outcome() {
+        let reporter = hidden_reporter();
+        reporter.event(&Event::RunStarted {
+            hosts: 4,
+            check: false,
+        });
+        let summaries = [
+            HostSummary {
+                host: "a".into(),
+                ok: 3,
+                ..Default::default()
+            },
+            HostSummary {
+                host: "b".into(),
+                changed: 2,
+                ..Default::default()
+            },
+            HostSummary {
+                host: "c".into(),
+                changed: 1,
+                failed: 1,
+                ..Default::default()
+            },
+            HostSummary {
+                host: "d".into(),
+                unreachable: true,
+                ..Default::default()
+            },
+        ];
+        for summary in summaries {
+            reporter.event(&Event::HostDone { summary });
+        }
+        let state = reporter.state();
+        let overall = state.overall.as_ref().unwrap();
+        assert_eq!(overall.position(), 4);
+        assert_eq!(overall.length(), Some(4));
+        assert_eq!(overall.message(), "1 changed, 1 failed, 1 unreachable");
     }
 
     /// The reporter keeps at most MAX_HOST_LINES host lines and promotes waiting hosts in
