@@ -1,6 +1,19 @@
 //! What the user sees: progress on a terminal, plain lines or JSON lines otherwise, and a recap.
+//!
+//! [`reporter_for`] picks the [`Reporter`]; [`table`] renders fleet-wide views for the operations
+//! commands; [`diff`] builds the (redacted) diffs that [`Event::Step`] carries.
 
+use std::io::IsTerminal;
+use std::sync::Arc;
 use std::time::Duration;
+
+pub mod diff;
+pub mod json;
+pub mod plain;
+pub mod progress;
+pub mod recap;
+mod style;
+pub mod table;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -9,6 +22,18 @@ pub enum StepStatus {
     Changed,
     Failed,
     Skipped,
+}
+
+impl StepStatus {
+    /// The lowercase word used in JSON and in the progress display.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Ok => "ok",
+            StepStatus::Changed => "changed",
+            StepStatus::Failed => "failed",
+            StepStatus::Skipped => "skipped",
+        }
+    }
 }
 
 /// Counts and timings for one host, shown in the recap and the JSON summary.
@@ -39,6 +64,41 @@ pub struct Timings {
     pub plan: Duration,
     #[serde(serialize_with = "ser_secs")]
     pub apply: Duration,
+}
+
+impl HostSummary {
+    /// One word for how the host ended, worst first: unreachable, failed, changed, ok.
+    pub fn outcome(&self) -> HostOutcome {
+        if self.unreachable {
+            HostOutcome::Unreachable
+        } else if self.failed > 0 || self.error.is_some() {
+            HostOutcome::Failed
+        } else if self.changed > 0 {
+            HostOutcome::Changed
+        } else {
+            HostOutcome::Ok
+        }
+    }
+}
+
+/// How a host ended, as shown on host-done lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostOutcome {
+    Ok,
+    Changed,
+    Failed,
+    Unreachable,
+}
+
+impl HostOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostOutcome::Ok => "ok",
+            HostOutcome::Changed => "changed",
+            HostOutcome::Failed => "failed",
+            HostOutcome::Unreachable => "unreachable",
+        }
+    }
 }
 
 fn ser_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -73,4 +133,125 @@ pub trait Reporter: Send + Sync {
     fn event(&self, event: &Event);
     /// Called once after every host is done: print the recap (or the JSON summary line).
     fn finish(&self, summaries: &[HostSummary], elapsed: Duration);
+    /// Runs `f` with the display out of its way, for a prompt on the terminal during a run
+    /// (a key passphrase): progress bars are cleared and redrawn after. Events from other
+    /// threads wait until `f` returns. The default just runs `f`.
+    fn suspend(&self, f: &mut dyn FnMut()) {
+        f()
+    }
+}
+
+/// How a run shows itself, from `--json` / `--plain` or the default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OutputMode {
+    /// Progress bars when stdout and stderr are both terminals (and TERM is not `dumb`),
+    /// plain lines otherwise.
+    #[default]
+    Auto,
+    /// One line per event on stdout.
+    Plain,
+    /// One JSON object per line on stdout, a summary object last.
+    Json,
+}
+
+/// The reporter for a run. `show_diff` is `--diff`; `verbosity` counts `-v` flags: at 1 and
+/// above, unchanged steps and host phases are shown too (JSON output is not affected).
+pub fn reporter_for(mode: OutputMode, show_diff: bool, verbosity: u8) -> Arc<dyn Reporter> {
+    let stdout_is_tty = std::io::stdout().is_terminal();
+    match mode {
+        OutputMode::Json => Arc::new(json::JsonReporter::new(
+            Box::new(std::io::stdout()),
+            show_diff,
+        )),
+        OutputMode::Auto if progress_fits() => Arc::new(progress::ProgressReporter::new(
+            show_diff,
+            verbosity,
+            style::colour_wanted(true),
+        )),
+        OutputMode::Auto | OutputMode::Plain => Arc::new(plain::PlainReporter::new(
+            Box::new(std::io::stdout()),
+            show_diff,
+            verbosity,
+            style::colour_wanted(stdout_is_tty),
+        )),
+    }
+}
+
+/// Bars go to stderr and the recap to stdout, so both must be a terminal: with stdout
+/// redirected the user wants a record, which plain lines give.
+fn progress_fits() -> bool {
+    std::io::stderr().is_terminal()
+        && std::io::stdout().is_terminal()
+        && std::env::var_os("TERM").is_none_or(|term| term != "dumb")
+}
+
+/// Seconds for people: `0.42s`, `12.3s`, `4m05s`, `1h02m`.
+pub fn human_duration(duration: Duration) -> String {
+    let secs = duration.as_secs_f64();
+    if secs < 10.0 {
+        format!("{secs:.2}s")
+    } else if secs < 60.0 {
+        format!("{secs:.1}s")
+    } else if secs < 3600.0 {
+        let whole = duration.as_secs();
+        format!("{}m{:02}s", whole / 60, whole % 60)
+    } else {
+        let whole = duration.as_secs();
+        format!("{}h{:02}m", whole / 3600, (whole % 3600) / 60)
+    }
+}
+
+/// A writer the tests can read back after handing it to a reporter.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    pub(crate) struct SharedBuf(Arc<Mutex<Vec<u8>>>);
+
+    impl SharedBuf {
+        pub(crate) fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    impl Write for SharedBuf {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_duration_picks_a_readable_unit() {
+        assert_eq!(human_duration(Duration::from_millis(420)), "0.42s");
+        assert_eq!(human_duration(Duration::from_millis(12_340)), "12.3s");
+        assert_eq!(human_duration(Duration::from_secs(245)), "4m05s");
+        assert_eq!(human_duration(Duration::from_secs(3720)), "1h02m");
+    }
+
+    #[test]
+    fn host_outcome_reports_the_worst_thing() {
+        let mut summary = HostSummary {
+            ok: 3,
+            ..Default::default()
+        };
+        assert_eq!(summary.outcome(), HostOutcome::Ok);
+        summary.changed = 1;
+        assert_eq!(summary.outcome(), HostOutcome::Changed);
+        summary.error = Some("postconf: warning".into());
+        assert_eq!(summary.outcome(), HostOutcome::Failed);
+        summary.unreachable = true;
+        assert_eq!(summary.outcome(), HostOutcome::Unreachable);
+    }
 }

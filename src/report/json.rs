@@ -1,0 +1,273 @@
+//! JSON lines for machines (`--json`): a `start` object, one `step` object per host step, one
+//! `host` object per finished host, and a `summary` object as the last line.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::{Event, HostSummary, Reporter, StepStatus, Timings};
+
+pub struct JsonReporter {
+    out: Mutex<Box<dyn Write + Send>>,
+    show_diff: bool,
+}
+
+impl JsonReporter {
+    /// Writes to `out` (stdout in the tool). Diffs are included only with `show_diff`.
+    pub fn new(out: Box<dyn Write + Send>, show_diff: bool) -> Self {
+        JsonReporter {
+            out: Mutex::new(out),
+            show_diff,
+        }
+    }
+
+    fn write_line(&self, value: &impl Serialize) {
+        let mut line = serde_json::to_string(value).expect("report objects serialize");
+        line.push('\n');
+        // A closed stdout must not stop the run; the exit code still tells the outcome.
+        let mut out = self
+            .out
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _ = out.write_all(line.as_bytes()).and_then(|()| out.flush());
+    }
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum Line<'a> {
+    Start {
+        hosts: usize,
+        check: bool,
+    },
+    Step {
+        host: &'a str,
+        step: &'a str,
+        status: StepStatus,
+        message: Option<&'a str>,
+        diff: Option<&'a str>,
+    },
+    Host {
+        #[serde(flatten)]
+        summary: &'a HostSummary,
+    },
+    Summary {
+        hosts: BTreeMap<&'a str, HostCounts<'a>>,
+        totals: Totals,
+        #[serde(serialize_with = "super::ser_secs")]
+        elapsed: Duration,
+    },
+}
+
+#[derive(Serialize)]
+struct HostCounts<'a> {
+    ok: u32,
+    changed: u32,
+    failed: u32,
+    unreachable: bool,
+    #[serde(serialize_with = "super::ser_secs")]
+    duration: Duration,
+    round_trips: u32,
+    timings: &'a Timings,
+    error: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Totals {
+    hosts: usize,
+    ok: u32,
+    changed: u32,
+    failed: u32,
+    /// Hosts, not steps.
+    unreachable: usize,
+}
+
+impl Reporter for JsonReporter {
+    fn event(&self, event: &Event) {
+        match event {
+            Event::RunStarted { hosts, check } => self.write_line(&Line::Start {
+                hosts: *hosts,
+                check: *check,
+            }),
+            // Phases are for watching people; machines get the results.
+            Event::HostPhase { .. } => {}
+            Event::Step {
+                host,
+                name,
+                status,
+                message,
+                diff,
+            } => self.write_line(&Line::Step {
+                host,
+                step: name,
+                status: *status,
+                message: message.as_deref(),
+                diff: diff.as_deref().filter(|_| self.show_diff),
+            }),
+            Event::HostDone { summary } => self.write_line(&Line::Host { summary }),
+        }
+    }
+
+    fn finish(&self, summaries: &[HostSummary], elapsed: Duration) {
+        self.write_line(&summary_line(summaries, elapsed));
+    }
+}
+
+fn summary_line(summaries: &[HostSummary], elapsed: Duration) -> Line<'_> {
+    let hosts = summaries
+        .iter()
+        .map(|s| {
+            let counts = HostCounts {
+                ok: s.ok,
+                changed: s.changed,
+                failed: s.failed,
+                unreachable: s.unreachable,
+                duration: s.duration,
+                round_trips: s.round_trips,
+                timings: &s.timings,
+                error: s.error.as_deref(),
+            };
+            (s.host.as_str(), counts)
+        })
+        .collect();
+    let totals = Totals {
+        hosts: summaries.len(),
+        ok: summaries.iter().map(|s| s.ok).sum(),
+        changed: summaries.iter().map(|s| s.changed).sum(),
+        failed: summaries.iter().map(|s| s.failed).sum(),
+        unreachable: summaries.iter().filter(|s| s.unreachable).count(),
+    };
+    Line::Summary {
+        hosts,
+        totals,
+        elapsed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::test_support::SharedBuf;
+    use serde_json::{json, Value};
+
+    fn run(show_diff: bool) -> Vec<Value> {
+        let buf = SharedBuf::default();
+        let reporter = JsonReporter::new(Box::new(buf.clone()), show_diff);
+        let ok = HostSummary {
+            host: "mx1".into(),
+            ok: 5,
+            changed: 1,
+            round_trips: 3,
+            duration: Duration::from_millis(1234),
+            timings: Timings {
+                connect: Duration::from_millis(100),
+                facts: Duration::from_millis(200),
+                plan: Duration::from_millis(1),
+                apply: Duration::from_millis(900),
+            },
+            ..Default::default()
+        };
+        let down = HostSummary {
+            host: "mx2".into(),
+            unreachable: true,
+            duration: Duration::from_secs(10),
+            error: Some("connect to 10.0.0.2:22: timed out".into()),
+            ..Default::default()
+        };
+        reporter.event(&Event::RunStarted {
+            hosts: 2,
+            check: false,
+        });
+        reporter.event(&Event::HostPhase {
+            host: "mx1".into(),
+            phase: "connecting".into(),
+        });
+        reporter.event(&Event::Step {
+            host: "mx1".into(),
+            name: "postfix-newsletter: write main.cf".into(),
+            status: StepStatus::Changed,
+            message: Some("written".into()),
+            diff: Some("--- a\n+++ b\n".into()),
+        });
+        reporter.event(&Event::HostDone {
+            summary: ok.clone(),
+        });
+        reporter.event(&Event::HostDone {
+            summary: down.clone(),
+        });
+        reporter.finish(&[ok, down], Duration::from_millis(10_500));
+        buf.text()
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("every line is JSON"))
+            .collect()
+    }
+
+    #[test]
+    fn one_object_per_line_with_the_summary_last() {
+        let lines = run(true);
+        let types: Vec<&str> = lines.iter().map(|l| l["type"].as_str().unwrap()).collect();
+        assert_eq!(types, ["start", "step", "host", "host", "summary"]);
+        assert_eq!(
+            lines[0],
+            json!({"type": "start", "hosts": 2, "check": false})
+        );
+    }
+
+    #[test]
+    fn step_objects_carry_host_step_status_message_and_diff() {
+        let with_diff = run(true);
+        assert_eq!(
+            with_diff[1],
+            json!({
+                "type": "step",
+                "host": "mx1",
+                "step": "postfix-newsletter: write main.cf",
+                "status": "changed",
+                "message": "written",
+                "diff": "--- a\n+++ b\n",
+            })
+        );
+        assert_eq!(run(false)[1]["diff"], Value::Null);
+    }
+
+    #[test]
+    fn host_objects_carry_the_summary_fields() {
+        let lines = run(false);
+        let host = &lines[2];
+        assert_eq!(host["host"], "mx1");
+        assert_eq!(host["ok"], 5);
+        assert_eq!(host["changed"], 1);
+        assert_eq!(host["failed"], 0);
+        assert_eq!(host["unreachable"], false);
+        assert_eq!(host["round_trips"], 3);
+        assert_eq!(host["duration"], 1.234);
+        assert_eq!(host["timings"]["apply"], 0.9);
+        assert_eq!(host["error"], Value::Null);
+        assert_eq!(lines[3]["error"], "connect to 10.0.0.2:22: timed out");
+    }
+
+    #[test]
+    fn summary_has_per_host_counts_and_totals() {
+        let lines = run(false);
+        let summary = lines.last().unwrap();
+        assert_eq!(summary["type"], "summary");
+        assert_eq!(
+            summary["hosts"]["mx1"],
+            json!({
+                "ok": 5, "changed": 1, "failed": 0, "unreachable": false,
+                "duration": 1.234, "round_trips": 3,
+                "timings": {"connect": 0.1, "facts": 0.2, "plan": 0.001, "apply": 0.9},
+                "error": null,
+            })
+        );
+        assert_eq!(summary["hosts"]["mx2"]["unreachable"], true);
+        assert_eq!(
+            summary["totals"],
+            json!({"hosts": 2, "ok": 5, "changed": 1, "failed": 0, "unreachable": 1})
+        );
+        assert_eq!(summary["elapsed"], 10.5);
+    }
+}

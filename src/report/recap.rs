@@ -1,0 +1,181 @@
+//! The recap printed at the end of a run: one row per host in the order given, a totals row,
+//! then the reason of every failed or unreachable host.
+
+use std::time::Duration;
+
+use super::style::{paint, visible_width, Colour};
+use super::table::{render_aligned, Align};
+use super::{human_duration, HostOutcome, HostSummary};
+
+const HEADERS: [&str; 7] = [
+    "HOST",
+    "OK",
+    "CHANGED",
+    "FAILED",
+    "UNREACHABLE",
+    "ROUND TRIPS",
+    "DURATION",
+];
+const ALIGNS: [Align; 7] = [
+    Align::Left,
+    Align::Right,
+    Align::Right,
+    Align::Right,
+    Align::Right,
+    Align::Right,
+    Align::Right,
+];
+
+/// The recap as text; `colour` paints non-zero counts (ok green, changed yellow, failed and
+/// unreachable red) and each host name by how it ended. `elapsed` is the run's wall-clock time.
+pub fn render(summaries: &[HostSummary], elapsed: Duration, colour: bool) -> String {
+    let count = |n: u32, c: Colour| {
+        if n > 0 {
+            paint(&n.to_string(), c, colour)
+        } else {
+            n.to_string()
+        }
+    };
+    let mut rows: Vec<Vec<String>> = summaries
+        .iter()
+        .map(|summary| {
+            vec![
+                paint(&summary.host, Colour::of_host(summary.outcome()), colour),
+                count(summary.ok, Colour::Green),
+                count(summary.changed, Colour::Yellow),
+                count(summary.failed, Colour::Red),
+                count(u32::from(summary.unreachable), Colour::Red),
+                summary.round_trips.to_string(),
+                human_duration(summary.duration),
+            ]
+        })
+        .collect();
+
+    let total = |field: fn(&HostSummary) -> u32| summaries.iter().map(field).sum::<u32>();
+    let host_word = if summaries.len() == 1 {
+        "host"
+    } else {
+        "hosts"
+    };
+    rows.push(vec![
+        format!("total: {} {host_word}", summaries.len()),
+        count(total(|s| s.ok), Colour::Green),
+        count(total(|s| s.changed), Colour::Yellow),
+        count(total(|s| s.failed), Colour::Red),
+        count(total(|s| u32::from(s.unreachable)), Colour::Red),
+        total(|s| s.round_trips).to_string(),
+        human_duration(elapsed),
+    ]);
+
+    let table = render_aligned(&HEADERS, &rows, &ALIGNS);
+    let mut lines: Vec<&str> = table.lines().collect();
+    let rule = "-".repeat(lines.first().map_or(0, |header| visible_width(header)));
+    // The totals row is the last line; a rule sets it apart from the hosts.
+    lines.insert(lines.len() - 1, &rule);
+
+    let mut out = lines.join("\n");
+    out.push('\n');
+    out.push_str(&errors(summaries, colour));
+    out
+}
+
+/// `HOST (failed|unreachable): reason` for each host that has one, continuation lines indented.
+fn errors(summaries: &[HostSummary], colour: bool) -> String {
+    let mut out = String::new();
+    for summary in summaries {
+        let outcome = summary.outcome();
+        let reason = match (&summary.error, outcome) {
+            (Some(error), _) => error.as_str(),
+            (None, HostOutcome::Failed) => "a step failed (see above)",
+            (None, HostOutcome::Unreachable) => "no reason given",
+            (None, _) => continue,
+        };
+        let label = format!("{} ({})", summary.host, outcome.as_str());
+        out.push_str(&paint(&label, Colour::of_host(outcome), colour));
+        out.push_str(": ");
+        out.push_str(&reason.trim_end().replace('\n', "\n    "));
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(host: &str, ok: u32, changed: u32, failed: u32, millis: u64) -> HostSummary {
+        HostSummary {
+            host: host.into(),
+            ok,
+            changed,
+            failed,
+            round_trips: 2,
+            duration: Duration::from_millis(millis),
+            ..Default::default()
+        }
+    }
+
+    fn fleet() -> Vec<HostSummary> {
+        let mut failed = summary("mx2.example.org", 4, 1, 1, 2_300);
+        failed.error = Some(
+            "reload failed: postfix/postfix-script: fatal: bad config\n\
+             previous files restored"
+                .into(),
+        );
+        let unreachable = HostSummary {
+            host: "mx10".into(),
+            unreachable: true,
+            round_trips: 0,
+            duration: Duration::from_secs(10),
+            error: Some("connect to 10.0.0.10:22: timed out after 10s".into()),
+            ..Default::default()
+        };
+        vec![summary("mx1", 12, 3, 0, 1_250), failed, unreachable]
+    }
+
+    #[test]
+    fn recap_has_a_row_per_host_in_order_a_totals_row_and_errors() {
+        let text = render(&fleet(), Duration::from_millis(10_400), false);
+        assert_eq!(
+            text,
+            "\
+HOST             OK  CHANGED  FAILED  UNREACHABLE  ROUND TRIPS  DURATION
+mx1              12        3       0            0            2     1.25s
+mx2.example.org   4        1       1            0            2     2.30s
+mx10              0        0       0            1            0     10.0s
+------------------------------------------------------------------------
+total: 3 hosts   16        4       1            1            4     10.4s
+mx2.example.org (failed): reload failed: postfix/postfix-script: fatal: bad config
+    previous files restored
+mx10 (unreachable): connect to 10.0.0.10:22: timed out after 10s
+"
+        );
+    }
+
+    #[test]
+    fn coloured_recap_keeps_its_columns_aligned() {
+        let plain = render(&fleet(), Duration::from_secs(10), false);
+        let coloured = render(&fleet(), Duration::from_secs(10), true);
+        assert_ne!(plain, coloured);
+        assert!(
+            coloured.contains("\x1b[33m3\x1b[0m"),
+            "changed count in yellow"
+        );
+        let widths = |text: &str| text.lines().map(visible_width).collect::<Vec<_>>();
+        assert_eq!(widths(&plain), widths(&coloured));
+    }
+
+    #[test]
+    fn a_failed_step_without_host_error_is_still_explained() {
+        let text = render(
+            &[summary("mx1", 1, 0, 1, 10)],
+            Duration::from_secs(1),
+            false,
+        );
+        assert!(text.contains("total: 1 host "), "{text}");
+        assert!(
+            text.ends_with("mx1 (failed): a step failed (see above)\n"),
+            "{text}"
+        );
+    }
+}
