@@ -144,6 +144,9 @@ pub struct ApplyArgs {
     /// Exit 5 when changes were needed (--check) or made, 0 when all was in sync.
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// More output: ok and skipped steps, phases (repeat for more).
+    #[arg(short = 'v', long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
     /// Print where time went per host (connect, facts, plan, apply) after the recap.
     #[arg(long)]
     pub timings: bool,

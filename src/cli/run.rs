@@ -145,7 +145,7 @@ pub fn apply(args: ApplyArgs, plan_only: bool) -> Exit {
             Output::Json => OutputMode::Json,
         }
     };
-    let reporter = report::reporter_for(mode, show_diff);
+    let reporter = report::reporter_for(mode, show_diff, args.verbose);
     let opts = Arc::new(RunOptions {
         check,
         force: args.force,

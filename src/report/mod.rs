@@ -12,6 +12,7 @@ pub mod json;
 pub mod plain;
 pub mod progress;
 pub mod recap;
+pub use recap::timings_table;
 mod style;
 pub mod table;
 
