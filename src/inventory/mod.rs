@@ -6,11 +6,12 @@ use std::path::PathBuf;
 pub mod extra_vars;
 mod load;
 mod pattern;
-pub mod show;
+mod show;
 pub(crate) mod yaml;
 
 pub use load::{load, parse};
 pub use pattern::{select, select_lenient, HostPattern};
+pub use show::describe;
 
 /// Variables as template values: JSON values so tera can take them as they are.
 pub type VarMap = serde_json::Map<String, serde_json::Value>;

@@ -6,30 +6,23 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 
 use super::{Host, Inventory};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Yaml,
-    Json,
-}
-
 /// The text printed by `postfleet inventory` for `hosts` (in the order given), followed by
-/// the groups restricted to those hosts.
-pub fn describe(inventory: &Inventory, hosts: &[&Host], format: Format) -> String {
+/// the groups restricted to those hosts: YAML, or JSON when `json`.
+pub fn describe(inventory: &Inventory, hosts: &[Host], json: bool) -> String {
     let view = View { inventory, hosts };
-    match format {
-        // Serializing plain strings, numbers and maps cannot fail.
-        Format::Json => {
-            let mut text = serde_json::to_string_pretty(&view).unwrap_or_default();
-            text.push('\n');
-            text
-        }
-        Format::Yaml => serde_saphyr::to_string(&view).unwrap_or_default(),
+    // Serializing plain strings, numbers and maps cannot fail.
+    if json {
+        let mut text = serde_json::to_string_pretty(&view).unwrap_or_default();
+        text.push('\n');
+        text
+    } else {
+        serde_saphyr::to_string(&view).unwrap_or_default()
     }
 }
 
 struct View<'a> {
     inventory: &'a Inventory,
-    hosts: &'a [&'a Host],
+    hosts: &'a [Host],
 }
 
 impl Serialize for View<'_> {
@@ -42,7 +35,7 @@ impl Serialize for View<'_> {
 }
 
 /// Hosts keyed by name, in inventory order.
-struct HostsView<'a>(&'a [&'a Host]);
+struct HostsView<'a>(&'a [Host]);
 
 impl Serialize for HostsView<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {

@@ -454,8 +454,7 @@ fn describe_yaml_and_json() {
     let inv = inv(
         "mx:\n  vars: {relay: r}\n  hosts:\n    mx1: {ansible_host: 10.0.0.1, ssh_key_file: k}\n    mx2:\n",
     );
-    let hosts: Vec<&Host> = inv.hosts.iter().collect();
-    let yaml = show::describe(&inv, &hosts, show::Format::Yaml);
+    let yaml = describe(&inv, &inv.hosts, false);
     let expected = "\
 hosts:
   mx1:
@@ -481,9 +480,13 @@ hosts:
         "{yaml}"
     );
 
-    let only_mx2: Vec<&Host> = inv.hosts.iter().filter(|h| h.name == "mx2").collect();
-    let json: serde_json::Value =
-        serde_json::from_str(&show::describe(&inv, &only_mx2, show::Format::Json)).unwrap();
+    let only_mx2: Vec<Host> = inv
+        .hosts
+        .iter()
+        .filter(|h| h.name == "mx2")
+        .cloned()
+        .collect();
+    let json: serde_json::Value = serde_json::from_str(&describe(&inv, &only_mx2, true)).unwrap();
     assert_eq!(json["hosts"]["mx2"]["connection"]["address"], json!("mx2"));
     assert_eq!(json["hosts"]["mx2"]["vars"]["relay"], json!("r"));
     assert_eq!(json["groups"], json!({"all": ["mx2"], "mx": ["mx2"]}));
