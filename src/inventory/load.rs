@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_saphyr::Spanned;
 
+use super::ranges;
 use super::yaml::{self, OrderedMap};
 use super::{Connection, Host, Inventory, VarMap};
 use crate::error::{InputError, SourcePos};
@@ -27,7 +28,7 @@ struct GroupDoc {
 }
 
 /// A variable as written, with where it was written.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct VarDef {
     name: String,
     value: Value,
@@ -156,16 +157,21 @@ impl Builder {
             }
         }
         let Some(doc) = doc else { return Ok(()) };
-        for (host_name, vars) in doc.hosts.0 {
-            let host = self.add_host(&host_name)?;
-            if !self.groups[index].hosts.contains(&host) {
-                self.groups[index].hosts.push(host);
-            }
-            if !self.hosts[host].direct_groups.contains(&index) {
-                self.hosts[host].direct_groups.push(index);
-            }
+        for (host_key, vars) in doc.hosts.0 {
+            let pos = self.pos(&host_key);
+            let names =
+                ranges::expand(&host_key.value).map_err(|m| InputError::new(m).at(pos.clone()))?;
             let defs = self.var_defs(vars)?;
-            self.hosts[host].vars.extend(defs);
+            for name in names {
+                let host = self.add_host(name, &pos)?;
+                if !self.groups[index].hosts.contains(&host) {
+                    self.groups[index].hosts.push(host);
+                }
+                if !self.hosts[host].direct_groups.contains(&index) {
+                    self.hosts[host].direct_groups.push(index);
+                }
+                self.hosts[host].vars.extend(defs.iter().cloned());
+            }
         }
         let defs = self.var_defs(doc.vars)?;
         self.groups[index].vars.extend(defs);
@@ -175,19 +181,18 @@ impl Builder {
         Ok(())
     }
 
-    fn add_host(&mut self, name: &Spanned<String>) -> Result<usize, InputError> {
-        check_name(&name.value, "host").map_err(|e| e.at(self.pos(name)))?;
-        if let Some(&index) = self.host_index.get(&name.value) {
+    fn add_host(&mut self, name: String, pos: &SourcePos) -> Result<usize, InputError> {
+        check_name(&name, "host").map_err(|e| e.at(pos.clone()))?;
+        if let Some(&index) = self.host_index.get(&name) {
             return Ok(index);
         }
         self.hosts.push(HostEntry {
-            name: name.value.clone(),
-            first: self.pos(name),
+            name: name.clone(),
+            first: pos.clone(),
             direct_groups: Vec::new(),
             vars: Vec::new(),
         });
-        self.host_index
-            .insert(name.value.clone(), self.hosts.len() - 1);
+        self.host_index.insert(name, self.hosts.len() - 1);
         Ok(self.hosts.len() - 1)
     }
 
@@ -363,11 +368,13 @@ impl Builder {
 fn check_name(name: &str, what: &str) -> Result<(), InputError> {
     let bad = name.is_empty()
         || name.chars().any(|c| {
-            c.is_whitespace() || c.is_control() || matches!(c, ',' | '!' | '&' | '*' | '?')
+            c.is_whitespace()
+                || c.is_control()
+                || matches!(c, ',' | '!' | '&' | '*' | '?' | '[' | ']')
         });
     if bad {
         return Err(InputError::new(format!("invalid {what} name '{name}'"))
-            .hint("names may not be empty or contain spaces, ',', '!', '&', '*' or '?'"));
+            .hint("names may not be empty or contain spaces, ',', '!', '&', '*', '?', '[' or ']' (except a host range like mx[01:10])"));
     }
     Ok(())
 }

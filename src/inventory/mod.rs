@@ -6,6 +6,7 @@ use std::path::PathBuf;
 pub mod extra_vars;
 mod load;
 mod pattern;
+mod ranges;
 mod show;
 pub(crate) mod yaml;
 

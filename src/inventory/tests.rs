@@ -292,6 +292,20 @@ fn vars_keep_their_types_and_zero_padded_numbers() {
     assert_eq!(vars["m"], json!("0644"));
 }
 
+#[test]
+fn host_ranges_expand_with_their_vars() {
+    let inv = inv("mx:\n  hosts:\n    mx[01:03].lab:\n      relay: r\n    edge:\n");
+    let order: Vec<&str> = inv.hosts.iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(order, ["mx01.lab", "mx02.lab", "mx03.lab", "edge"]);
+    assert_eq!(host(&inv, "mx03.lab").vars["relay"], json!("r"));
+    assert_eq!(host(&inv, "mx02.lab").connection.address, "mx02.lab");
+    let message = err("mx:\n  hosts:\n    mx[3:1]:\n");
+    assert!(
+        message.starts_with("/srv/fleet/inventory.yml:3:5: host range '[3:1]' in 'mx[3:1]'"),
+        "{message}"
+    );
+}
+
 // ---- host patterns
 
 fn pick(inv: &Inventory, pattern: &str) -> Vec<String> {

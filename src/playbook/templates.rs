@@ -55,7 +55,8 @@ impl TemplateSet {
 
     /// Registers a templated string value found at `pos` in `file_text`; returns its name.
     pub(crate) fn add_inline(&mut self, text: &str, pos: &SourcePos, file_text: &str) -> String {
-        let name = format!("{pos}");
+        // List items share their list's position: the count keeps names apart.
+        let name = format!("{pos} #{}", self.sources.len());
         let quoted =
             char_at(file_text, pos.line, pos.column).is_some_and(|c| c == '"' || c == '\'');
         self.sources.insert(

@@ -217,11 +217,11 @@ fn rendered_values_are_checked_with_host() {
 
 #[test]
 fn main_cf_values_lists_and_removal() {
-    let text = "- hosts: mx\n  instances:\n    - name: postfix-nl\n      main_cf:\n        mynetworks: [127.0.0.0/8, \"{{ gw }}/32\"]\n        smtpd_use_tls: yes\n        limit: 10\n        old: null\n";
+    let text = "- hosts: mx\n  instances:\n    - name: postfix-nl\n      main_cf:\n        mynetworks: [127.0.0.0/8, \"{{ gw }}/32\", \"{{ inventory_hostname }}\"]\n        smtpd_use_tls: yes\n        limit: 10\n        old: null\n";
     let instance = one(text, "mx1");
     assert_eq!(
         param(&instance, "mynetworks").unwrap(),
-        "127.0.0.0/8, 10.0.0.1/32"
+        "127.0.0.0/8, 10.0.0.1/32, mx1"
     );
     assert_eq!(param(&instance, "smtpd_use_tls").unwrap(), "yes");
     assert_eq!(param(&instance, "limit").unwrap(), "10");
