@@ -246,7 +246,7 @@ fn unknown_key_in_a_group_is_an_error_with_position() {
 fn duplicate_keys_are_errors() {
     let message = err("all:\n  hosts:\n    a:\n    a:\n");
     assert!(
-        message.starts_with("/srv/fleet/inventory.yml:4:5: duplicate mapping key: a"),
+        message.starts_with("/srv/fleet/inventory.yml:4:5: duplicate key 'a'"),
         "{message}"
     );
 }
@@ -430,10 +430,8 @@ fn extra_vars_file_errors_name_the_position() {
     std::fs::write(&file, "relay: a\nrelay: b\n").unwrap();
     let e = extra_vars::parse(&[format!("@{}", file.display())]).unwrap_err();
     assert!(
-        e.to_string().starts_with(&format!(
-            "{}:2:1: duplicate mapping key: relay",
-            file.display()
-        )),
+        e.to_string()
+            .starts_with(&format!("{}:2:1: duplicate key 'relay'", file.display())),
         "{e}"
     );
     std::fs::write(&file, "- a\n- b\n").unwrap();

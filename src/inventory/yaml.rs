@@ -20,21 +20,55 @@ fn options() -> serde_saphyr::Options {
 }
 
 /// Parses `text` (the contents of `file`) into `T`; a YAML or schema error becomes an
-/// [`InputError`] at the position the parser reports, with `hint` attached.
+/// [`InputError`] at the position the parser reports. `shape_hint` describes the expected
+/// layout, for errors about the layout.
 pub(crate) fn parse<'de, T: Deserialize<'de>>(
     text: &'de str,
     file: &Path,
-    hint: &str,
+    shape_hint: &str,
 ) -> Result<T, InputError> {
     serde_saphyr::from_str_with_options(text, options()).map_err(|err| {
-        let message = serde_saphyr::DefaultMessageFormatter.format_message(err.without_snippet());
-        let mut error = InputError::new(one_line(&message)).hint(hint);
+        let raw = serde_saphyr::DefaultMessageFormatter.format_message(err.without_snippet());
+        let (message, hint) = user_message(&one_line(&raw), shape_hint);
+        let mut error = InputError::new(message);
+        error.hint = hint;
         error.pos = Some(match err.location() {
             Some(loc) => pos(file, &loc),
             None => SourcePos::new(file, 0, 0),
         });
         error
     })
+}
+
+/// The parser's message in the words of a config file's author, and a hint when one helps.
+fn user_message(raw: &str, shape_hint: &str) -> (String, Option<String>) {
+    if let Some(rest) = raw.strip_prefix("duplicate mapping key: ") {
+        let key = rest
+            .split(", set DuplicateKeyPolicy")
+            .next()
+            .unwrap_or(rest);
+        return (
+            format!("duplicate key '{key}'"),
+            Some("a key may appear only once in a mapping: merge the two entries".into()),
+        );
+    }
+    let plain = |m: &str| (m.to_string(), None);
+    let shape = |m: &str| (m.to_string(), Some(shape_hint.to_string()));
+    match raw {
+        "invalid boolean" => plain("expected true or false"),
+        "expected string scalar" => plain("expected a single value (string or number), not a list or mapping"),
+        "expected sequence start" => shape("expected a list (items starting with '- ')"),
+        "expected mapping start" => shape("expected a mapping (`key: value` lines)"),
+        _ if raw.starts_with("multiple YAML documents") => {
+            plain("only one YAML document is allowed here (remove the '---' line)")
+        }
+        _ if raw.starts_with("missing field") || raw.starts_with("invalid type") => shape(raw),
+        _ if raw.starts_with("while parsing") || raw.starts_with("while scanning") => (
+            raw.to_string(),
+            Some("check the indentation (spaces only) and the quoting on this line and the one before".into()),
+        ),
+        _ => plain(raw),
+    }
 }
 
 /// Reads a UTF-8 text file named by the user; `what` says what it is ("inventory", ...).

@@ -37,11 +37,8 @@ pub fn parse(text: &str, path: &Path) -> Result<Playbook, InputError> {
     }
     let mut loader = Loader {
         file: path.to_path_buf(),
-        dir: path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."))
-            .to_path_buf(),
+        // Empty for a playbook in the current directory: lookups stay relative to it.
+        dir: path.parent().unwrap_or(Path::new("")).to_path_buf(),
         text,
         templates: TemplateSet::default(),
     };
