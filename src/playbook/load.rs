@@ -8,7 +8,7 @@ use serde_saphyr::Spanned;
 
 use super::checks;
 use super::schema::{FileDoc, InstanceDoc, MasterDoc, ParamValue, PlayDoc, StateDoc, TableDoc};
-use super::templates::{is_template, TemplateSet};
+use super::templates::{holds_template, is_template, TemplateSet};
 use super::{
     FileSource, FileSpec, InstanceSpec, MasterSpec, OptionSpec, ParamSpec, ParamText, Play,
     PlayVar, Playbook, TemplateRef, Text, VarValue,
@@ -478,15 +478,6 @@ fn state(doc: StateDoc) -> InstanceState {
     match doc {
         StateDoc::Present => InstanceState::Present,
         StateDoc::Absent => InstanceState::Absent,
-    }
-}
-
-fn holds_template(value: &Value) -> bool {
-    match value {
-        Value::String(s) => is_template(s),
-        Value::Array(items) => items.iter().any(holds_template),
-        Value::Object(map) => map.values().any(holds_template),
-        _ => false,
     }
 }
 

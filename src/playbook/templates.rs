@@ -11,6 +11,17 @@ pub fn is_template(text: &str) -> bool {
     text.contains("{{") || text.contains("{%") || text.contains("{#")
 }
 
+/// Whether a variable's value holds tera syntax anywhere inside.
+pub fn holds_template(value: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => is_template(s),
+        Value::Array(items) => items.iter().any(holds_template),
+        Value::Object(map) => map.values().any(holds_template),
+        _ => false,
+    }
+}
+
 /// Where a compiled template's text comes from, to turn its line numbers into positions.
 #[derive(Debug, Clone)]
 enum Origin {

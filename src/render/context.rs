@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::error::InputError;
 use crate::inventory::{Host, Inventory, VarMap};
-use crate::playbook::templates::{identifiers, is_template, render_one_off};
+use crate::playbook::templates::{holds_template, identifiers, is_template, render_one_off};
 use crate::playbook::{Play, PlayVar, Playbook, VarValue};
 
 enum Slot<'p> {
@@ -36,15 +36,6 @@ fn play_slot(var: &PlayVar) -> Slot<'_> {
     match &var.value {
         VarValue::Plain(value) => Slot::Ready(value.clone()),
         _ => Slot::Play(var),
-    }
-}
-
-fn holds_template(value: &Value) -> bool {
-    match value {
-        Value::String(s) => is_template(s),
-        Value::Array(items) => items.iter().any(holds_template),
-        Value::Object(map) => map.values().any(holds_template),
-        _ => false,
     }
 }
 
