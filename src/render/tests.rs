@@ -505,3 +505,12 @@ fn render_all_collects_the_first_error_of_each_host() {
 fn pb_with_relay() -> Playbook {
     pb(&showing("{{ relay }}", ""))
 }
+
+#[test]
+fn inputs_can_be_shared_between_threads() {
+    // Hosts may be rendered or applied from several threads at once.
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Playbook>();
+    shareable::<Inventory>();
+    shareable::<DesiredHost>();
+}
