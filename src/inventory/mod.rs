@@ -3,6 +3,17 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+pub mod extra_vars;
+mod load;
+mod pattern;
+mod ranges;
+mod show;
+pub(crate) mod yaml;
+
+pub use load::{load, parse};
+pub use pattern::{select, select_lenient, HostPattern};
+pub use show::describe;
+
 /// Variables as template values: JSON values so tera can take them as they are.
 pub type VarMap = serde_json::Map<String, serde_json::Value>;
 
@@ -42,3 +53,6 @@ pub struct Inventory {
     /// Group name -> names of its member hosts (directly or through children).
     pub groups: BTreeMap<String, Vec<String>>,
 }
+
+#[cfg(test)]
+mod tests;
