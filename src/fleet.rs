@@ -19,7 +19,10 @@ where
         let permits = permits.clone();
         let work = work.clone();
         tasks.push(tokio::spawn(async move {
-            let _permit = permits.acquire_owned().await.expect("the semaphore is never closed");
+            let _permit = permits
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed");
             work(item).await
         }));
     }

@@ -75,7 +75,14 @@ pub async fn run_fleet(
     .await
 }
 
-fn step_event(reporter: &dyn Reporter, summary: &mut HostSummary, name: String, status: StepStatus, message: Option<String>, diff: Option<String>) {
+fn step_event(
+    reporter: &dyn Reporter,
+    summary: &mut HostSummary,
+    name: String,
+    status: StepStatus,
+    message: Option<String>,
+    diff: Option<String>,
+) {
     match status {
         StepStatus::Ok => summary.ok += 1,
         StepStatus::Changed => summary.changed += 1,
@@ -312,9 +319,17 @@ async fn converge(
 }
 
 /// Instances with nothing to do count as one "ok" each, like Ansible's ok tasks.
-fn report_converged_instances(job: &HostJob, plan: &Plan, reporter: &dyn Reporter, summary: &mut HostSummary) {
+fn report_converged_instances(
+    job: &HostJob,
+    plan: &Plan,
+    reporter: &dyn Reporter,
+    summary: &mut HostSummary,
+) {
     for inst in &job.desired.instances {
-        let touched = plan.steps.iter().any(|s| s.instance.as_ref() == Some(&inst.name))
+        let touched = plan
+            .steps
+            .iter()
+            .any(|s| s.instance.as_ref() == Some(&inst.name))
             || plan.refusals.iter().any(|r| r.instance == inst.name);
         if !touched {
             step_event(

@@ -30,13 +30,19 @@ pub fn build(plan: &Plan) -> String {
         let instance = step.instance.as_ref();
         let is_write = matches!(
             step.action,
-            Action::WriteMainCf(_) | Action::WriteMasterCf(_) | Action::WriteFile(_) | Action::Postmap { .. }
+            Action::WriteMainCf(_)
+                | Action::WriteMasterCf(_)
+                | Action::WriteFile(_)
+                | Action::Postmap { .. }
         );
         if is_write && txn.as_ref() != instance {
             s.push_str("pf_txn_end\n");
             if let Some(name) = instance {
                 let dir = config_dir(plan, name);
-                s.push_str(&format!("[ -z \"$pf_failed\" ] && pf_txn_begin {}\n", q(&dir)));
+                s.push_str(&format!(
+                    "[ -z \"$pf_failed\" ] && pf_txn_begin {}\n",
+                    q(&dir)
+                ));
                 if let Some(owed) = owed_activation(plan, name) {
                     // Recorded before any file moves: an interrupted run leaves the debt behind.
                     s.push_str(&format!(
@@ -49,11 +55,14 @@ pub fn build(plan: &Plan) -> String {
             txn = instance.cloned();
         }
         // main.cf and master.cf of one instance are staged and validated together.
-        if let (Action::WriteMainCf(_) | Action::WriteMasterCf(_), Some(name)) = (&step.action, instance) {
+        if let (Action::WriteMainCf(_) | Action::WriteMasterCf(_), Some(name)) =
+            (&step.action, instance)
+        {
             let mut group = vec![i];
             if matches!(step.action, Action::WriteMainCf(_))
                 && plan.steps.get(i + 1).is_some_and(|n| {
-                    n.instance.as_ref() == Some(name) && matches!(n.action, Action::WriteMasterCf(_))
+                    n.instance.as_ref() == Some(name)
+                        && matches!(n.action, Action::WriteMasterCf(_))
                 })
             {
                 group.push(i + 1);
@@ -62,11 +71,16 @@ pub fn build(plan: &Plan) -> String {
             i += group.len();
             continue;
         }
-        s.push_str(&format!("\n# step {i}: {}\nif [ -z \"$pf_failed\" ]; then\n", step.title()));
+        s.push_str(&format!(
+            "\n# step {i}: {}\nif [ -z \"$pf_failed\" ]; then\n",
+            step.title()
+        ));
         s.push_str(&step_body(plan, i, step));
         s.push_str("fi\n");
-        if matches!(step.action, Action::Start | Action::Reload | Action::Restart)
-            && txn.as_ref() == instance
+        if matches!(
+            step.action,
+            Action::Start | Action::Reload | Action::Restart
+        ) && txn.as_ref() == instance
         {
             txn = None;
         }
@@ -108,15 +122,24 @@ fn postmulti(name: &InstanceName, args: &str) -> String {
 }
 
 fn step_body(plan: &Plan, i: usize, step: &Step) -> String {
-    let name = step.instance.clone().unwrap_or_else(InstanceName::default_instance);
-    let driver = plan.drivers.get(&name).cloned().unwrap_or(Driver::Postmulti);
+    let name = step
+        .instance
+        .clone()
+        .unwrap_or_else(InstanceName::default_instance);
+    let driver = plan
+        .drivers
+        .get(&name)
+        .cloned()
+        .unwrap_or(Driver::Postmulti);
     let unit = match &driver {
         Driver::Systemd { unit } => unit.clone(),
         Driver::Postmulti => String::new(),
     };
     let summary = step.summary.as_str();
     match &step.action {
-        Action::InitMultiInstance => report_ok_or_fail(i, "postmulti -e init", summary, "postmulti -e init"),
+        Action::InitMultiInstance => {
+            report_ok_or_fail(i, "postmulti -e init", summary, "postmulti -e init")
+        }
         Action::Create { group } => {
             let group_arg = group
                 .as_ref()
@@ -129,9 +152,12 @@ fn step_body(plan: &Plan, i: usize, step: &Step) -> String {
             let cmd = postmulti(&name, if *on { "-e enable" } else { "-e disable" });
             report_ok_or_fail(i, &cmd, summary, &cmd)
         }
-        Action::DaemonReload => {
-            report_ok_or_fail(i, "systemctl daemon-reload", summary, "systemctl daemon-reload")
-        }
+        Action::DaemonReload => report_ok_or_fail(
+            i,
+            "systemctl daemon-reload",
+            summary,
+            "systemctl daemon-reload",
+        ),
         Action::EnableUnit => {
             let cmd = format!("systemctl enable {}", q(&unit));
             report_ok_or_fail(i, &cmd, summary, &cmd)

@@ -226,7 +226,11 @@ pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() { Exit::BadInput } else { Exit::Success };
+            let code = if e.use_stderr() {
+                Exit::BadInput
+            } else {
+                Exit::Success
+            };
             let _ = e.print();
             return code.into();
         }

@@ -16,8 +16,10 @@ use crate::ssh::ExecOutput;
 fn parse_instances(raw: &[String]) -> Result<Vec<InstanceName>, InputError> {
     raw.iter()
         .map(|r| {
-            InstanceName::parse(r)
-                .map_err(|e| InputError::new(format!("--instance: {e}")).hint("postfleet status lists the instances"))
+            InstanceName::parse(r).map_err(|e| {
+                InputError::new(format!("--instance: {e}"))
+                    .hint("postfleet status lists the instances")
+            })
         })
         .collect()
 }
@@ -31,7 +33,13 @@ fn gather<T: Send + 'static>(
 ) -> Result<Vec<HostOutcome<T>>, Exit> {
     let rt = runtime()?;
     let ssh = Arc::new(ssh_options(&args.connect));
-    Ok(rt.block_on(ops::on_hosts(hosts, ssh, args.connect.forks, move |_| script.clone(), read)))
+    Ok(rt.block_on(ops::on_hosts(
+        hosts,
+        ssh,
+        args.connect.forks,
+        move |_| script.clone(),
+        read,
+    )))
 }
 
 /// Prints rows as a table (or JSON lines), then the hosts that failed; returns the exit code.
@@ -48,7 +56,8 @@ fn print_rows<T: Serialize>(
             Ok(rows) => {
                 for row in rows {
                     if json {
-                        let _ = writeln!(stdout, "{}", serde_json::to_string(row).unwrap_or_default());
+                        let _ =
+                            writeln!(stdout, "{}", serde_json::to_string(row).unwrap_or_default());
                     } else {
                         table_rows.push(cells(row));
                     }
@@ -69,7 +78,11 @@ fn print_rows<T: Serialize>(
         }
     }
     if !json {
-        let _ = write!(stdout, "{}", crate::report::table::render(headers, &table_rows));
+        let _ = write!(
+            stdout,
+            "{}",
+            crate::report::table::render(headers, &table_rows)
+        );
     }
     for outcome in outcomes {
         if let Err(problem) = &outcome.result {
@@ -128,7 +141,10 @@ pub fn status(args: OpsArgs) -> Exit {
 
 pub fn queue(cmd: QueueCommand) -> Exit {
     match cmd {
-        QueueCommand::List { ops: args, instances } => {
+        QueueCommand::List {
+            ops: args,
+            instances,
+        } => {
             let (hosts, names) = match targets_and_instances(&args, &instances) {
                 Ok(t) => t,
                 Err(code) => return code,
@@ -141,7 +157,16 @@ pub fn queue(cmd: QueueCommand) -> Exit {
             };
             print_rows(
                 args.json,
-                &["HOST", "INSTANCE", "QUEUE ID", "QUEUE", "SIZE", "SENDER", "RECIPIENTS", "REASON"],
+                &[
+                    "HOST",
+                    "INSTANCE",
+                    "QUEUE ID",
+                    "QUEUE",
+                    "SIZE",
+                    "SENDER",
+                    "RECIPIENTS",
+                    "REASON",
+                ],
                 &outcomes,
                 |m| {
                     vec![
@@ -157,7 +182,10 @@ pub fn queue(cmd: QueueCommand) -> Exit {
                 },
             )
         }
-        QueueCommand::Flush { ops: args, instances } => {
+        QueueCommand::Flush {
+            ops: args,
+            instances,
+        } => {
             let (hosts, names) = match targets_and_instances(&args, &instances) {
                 Ok(t) => t,
                 Err(code) => return code,
@@ -168,9 +196,12 @@ pub fn queue(cmd: QueueCommand) -> Exit {
                 Ok(o) => o,
                 Err(code) => return code,
             };
-            print_rows(args.json, &["HOST", "INSTANCE", "QUEUED (FLUSHED)"], &outcomes, |a| {
-                vec![a.host.clone(), a.instance.clone(), a.messages.to_string()]
-            })
+            print_rows(
+                args.json,
+                &["HOST", "INSTANCE", "QUEUED (FLUSHED)"],
+                &outcomes,
+                |a| vec![a.host.clone(), a.instance.clone(), a.messages.to_string()],
+            )
         }
         QueueCommand::Purge {
             ops: args,
@@ -180,7 +211,10 @@ pub fn queue(cmd: QueueCommand) -> Exit {
     }
 }
 
-fn targets_and_instances(args: &OpsArgs, raw: &[String]) -> Result<(Vec<Host>, Vec<InstanceName>), Exit> {
+fn targets_and_instances(
+    args: &OpsArgs,
+    raw: &[String],
+) -> Result<(Vec<Host>, Vec<InstanceName>), Exit> {
     let names = parse_instances(raw).map_err(|e| input_error(&e))?;
     Ok((hosts_of(args)?, names))
 }
@@ -192,13 +226,18 @@ fn purge(args: OpsArgs, instances: Vec<String>, yes: bool) -> Exit {
     };
     if !yes {
         if !std::io::stdin().is_terminal() {
-            eprintln!("error: queue purge deletes mail: pass --yes to confirm (no terminal to ask on)");
+            eprintln!(
+                "error: queue purge deletes mail: pass --yes to confirm (no terminal to ask on)"
+            );
             return Exit::BadInput;
         }
         // Count first, so the question says what will be lost.
-        let counted = match gather(&args, hosts.clone(), queue::count_script(&names), |h, out| {
-            queue::read_counts(&h.name, out)
-        }) {
+        let counted = match gather(
+            &args,
+            hosts.clone(),
+            queue::count_script(&names),
+            |h, out| queue::read_counts(&h.name, out),
+        ) {
             Ok(o) => o,
             Err(code) => return code,
         };
@@ -217,7 +256,9 @@ fn purge(args: OpsArgs, instances: Vec<String>, yes: bool) -> Exit {
             .sum();
         eprint!("Delete these {total} message(s) for good? [y/N] ");
         let mut answer = String::new();
-        if std::io::stdin().read_line(&mut answer).is_err() || !answer.trim().eq_ignore_ascii_case("y") {
+        if std::io::stdin().read_line(&mut answer).is_err()
+            || !answer.trim().eq_ignore_ascii_case("y")
+        {
             eprintln!("nothing deleted");
             return Exit::Success;
         }
@@ -228,9 +269,12 @@ fn purge(args: OpsArgs, instances: Vec<String>, yes: bool) -> Exit {
         Ok(o) => o,
         Err(code) => return code,
     };
-    print_rows(args.json, &["HOST", "INSTANCE", "DELETED"], &outcomes, |a| {
-        vec![a.host.clone(), a.instance.clone(), a.messages.to_string()]
-    })
+    print_rows(
+        args.json,
+        &["HOST", "INSTANCE", "DELETED"],
+        &outcomes,
+        |a| vec![a.host.clone(), a.instance.clone(), a.messages.to_string()],
+    )
 }
 
 pub fn logs(args: OpsArgs, instances: Vec<String>, since: &str, lines: u32) -> Exit {

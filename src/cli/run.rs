@@ -18,11 +18,16 @@ pub(super) fn input_error(e: &InputError) -> Exit {
 }
 
 /// Inventory, extra vars and the hosts `--limit` selects.
-pub(super) fn load_targets(target: &TargetArgs) -> Result<(Inventory, VarMap, Vec<Host>), InputError> {
+pub(super) fn load_targets(
+    target: &TargetArgs,
+) -> Result<(Inventory, VarMap, Vec<Host>), InputError> {
     let extra = inventory::extra_vars::parse(&target.extra_vars)?;
     let inv = inventory::load(&target.inventory, &extra)?;
     let hosts: Vec<Host> = match &target.limit {
-        Some(pattern) => inventory::select(&inv, pattern)?.into_iter().cloned().collect(),
+        Some(pattern) => inventory::select(&inv, pattern)?
+            .into_iter()
+            .cloned()
+            .collect(),
         None => inv.hosts.clone(),
     };
     Ok((inv, extra, hosts))
@@ -164,7 +169,9 @@ pub fn apply(args: ApplyArgs, plan_only: bool) -> Exit {
             tokio::spawn(async move {
                 if tokio::signal::ctrl_c().await.is_ok() {
                     stop.stop();
-                    eprintln!("\ninterrupted: finishing the hosts in progress (Ctrl-C again to abort)");
+                    eprintln!(
+                        "\ninterrupted: finishing the hosts in progress (Ctrl-C again to abort)"
+                    );
                     if tokio::signal::ctrl_c().await.is_ok() {
                         std::process::exit(Exit::Interrupted as i32);
                     }

@@ -10,7 +10,10 @@ use crate::ssh::ExecOutput;
 /// `30s`, `10m`, `2h`, `1d` -> seconds.
 pub fn parse_duration(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let (digits, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let (digits, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
     let n: u64 = digits
         .parse()
         .map_err(|_| format!("'{text}' is not a duration: use e.g. 30s, 10m, 2h or 1d"))?;
@@ -113,11 +116,20 @@ mod tests {
 
     #[test]
     fn script_is_valid_shell_and_reads_back() {
-        let s = script(&[InstanceName::parse("postfix-newsletter").unwrap()], 600, 50);
+        let s = script(
+            &[InstanceName::parse("postfix-newsletter").unwrap()],
+            600,
+            50,
+        );
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.sh");
         std::fs::write(&path, &s).unwrap();
-        assert!(std::process::Command::new("sh").arg("-n").arg(&path).status().unwrap().success());
+        assert!(std::process::Command::new("sh")
+            .arg("-n")
+            .arg(&path)
+            .status()
+            .unwrap()
+            .success());
         let out = ExecOutput {
             stdout: b"@@inst postfix-newsletter /var/log/mail.log\nNov 23 10:00:00 h1 postfix-newsletter/smtpd[1]: connect\n".to_vec(),
             stderr: vec![],

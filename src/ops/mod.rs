@@ -62,7 +62,9 @@ where
         let (ssh, make, read) = (ssh.clone(), make.clone(), read.clone());
         async move {
             let result = async {
-                let session = Session::connect(&host.connection, &ssh).await.map_err(problem)?;
+                let session = Session::connect(&host.connection, &ssh)
+                    .await
+                    .map_err(problem)?;
                 let out = session.run_script(&make(&host), &mut |_| {}).await;
                 session.close().await;
                 read(&host, out.map_err(problem)?)
@@ -84,7 +86,10 @@ pub fn status_script() -> String {
 
 pub fn read_facts(out: ExecOutput) -> Result<HostFacts, HostProblem> {
     facts::parse(&String::from_utf8_lossy(&out.stdout)).map_err(|e| {
-        HostProblem::Failed(format!("{e}: {}", String::from_utf8_lossy(&out.stderr).trim()))
+        HostProblem::Failed(format!(
+            "{e}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
     })
 }
 

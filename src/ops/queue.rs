@@ -196,7 +196,10 @@ mod tests {
     #[test]
     fn unknown_instance_is_an_error() {
         let err = read_list("h1", out("@@missing postfix-nope\n")).unwrap_err();
-        assert_eq!(err.to_string(), "no instance named postfix-nope on this host");
+        assert_eq!(
+            err.to_string(),
+            "no instance named postfix-nope on this host"
+        );
     }
 
     #[test]
@@ -218,7 +221,11 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("s.sh");
             std::fs::write(&path, &script).unwrap();
-            let ok = std::process::Command::new("sh").arg("-n").arg(&path).status().unwrap();
+            let ok = std::process::Command::new("sh")
+                .arg("-n")
+                .arg(&path)
+                .status()
+                .unwrap();
             assert!(ok.success(), "{script}");
         }
     }

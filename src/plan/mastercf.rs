@@ -259,17 +259,17 @@ mod tests {
             Some("smtp"),
             &["-o", "syslog_name=postfix/slow"],
         );
-        let out = edit(SAMPLE, &[slow.clone()]);
+        let out = edit(SAMPLE, std::slice::from_ref(&slow));
         assert!(out.ends_with("slow       unix  -       -       y       -       -       smtp\n  -o syslog_name=postfix/slow\n"));
         assert!(!differs(&out, &slow));
 
         let relay = svc("relay", "unix", Some("smtp"), &[]);
-        let out = edit(SAMPLE, &[relay.clone()]);
+        let out = edit(SAMPLE, std::slice::from_ref(&relay));
         assert!(!out.contains("syslog_name=postfix/$service_name"));
         assert!(!differs(&out, &relay));
 
         let gone = svc("smtp", "inet", None, &[]);
-        let out = edit(SAMPLE, &[gone.clone()]);
+        let out = edit(SAMPLE, std::slice::from_ref(&gone));
         assert!(!out.contains("smtpd\n#submission") && !out.starts_with("smtp "));
         assert!(entries(&out).iter().all(|e| e.key() != "smtp/inet"));
         assert!(!differs(&out, &gone));

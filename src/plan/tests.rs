@@ -395,21 +395,43 @@ fn apply_scripts_are_valid_shell() {
     let mut gone = newsletter();
     gone.state = InstanceState::Absent;
     let mut drifted = converged_host();
-    drifted.instances.get_mut(&name("postfix-news")).unwrap().main_cf = Some("relayhost = x\n".into());
+    drifted
+        .instances
+        .get_mut(&name("postfix-news"))
+        .unwrap()
+        .main_cf = Some("relayhost = x\n".into());
     let cases = [
-        plan(&host(vec![newsletter()]), &fresh_host(), PlanOptions::default()).unwrap(),
+        plan(
+            &host(vec![newsletter()]),
+            &fresh_host(),
+            PlanOptions::default(),
+        )
+        .unwrap(),
         plan(&host(vec![newsletter()]), &drifted, PlanOptions::default()).unwrap(),
-        plan(&host(vec![gone]), &converged_host(), PlanOptions { force: true }).unwrap(),
+        plan(
+            &host(vec![gone]),
+            &converged_host(),
+            PlanOptions { force: true },
+        )
+        .unwrap(),
     ];
     for p in cases {
         let script = crate::apply::script::build(&p);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("apply.sh");
         std::fs::write(&path, &script).unwrap();
-        let status = std::process::Command::new("sh").arg("-n").arg(&path).status().unwrap();
+        let status = std::process::Command::new("sh")
+            .arg("-n")
+            .arg(&path)
+            .status()
+            .unwrap();
         assert!(status.success(), "sh -n rejects:\n{script}");
         for (i, _) in p.steps.iter().enumerate() {
-            assert!(script.contains(&format!("pf_report {i} ")) || script.contains(&format!("pf_fail {i} ")), "step {i} never reports");
+            assert!(
+                script.contains(&format!("pf_report {i} "))
+                    || script.contains(&format!("pf_fail {i} ")),
+                "step {i} never reports"
+            );
         }
     }
 }

@@ -99,6 +99,37 @@ fn errors(summaries: &[HostSummary], colour: bool) -> String {
     out
 }
 
+/// Where each host's time went (`--timings`): connect, facts, plan, apply, total.
+pub fn timings_table(summaries: &[HostSummary]) -> String {
+    let secs = |d: Duration| format!("{:.3}", d.as_secs_f64());
+    let rows: Vec<Vec<String>> = summaries
+        .iter()
+        .map(|s| {
+            vec![
+                s.host.clone(),
+                secs(s.timings.connect),
+                secs(s.timings.facts),
+                secs(s.timings.plan),
+                secs(s.timings.apply),
+                secs(s.duration),
+                s.round_trips.to_string(),
+            ]
+        })
+        .collect();
+    super::table::render(
+        &[
+            "HOST",
+            "CONNECT S",
+            "FACTS S",
+            "PLAN S",
+            "APPLY S",
+            "TOTAL S",
+            "ROUND TRIPS",
+        ],
+        &rows,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,27 +209,4 @@ mx10 (unreachable): connect to 10.0.0.10:22: timed out after 10s
             "{text}"
         );
     }
-}
-
-/// Where each host's time went (`--timings`): connect, facts, plan, apply, total.
-pub fn timings_table(summaries: &[HostSummary]) -> String {
-    let secs = |d: Duration| format!("{:.3}", d.as_secs_f64());
-    let rows: Vec<Vec<String>> = summaries
-        .iter()
-        .map(|s| {
-            vec![
-                s.host.clone(),
-                secs(s.timings.connect),
-                secs(s.timings.facts),
-                secs(s.timings.plan),
-                secs(s.timings.apply),
-                secs(s.duration),
-                s.round_trips.to_string(),
-            ]
-        })
-        .collect();
-    super::table::render(
-        &["HOST", "CONNECT S", "FACTS S", "PLAN S", "APPLY S", "TOTAL S", "ROUND TRIPS"],
-        &rows,
-    )
 }
