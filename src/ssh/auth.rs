@@ -23,6 +23,10 @@ pub const DEFAULT_KEY_NAMES: [&str; 3] = ["id_ed25519", "id_ecdsa", "id_rsa"];
 
 type Loaded = Result<Arc<PrivateKey>, String>;
 
+/// Runs a terminal prompt (the closure it is given) with the display out of the way, e.g.
+/// `move |prompt| reporter.suspend(prompt)` so progress bars do not garble it.
+pub type PromptWrapper = Arc<dyn Fn(&mut dyn FnMut()) + Send + Sync>;
+
 /// Decrypted private keys shared by every connection of a run: each file is read once, and an
 /// encrypted one asks for its passphrase at most once.
 pub struct KeyStore {
@@ -31,6 +35,7 @@ pub struct KeyStore {
     keys: Mutex<HashMap<PathBuf, Arc<OnceCell<Loaded>>>>,
     /// Serialises terminal prompts so two keys never ask at the same time.
     prompt_lock: tokio::sync::Mutex<()>,
+    prompt_wrapper: Mutex<Option<PromptWrapper>>,
     files_read: AtomicU32,
 }
 
@@ -53,6 +58,7 @@ impl KeyStore {
             may_prompt,
             keys: Mutex::new(HashMap::new()),
             prompt_lock: tokio::sync::Mutex::new(()),
+            prompt_wrapper: Mutex::new(None),
             files_read: AtomicU32::new(0),
         }
     }
@@ -66,6 +72,14 @@ impl KeyStore {
             .open("/dev/tty")
             .is_ok();
         KeyStore::new(passphrase, has_terminal)
+    }
+
+    /// Every later passphrase prompt runs inside `wrapper`.
+    pub fn set_prompt_wrapper(&self, wrapper: PromptWrapper) {
+        *self
+            .prompt_wrapper
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(wrapper);
     }
 
     /// How many key files were actually read and decoded so far.
@@ -120,7 +134,21 @@ impl KeyStore {
     async fn prompt(&self, shown: &str) -> Result<String, String> {
         let _turn = self.prompt_lock.lock().await;
         let prompt = format!("Enter passphrase for key {shown}: ");
-        tokio::task::spawn_blocking(move || rpassword::prompt_password(prompt))
+        let wrapper = self
+            .prompt_wrapper
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let ask = move || {
+            let mut answer = None;
+            let mut read = || answer = Some(rpassword::prompt_password(&prompt));
+            match wrapper {
+                Some(wrapper) => wrapper(&mut read),
+                None => read(),
+            }
+            answer.unwrap_or_else(|| Err(std::io::Error::other("the prompt did not run")))
+        };
+        tokio::task::spawn_blocking(ask)
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| {
@@ -180,7 +208,13 @@ pub async fn authenticate<H: Handler>(
         match AgentClient::connect_uds(socket).await {
             Err(e) => tried.push(format!("ssh-agent at {} (unusable: {e})", socket.display())),
             Ok(mut agent) => {
-                let identities = agent.request_identities().await.unwrap_or_default();
+                let identities = match agent.request_identities().await {
+                    Ok(identities) => identities,
+                    Err(e) => {
+                        tried.push(format!("ssh-agent at {} ({e})", socket.display()));
+                        Vec::new()
+                    }
+                };
                 let mut offered = 0;
                 for identity in identities {
                     let AgentIdentity::PublicKey { key, .. } = identity else {
@@ -204,7 +238,11 @@ pub async fn authenticate<H: Handler>(
                         }
                     }
                 }
-                tried.push(format!("ssh-agent ({offered} keys refused)"));
+                if offered > 0 {
+                    tried.push(format!("ssh-agent ({offered} keys refused)"));
+                } else {
+                    tried.push(format!("ssh-agent at {} (holds no key)", socket.display()));
+                }
             }
         }
     }

@@ -19,6 +19,10 @@ use crate::inventory::Connection;
 /// OpenSSH's `MaxSessions` is 10 per connection: stay below it.
 pub const CHANNELS_PER_CONNECTION: usize = 8;
 
+/// Output kept per stream of one command; a command that prints more is cut off with an
+/// error rather than exhausting memory.
+pub const MAX_OUTPUT_BYTES: usize = 256 << 20;
+
 /// What the russh session task learned that its caller needs for a precise error.
 #[derive(Default)]
 struct Findings {
@@ -322,6 +326,7 @@ impl Session {
             let mut output = ExecOutput::default();
             let mut lines = LineSplitter::default();
             let mut refused = false;
+            let mut too_large = false;
             let mut signal = None;
             tokio::pin!(feed);
             let mut feeding = true;
@@ -349,17 +354,30 @@ impl Session {
                         Some(_) => {}
                     },
                 }
+                if output.stdout.len().max(output.stderr.len()) > MAX_OUTPUT_BYTES {
+                    too_large = true;
+                    break;
+                }
             }
             lines.finish(on_line);
-            (output, refused, signal)
+            (output, refused, too_large, signal)
         };
-        let (output, refused, signal) = match tokio::time::timeout_at(deadline, collect).await {
+        let collected = tokio::time::timeout_at(deadline, collect).await;
+        let (output, refused, too_large, signal) = match collected {
             Ok(collected) => collected,
             Err(_) => {
                 let _ = tokio::time::timeout(Duration::from_secs(1), writer.close()).await;
                 return Err(timed_out());
             }
         };
+        if too_large {
+            let _ = tokio::time::timeout(Duration::from_secs(1), writer.close()).await;
+            return Err(SshError::Other(format!(
+                "{}: `{command}` printed more than {} MiB: stopped",
+                self.target,
+                MAX_OUTPUT_BYTES >> 20
+            )));
+        }
         if refused {
             return Err(SshError::Other(format!(
                 "{} refused to run `{command}`",

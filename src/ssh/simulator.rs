@@ -399,7 +399,6 @@ fn server_config(host: &SimHost, options: &SimOptions) -> server::Config {
         auth_rejection_time_initial: Some(Duration::ZERO),
         max_auth_attempts: 6,
         inactivity_timeout: Some(options.idle_timeout),
-        nodelay: true,
         ..server::Config::default()
     }
 }
@@ -481,6 +480,9 @@ async fn serve(
     let Ok(tcp) = TcpStream::from_std(std_tcp) else {
         return;
     };
+    // russh applies `Config::nodelay` only in its own accept loop; without it every reply
+    // waits ~40 ms for Nagle and delayed ACKs.
+    let _ = tcp.set_nodelay(true);
     let control = Arc::new(ConnectionControl::default());
     let stream = SimStream {
         inner: tcp,
