@@ -1,9 +1,24 @@
 //! SSH transport (russh): one connection per host, reused for every command.
+//!
+//! - Host keys: strict known_hosts checking by default ([`HostKeyPolicy`]), in the inventory's
+//!   file or `~/.ssh/known_hosts`; hashed entries are understood ([`known_hosts`]).
+//! - Auth: ssh-agent (`SSH_AUTH_SOCK`), then key files, shared by all hosts through one
+//!   [`KeyStore`] (encrypted keys: [`auth::PASSPHRASE_VAR`] or a terminal prompt).
+//! - Commands: [`Session::run_script`] (`/bin/sh -s`, script on stdin, `sudo -n` for become)
+//!   and [`Session::exec`], each one exec channel, at most 8 at once per connection.
+//! - [`simulator`]: an in-process SSH server for tests and benchmarks.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::inventory::Connection;
+pub mod auth;
+pub mod known_hosts;
+mod session;
+pub mod simulator;
+
+pub use self::auth::KeyStore;
+pub use self::session::{Session, CHANNELS_PER_CONNECTION};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HostKeyPolicy {
@@ -22,6 +37,46 @@ pub struct SshOptions {
     pub command_timeout: Duration,
     /// Used when the inventory names no known_hosts file: normally ~/.ssh/known_hosts.
     pub default_known_hosts: PathBuf,
+    /// Silence after which a keepalive is sent; after `keepalive_max` unanswered ones the
+    /// connection counts as lost (a dead host is noticed within interval x (max + 1)).
+    pub keepalive_interval: Duration,
+    pub keepalive_max: usize,
+    /// ssh-agent socket (`SSH_AUTH_SOCK`), tried before key files.
+    pub agent_socket: Option<PathBuf>,
+    /// Decrypted key files, shared by every connection of the run.
+    pub keys: Arc<KeyStore>,
+}
+
+impl SshOptions {
+    /// Defaults from the environment: strict host keys, ~/.ssh/known_hosts, `SSH_AUTH_SOCK`,
+    /// key passphrase from [`auth::PASSPHRASE_VAR`] or the terminal; connect timeout 10 s,
+    /// command timeout 10 min, keepalive every 15 s (lost after 3 unanswered).
+    pub fn from_env() -> SshOptions {
+        let home = home_dir().unwrap_or_else(|| PathBuf::from("/"));
+        SshOptions {
+            host_key_policy: HostKeyPolicy::Strict,
+            connect_timeout: Duration::from_secs(10),
+            command_timeout: Duration::from_secs(600),
+            default_known_hosts: home.join(".ssh").join("known_hosts"),
+            keepalive_interval: Duration::from_secs(15),
+            keepalive_max: 3,
+            agent_socket: std::env::var_os("SSH_AUTH_SOCK")
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from),
+            keys: Arc::new(KeyStore::from_env()),
+        }
+    }
+}
+
+/// `$HOME`, else the user database's home of the current user.
+pub(crate) fn home_dir() -> Option<PathBuf> {
+    match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+        Some(home) => Some(PathBuf::from(home)),
+        None => nix::unistd::User::from_uid(nix::unistd::getuid())
+            .ok()
+            .flatten()
+            .map(|user| user.dir),
+    }
 }
 
 /// What one remote command produced.
@@ -38,20 +93,40 @@ pub enum SshError {
     /// TCP connect failed or timed out, or the handshake did not finish in time.
     #[error("unreachable: {0}")]
     Unreachable(String),
-    #[error("host key for {host} is not known ({fingerprint}) in {known_hosts}")]
+    /// `host` is the known_hosts name (`name` or `[name]:port`), `fingerprint` the key type
+    /// and `SHA256:...`.
+    #[error(
+        "host key for {host} is not known ({fingerprint}) in {known_hosts}: check that \
+         fingerprint with the host's administrator, then add the key with `{}` or re-run \
+         with --accept-new",
+        keyscan_hint(host, known_hosts)
+    )]
     HostKeyUnknown {
         host: String,
         fingerprint: String,
         known_hosts: String,
     },
-    #[error("HOST KEY CHANGED for {host} ({fingerprint}), see {known_hosts}")]
+    /// `known_hosts` is `FILE:LINE` of the entry holding the old key.
+    #[error(
+        "HOST KEY CHANGED for {host}: it now presents {fingerprint}, which differs from the key \
+         in {known_hosts}; someone may be intercepting the connection. If the host was \
+         reinstalled, remove the old entry (`ssh-keygen -R '{host}' -f {}`) and trust the new key",
+        known_hosts.rsplit_once(':').map_or(known_hosts.as_str(), |(file, _)| file)
+    )]
     HostKeyChanged {
         host: String,
         fingerprint: String,
         known_hosts: String,
     },
+    /// `user` is `user@address:port`; `detail` lists the agent and key files tried.
     #[error("authentication as {user} failed: {detail}")]
     AuthFailed { user: String, detail: String },
+    /// `sudo -n` needs a password for `user` on `host`.
+    #[error(
+        "sudo requires a password for {user} on {host}: allow NOPASSWD for postfleet, or \
+         connect as root"
+    )]
+    SudoPasswordRequired { user: String, host: String },
     #[error("timed out after {0:?}")]
     Timeout(Duration),
     #[error("connection lost: {0}")]
@@ -60,34 +135,54 @@ pub enum SshError {
     Other(String),
 }
 
-pub use self::session::Session;
+/// `ssh-keyscan` line that appends `host` (a known_hosts name) to `file`.
+fn keyscan_hint(host: &str, file: &str) -> String {
+    let quoted = |s: &str| shlex::try_quote(s).map_or_else(|_| s.to_string(), |q| q.into_owned());
+    match host
+        .strip_prefix('[')
+        .and_then(|rest| rest.split_once("]:"))
+    {
+        Some((name, port)) => format!("ssh-keyscan -p {port} {} >> {}", quoted(name), quoted(file)),
+        None => format!("ssh-keyscan {} >> {}", quoted(host), quoted(file)),
+    }
+}
 
-mod session {
+#[cfg(test)]
+mod tests {
     use super::*;
 
-    /// An authenticated connection to one host.
-    pub struct Session {
-        _private: (),
-    }
-
-    impl Session {
-        /// Connects, checks the host key, authenticates (agent, then key files).
-        pub async fn connect(_conn: &Connection, _opts: &SshOptions) -> Result<Session, SshError> {
-            todo!()
-        }
-        /// Runs `script` with `/bin/sh -s` (through `sudo -n` when the connection becomes
-        /// root and the user is not root). `on_line` sees each stdout line as it arrives.
-        pub async fn run_script(
-            &self,
-            _script: &str,
-            _on_line: &mut (dyn FnMut(&str) + Send),
-        ) -> Result<ExecOutput, SshError> {
-            todo!()
-        }
-        /// Commands run so far on this connection (each is one round trip).
-        pub fn round_trips(&self) -> u32 {
-            todo!()
-        }
-        pub async fn close(self) {}
+    #[test]
+    fn host_key_messages_say_what_to_do() {
+        let unknown = SshError::HostKeyUnknown {
+            host: "[10.0.0.5]:2222".into(),
+            fingerprint: "ssh-ed25519 SHA256:abc".into(),
+            known_hosts: "/home/me/.ssh/known_hosts".into(),
+        };
+        let text = unknown.to_string();
+        assert!(text.contains("SHA256:abc"), "{text}");
+        assert!(
+            text.contains("ssh-keyscan -p 2222 10.0.0.5 >> /home/me/.ssh/known_hosts"),
+            "{text}"
+        );
+        assert!(text.contains("--accept-new"), "{text}");
+        let bare = SshError::HostKeyUnknown {
+            host: "mx1".into(),
+            fingerprint: String::new(),
+            known_hosts: "/tmp/my hosts".into(),
+        };
+        assert!(bare
+            .to_string()
+            .contains("ssh-keyscan mx1 >> '/tmp/my hosts'"));
+        let changed = SshError::HostKeyChanged {
+            host: "mx1".into(),
+            fingerprint: "ssh-ed25519 SHA256:new".into(),
+            known_hosts: "/k/known_hosts:7".into(),
+        };
+        let text = changed.to_string();
+        assert!(text.contains("/k/known_hosts:7"), "{text}");
+        assert!(
+            text.contains("ssh-keygen -R 'mx1' -f /k/known_hosts"),
+            "{text}"
+        );
     }
 }

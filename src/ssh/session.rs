@@ -1,0 +1,503 @@
+//! One authenticated russh connection per host; every command is one exec channel on it.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use russh::client::{self, DisconnectReason, Handle};
+use russh::keys::{Algorithm, PublicKeyOrCertificate};
+use russh::{ChannelMsg, Disconnect, Preferred};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+use super::auth::{self, Sources};
+use super::known_hosts::{self, Verdict};
+use super::{ExecOutput, HostKeyPolicy, SshError, SshOptions};
+use crate::inventory::Connection;
+
+/// OpenSSH's `MaxSessions` is 10 per connection: stay below it.
+pub const CHANNELS_PER_CONNECTION: usize = 8;
+
+/// Output kept per stream of one command; a command that prints more is cut off with an
+/// error rather than exhausting memory.
+pub const MAX_OUTPUT_BYTES: usize = 256 << 20;
+
+/// What the russh session task learned that its caller needs for a precise error.
+#[derive(Default)]
+struct Findings {
+    host_key_problem: Option<SshError>,
+    lost: Option<String>,
+}
+
+struct ClientHandler {
+    address: String,
+    port: u16,
+    known_hosts: PathBuf,
+    policy: HostKeyPolicy,
+    findings: Arc<Mutex<Findings>>,
+}
+
+impl ClientHandler {
+    fn judge(&self, key: &russh::keys::PublicKey) -> Result<(), SshError> {
+        let name = known_hosts::host_entry_name(&self.address, self.port);
+        let file = self.known_hosts.display().to_string();
+        let fingerprint = format!(
+            "{} {}",
+            key.algorithm().as_str(),
+            known_hosts::fingerprint(key)
+        );
+        let io_error = |e: std::io::Error| SshError::Other(format!("known_hosts {file}: {e}"));
+        let verdict = known_hosts::check(&self.known_hosts, &self.address, self.port, key)
+            .map_err(io_error)?;
+        match verdict {
+            Verdict::Known { .. } => Ok(()),
+            Verdict::Changed { line } => Err(SshError::HostKeyChanged {
+                host: name,
+                fingerprint,
+                known_hosts: format!("{file}:{line}"),
+            }),
+            Verdict::Revoked { line } => Err(SshError::Other(format!(
+                "host key of {name} ({fingerprint}) is marked @revoked in {file}:{line}: refusing \
+                 to connect"
+            ))),
+            Verdict::Unknown { .. } if self.policy == HostKeyPolicy::AcceptNew => {
+                match known_hosts::learn(&self.known_hosts, &self.address, self.port, key)
+                    .map_err(io_error)?
+                {
+                    Verdict::Known { .. } => Ok(()),
+                    // Another connection learned a different key for this name meanwhile.
+                    Verdict::Changed { line } => Err(SshError::HostKeyChanged {
+                        host: name,
+                        fingerprint,
+                        known_hosts: format!("{file}:{line}"),
+                    }),
+                    other => Err(SshError::Other(format!(
+                        "could not learn the host key of {name} into {file}: {other:?}"
+                    ))),
+                }
+            }
+            Verdict::Unknown { .. } => Err(SshError::HostKeyUnknown {
+                host: name,
+                fingerprint,
+                known_hosts: file,
+            }),
+        }
+    }
+}
+
+impl client::Handler for ClientHandler {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        presented: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        let verdict = match presented {
+            PublicKeyOrCertificate::PublicKey { key, .. } => self.judge(key),
+            PublicKeyOrCertificate::Certificate(_) => Err(SshError::Other(format!(
+                "{}:{} presented a host certificate: not supported, list its plain key in \
+                 known_hosts",
+                self.address, self.port
+            ))),
+        };
+        match verdict {
+            Ok(()) => Ok(true),
+            Err(problem) => {
+                self.findings
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .host_key_problem = Some(problem);
+                Ok(false)
+            }
+        }
+    }
+
+    async fn disconnected(
+        &mut self,
+        reason: DisconnectReason<Self::Error>,
+    ) -> Result<(), Self::Error> {
+        let description = match &reason {
+            DisconnectReason::ReceivedDisconnect(info) => {
+                format!("the server closed the connection ({})", info.message)
+            }
+            DisconnectReason::Error(russh::Error::KeepaliveTimeout) => {
+                "the server stopped answering keepalives".to_string()
+            }
+            DisconnectReason::Error(e) => e.to_string(),
+        };
+        self.findings.lock().unwrap_or_else(|p| p.into_inner()).lost = Some(description);
+        match reason {
+            DisconnectReason::ReceivedDisconnect(_) => Ok(()),
+            DisconnectReason::Error(e) => Err(e),
+        }
+    }
+}
+
+/// An authenticated connection to one host.
+pub struct Session {
+    handle: Handle<ClientHandler>,
+    findings: Arc<Mutex<Findings>>,
+    /// `user@address:port`, for messages.
+    target: String,
+    user: String,
+    address: String,
+    become_root: bool,
+    command_timeout: Duration,
+    channel_slots: Semaphore,
+    round_trips: AtomicU32,
+}
+
+impl Session {
+    /// Connects, checks the host key, authenticates (agent, then key files). TCP connect and
+    /// handshake must finish within `opts.connect_timeout`, and so must authentication (time
+    /// spent asking for a key's passphrase not counted).
+    pub async fn connect(conn: &Connection, opts: &SshOptions) -> Result<Session, SshError> {
+        let address = format!("{}:{}", conn.address, conn.port);
+        let known_hosts = conn
+            .known_hosts
+            .clone()
+            .unwrap_or_else(|| opts.default_known_hosts.clone());
+        let findings = Arc::new(Mutex::new(Findings::default()));
+        let handler = ClientHandler {
+            address: conn.address.clone(),
+            port: conn.port,
+            known_hosts: known_hosts.clone(),
+            policy: opts.host_key_policy,
+            findings: findings.clone(),
+        };
+        let config = Arc::new(client::Config {
+            keepalive_interval: Some(opts.keepalive_interval),
+            keepalive_max: opts.keepalive_max,
+            nodelay: true,
+            preferred: Preferred {
+                key: host_key_preference(&known_hosts::known_algorithms(
+                    &known_hosts,
+                    &conn.address,
+                    conn.port,
+                ))
+                .into(),
+                ..Preferred::default()
+            },
+            ..client::Config::default()
+        });
+        let deadline = Instant::now() + opts.connect_timeout;
+        let connecting = async {
+            let tcp = tokio::net::TcpStream::connect((conn.address.as_str(), conn.port))
+                .await
+                .map_err(|e| SshError::Unreachable(format!("{address}: {e}")))?;
+            tcp.set_nodelay(true).ok();
+            client::connect_stream(config, tcp, handler)
+                .await
+                .map_err(|e| {
+                    let mut found = findings.lock().unwrap_or_else(|p| p.into_inner());
+                    match found.host_key_problem.take() {
+                        Some(problem) => problem,
+                        None => {
+                            SshError::Unreachable(format!("{address}: SSH handshake failed: {e}"))
+                        }
+                    }
+                })
+        };
+        let mut handle = tokio::time::timeout_at(deadline, connecting)
+            .await
+            .map_err(|_| {
+                SshError::Unreachable(format!(
+                    "{address}: no SSH handshake within {:?}",
+                    opts.connect_timeout
+                ))
+            })??;
+
+        let home = super::home_dir();
+        let key_files = auth::key_files(&conn.key_files, home.as_deref());
+        let sources = Sources {
+            agent_socket: opts.agent_socket.as_deref(),
+            key_files: &key_files,
+            keys: &opts.keys,
+        };
+        let target = format!("{}@{address}", conn.user);
+        auth::authenticate(&mut handle, &conn.user, sources, deadline)
+            .await
+            .map_err(|e| match e {
+                SshError::AuthFailed { user, detail } => SshError::AuthFailed {
+                    user: format!("{user}@{address}"),
+                    detail,
+                },
+                SshError::Unreachable(why) => SshError::Unreachable(format!("{address}: {why}")),
+                other => other,
+            })?;
+
+        Ok(Session {
+            handle,
+            findings,
+            target,
+            user: conn.user.clone(),
+            address: conn.address.clone(),
+            become_root: conn.become_root && conn.user != "root",
+            command_timeout: opts.command_timeout,
+            channel_slots: Semaphore::new(CHANNELS_PER_CONNECTION),
+            round_trips: AtomicU32::new(0),
+        })
+    }
+
+    /// `user@address:port`.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// Whether remote work goes through `sudo -n`.
+    pub fn becomes_root(&self) -> bool {
+        self.become_root
+    }
+
+    /// Runs `script` with `/bin/sh -s` (through `sudo -n` when the connection becomes
+    /// root and the user is not root). `on_line` sees each stdout line as it arrives.
+    pub async fn run_script(
+        &self,
+        script: &str,
+        on_line: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<ExecOutput, SshError> {
+        let command = if self.become_root {
+            "sudo -n /bin/sh -s"
+        } else {
+            "/bin/sh -s"
+        };
+        self.run(command, script.as_bytes(), on_line).await
+    }
+
+    /// Runs one command given as separate arguments, each quoted for the remote shell (and
+    /// through `sudo -n` like [`Session::run_script`]). Nothing is sent on its stdin.
+    pub async fn exec(&self, argv: &[&str]) -> Result<ExecOutput, SshError> {
+        let mut words: Vec<String> = Vec::new();
+        if self.become_root {
+            words.extend(["sudo", "-n", "--"].map(String::from));
+        }
+        for arg in argv {
+            let quoted = shlex::try_quote(arg).map_err(|_| {
+                SshError::Other(format!("cannot pass an argument with a NUL byte: {arg:?}"))
+            })?;
+            words.push(quoted.into_owned());
+        }
+        self.run(&words.join(" "), b"", &mut |_| {}).await
+    }
+
+    /// Commands run so far on this connection (each is one round trip).
+    pub fn round_trips(&self) -> u32 {
+        self.round_trips.load(Ordering::Relaxed)
+    }
+
+    /// Says goodbye to the server (bounded: a dead host does not hold this up).
+    pub async fn close(self) {
+        let goodbye = self
+            .handle
+            .disconnect(Disconnect::ByApplication, "postfleet done", "en");
+        let _ = tokio::time::timeout(Duration::from_secs(2), goodbye).await;
+    }
+
+    async fn run(
+        &self,
+        command: &str,
+        stdin: &[u8],
+        on_line: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<ExecOutput, SshError> {
+        let _slot = self
+            .channel_slots
+            .acquire()
+            .await
+            .map_err(|_| SshError::Other("session closed".into()))?;
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+        let deadline = Instant::now() + self.command_timeout;
+        let timed_out = || SshError::Timeout(self.command_timeout);
+        let channel = tokio::time::timeout_at(deadline, self.handle.channel_open_session())
+            .await
+            .map_err(|_| timed_out())?
+            .map_err(|e| self.lost(format!("cannot open a channel: {e}")))?;
+        let (mut reader, writer) = channel.split();
+        writer
+            .exec(true, command)
+            .await
+            .map_err(|e| self.lost(format!("cannot start the command: {e}")))?;
+
+        let feed = async {
+            writer.data_bytes(stdin.to_vec()).await?;
+            writer.eof().await
+        };
+        let collect = async {
+            let mut output = ExecOutput::default();
+            let mut lines = LineSplitter::default();
+            let mut refused = false;
+            let mut too_large = false;
+            let mut signal = None;
+            tokio::pin!(feed);
+            let mut feeding = true;
+            loop {
+                tokio::select! {
+                    // A failed feed (the command exited without reading all of its stdin) is
+                    // not an error in itself: the exit status says how it went.
+                    _ = &mut feed, if feeding => feeding = false,
+                    message = reader.wait() => match message {
+                        None | Some(ChannelMsg::Close) => break,
+                        Some(ChannelMsg::Data { data }) => {
+                            output.stdout.extend_from_slice(&data);
+                            lines.push(&data, on_line);
+                        }
+                        Some(ChannelMsg::ExtendedData { data, ext: 1 }) => {
+                            output.stderr.extend_from_slice(&data)
+                        }
+                        Some(ChannelMsg::ExitStatus { exit_status }) => {
+                            output.exit_status = Some(exit_status)
+                        }
+                        Some(ChannelMsg::ExitSignal { signal_name, .. }) => {
+                            signal = Some(format!("{signal_name:?}"))
+                        }
+                        Some(ChannelMsg::Failure) => refused = true,
+                        Some(_) => {}
+                    },
+                }
+                if output.stdout.len().max(output.stderr.len()) > MAX_OUTPUT_BYTES {
+                    too_large = true;
+                    break;
+                }
+            }
+            lines.finish(on_line);
+            (output, refused, too_large, signal)
+        };
+        let collected = tokio::time::timeout_at(deadline, collect).await;
+        let (output, refused, too_large, signal) = match collected {
+            Ok(collected) => collected,
+            Err(_) => {
+                let _ = tokio::time::timeout(Duration::from_secs(1), writer.close()).await;
+                return Err(timed_out());
+            }
+        };
+        if too_large {
+            let _ = tokio::time::timeout(Duration::from_secs(1), writer.close()).await;
+            return Err(SshError::Other(format!(
+                "{}: `{command}` printed more than {} MiB: stopped",
+                self.target,
+                MAX_OUTPUT_BYTES >> 20
+            )));
+        }
+        if refused {
+            return Err(SshError::Other(format!(
+                "{} refused to run `{command}`",
+                self.target
+            )));
+        }
+        if output.exit_status.is_none() && signal.is_none() && self.handle.is_closed() {
+            return Err(self.lost("the command did not finish".into()));
+        }
+        if self.become_root {
+            self.check_sudo(&output)?;
+        }
+        Ok(output)
+    }
+
+    /// A `sudo -n` that could not run the command at all becomes an error that says what to do.
+    fn check_sudo(&self, output: &ExecOutput) -> Result<(), SshError> {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let sudo_said = |text: &str| {
+            stderr
+                .lines()
+                .any(|l| l.starts_with("sudo:") && l.contains(text))
+        };
+        if output.exit_status == Some(1)
+            && (sudo_said("a password is required") || sudo_said("a terminal is required"))
+        {
+            return Err(SshError::SudoPasswordRequired {
+                user: self.user.clone(),
+                host: self.address.clone(),
+            });
+        }
+        if output.exit_status == Some(127)
+            && stderr.contains("sudo")
+            && stderr.contains("not found")
+        {
+            return Err(SshError::Other(format!(
+                "sudo is not installed on {}: install it, or connect as root",
+                self.address
+            )));
+        }
+        Ok(())
+    }
+
+    /// The connection is gone (or going): say why when the session task knows.
+    fn lost(&self, fallback: String) -> SshError {
+        let found = self.findings.lock().unwrap_or_else(|p| p.into_inner());
+        let why = found.lost.clone().unwrap_or(fallback);
+        SshError::Disconnected(format!("{}: {why}", self.target))
+    }
+}
+
+/// Host key algorithms to ask for: those known_hosts already has for the host first.
+fn host_key_preference(known: &[Algorithm]) -> Vec<Algorithm> {
+    let all = Preferred::DEFAULT.key.to_vec();
+    let rsa = |a: &Algorithm| matches!(a, Algorithm::Rsa { .. });
+    let is_known = |a: &Algorithm| known.iter().any(|k| k == a || (rsa(k) && rsa(a)));
+    let (mut first, rest): (Vec<_>, Vec<_>) = all.into_iter().partition(is_known);
+    first.extend(rest);
+    first
+}
+
+/// Cuts stdout into lines as it arrives, across packet boundaries.
+#[derive(Default)]
+struct LineSplitter {
+    pending: Vec<u8>,
+}
+
+impl LineSplitter {
+    fn push(&mut self, data: &[u8], on_line: &mut (dyn FnMut(&str) + Send)) {
+        self.pending.extend_from_slice(data);
+        while let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.pending.drain(..=end).collect();
+            let text = String::from_utf8_lossy(&line[..end]);
+            on_line(text.strip_suffix('\r').unwrap_or(&text));
+        }
+    }
+
+    /// The last line, when the output does not end with a newline.
+    fn finish(&mut self, on_line: &mut (dyn FnMut(&str) + Send)) {
+        if !self.pending.is_empty() {
+            let rest = std::mem::take(&mut self.pending);
+            on_line(&String::from_utf8_lossy(&rest));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use russh::keys::EcdsaCurve;
+
+    #[test]
+    fn lines_are_split_across_packets() {
+        let mut seen = Vec::new();
+        let mut record = |l: &str| seen.push(l.to_string());
+        let mut splitter = LineSplitter::default();
+        splitter.push(b"one\ntw", &mut record);
+        splitter.push(b"o\r\n\nthr", &mut record);
+        splitter.push(b"ee", &mut record);
+        splitter.finish(&mut record);
+        assert_eq!(seen, ["one", "two", "", "three"]);
+    }
+
+    #[test]
+    fn known_key_types_are_asked_for_first() {
+        let order = host_key_preference(&[Algorithm::Rsa { hash: None }]);
+        assert!(order[..3]
+            .iter()
+            .all(|a| matches!(a, Algorithm::Rsa { .. })));
+        assert_eq!(order.len(), Preferred::DEFAULT.key.len());
+        let order = host_key_preference(&[Algorithm::Ecdsa {
+            curve: EcdsaCurve::NistP256,
+        }]);
+        assert_eq!(
+            order[0],
+            Algorithm::Ecdsa {
+                curve: EcdsaCurve::NistP256
+            }
+        );
+        assert_eq!(order[1], Algorithm::Ed25519);
+        assert_eq!(host_key_preference(&[]), Preferred::DEFAULT.key.to_vec());
+    }
+}
