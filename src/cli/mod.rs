@@ -5,7 +5,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "postfleet", version, about = "Converge fleets of Postfix hosts over SSH")]
+#[command(
+    name = "postfleet",
+    version,
+    about = "Converge fleets of Postfix hosts over SSH"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -14,8 +18,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Throwaway real mail hosts on this machine, for tests, demos and rehearsals.
-    #[command(subcommand)]
-    Lab(crate::lab::LabCommand),
+    Lab(crate::lab::LabArgs),
 }
 
 pub fn main() -> ExitCode {
