@@ -90,8 +90,7 @@ pub enum Command {
         lines: u32,
     },
     /// Throwaway real mail hosts on this machine, for tests, demos and rehearsals.
-    #[command(subcommand)]
-    Lab(crate::lab::LabCommand),
+    Lab(crate::lab::LabArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

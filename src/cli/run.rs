@@ -62,16 +62,10 @@ pub(super) fn ssh_options(args: &ConnectArgs) -> SshOptions {
         },
         connect_timeout: Duration::from_secs(args.connect_timeout),
         command_timeout: Duration::from_secs(args.command_timeout),
-        default_known_hosts: home_known_hosts(),
+        ..SshOptions::from_env()
     }
 }
 
-fn home_known_hosts() -> PathBuf {
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/root"))
-        .join(".ssh/known_hosts")
-}
 
 /// One run per inventory at a time on this machine (a cron job that overlaps itself).
 fn lock_for(inventory: &Path) -> Result<Option<nix::fcntl::Flock<std::fs::File>>, String> {

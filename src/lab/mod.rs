@@ -1,19 +1,505 @@
 //! `postfleet lab`: throwaway real mail hosts (sshd, Postfix, systemd) on this machine.
+//!
+//! Each host is a network namespace joined to the lab's bridge, an overlay root over a shared
+//! Debian base tree, and either systemd (systemd-nspawn) or a small init as PID 1. State lives
+//! in `/var/lib/postfleet/labs/<lab>/`; kernel objects are named `pf<lab>-*`. [`Lab`] is the
+//! read side for other code and tests; the `lab` subcommands change a lab.
 
-use std::process::ExitCode;
+mod base;
+mod cleanup;
+mod delay;
+mod host;
+mod net;
+mod ops;
+pub mod sink;
+mod state;
+mod sys;
+
+use std::net::Ipv4Addr;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Output};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Result};
+
+pub use sink::SinkMessage;
+use state::{HostFiles, LabState, Names};
+pub use state::{Mode, SINK_PORTS};
+
+/// `postfleet lab [--lab NAME] <command>`.
+#[derive(Debug, clap::Args)]
+pub struct LabArgs {
+    /// Which lab: state in /var/lib/postfleet/labs/NAME (env POSTFLEET_LAB_DIR overrides the
+    /// parent), kernel objects named pfNAME-*. 1 to 6 characters a-z 0-9.
+    #[arg(
+        long,
+        global = true,
+        env = "POSTFLEET_LAB",
+        default_value = "lab",
+        value_name = "NAME"
+    )]
+    pub lab: String,
+    #[command(subcommand)]
+    pub command: LabCommand,
+}
 
 /// Subcommands of `postfleet lab`.
 #[derive(Debug, clap::Subcommand)]
 pub enum LabCommand {
-    /// Show the lab's hosts.
-    Status,
+    /// Boot hosts h1..hN (builds the base tree on first use).
+    Up {
+        /// Number of hosts.
+        #[arg(long)]
+        hosts: u32,
+        /// How hosts boot: systemd (systemd-nspawn) or plain (sshd and Postfix under tini).
+        #[arg(long, value_enum, default_value_t = Mode::Systemd)]
+        mode: Mode,
+        /// IPv4 subnet of the lab (default 10.77.0.0/24 for `lab`, another 10.77.X.0/24 per name).
+        #[arg(long, value_name = "CIDR")]
+        subnet: Option<String>,
+        /// Added round-trip time for every host, in ms.
+        #[arg(long, default_value_t = 0, value_name = "MS")]
+        rtt_ms: u32,
+    },
+    /// Add hosts to a running lab.
+    Add {
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+        #[arg(long, value_enum, default_value_t = Mode::Systemd)]
+        mode: Mode,
+    },
+    /// Boot hosts afresh: their changes are wiped, they get new keys and machine-id.
+    Reset {
+        #[arg(required = true, value_name = "HOST")]
+        hosts: Vec<String>,
+    },
+    /// Show the lab's hosts, addresses, modes and whether they run.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print an inventory of the lab in postfleet's format.
+    Inventory {
+        /// Connect as this user (not root: with `become: true`).
+        #[arg(long, default_value = "root")]
+        user: String,
+    },
+    /// ssh to a host; words after the host (or after `--`) are run by its shell.
+    Ssh {
+        host: String,
+        #[arg(short = 'l', long, default_value = "root")]
+        user: String,
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "CMD"
+        )]
+        command: Vec<String>,
+    },
+    /// Stop every host and remove the lab's namespaces, interfaces, cgroups and processes.
+    Down {
+        /// Also delete the lab's state (hosts' disks, keys, sink messages).
+        #[arg(long)]
+        purge: bool,
+    },
+    /// Set the added round-trip time of hosts (all if none named); 0 removes it.
+    Rtt {
+        #[arg(long, value_name = "MS")]
+        ms: u32,
+        #[arg(value_name = "HOST")]
+        hosts: Vec<String>,
+    },
+    /// Run the lab's mail sink in the foreground (`up` starts one in the background).
+    Sink,
+    /// Internal: a host's boot helper.
+    #[command(hide = true)]
+    BootHost {
+        host: String,
+        #[arg(long, value_enum)]
+        mode: Mode,
+        #[arg(long)]
+        lower: PathBuf,
+    },
+    /// Internal: the packet delayer of a host.
+    #[command(hide = true)]
+    Delayer {
+        host: String,
+        #[arg(long)]
+        delay_us: u64,
+    },
 }
 
-pub fn run(cmd: LabCommand) -> ExitCode {
-    match cmd {
-        LabCommand::Status => {
-            eprintln!("error: the lab is not built yet");
+pub fn run(args: LabArgs) -> ExitCode {
+    match dispatch(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
             ExitCode::from(1)
         }
+    }
+}
+
+fn dispatch(args: LabArgs) -> Result<ExitCode> {
+    let names = Names::new(&args.lab)?;
+    match args.command {
+        LabCommand::Up {
+            hosts,
+            mode,
+            subnet,
+            rtt_ms,
+        } => ops::up(
+            &names,
+            ops::UpOptions {
+                hosts,
+                mode,
+                subnet,
+                rtt_ms,
+            },
+        )?,
+        LabCommand::Add { count, mode } => ops::add(&names, count, mode)?,
+        LabCommand::Reset { hosts } => ops::reset(&names, &hosts)?,
+        LabCommand::Status { json } => return status(&names, json),
+        LabCommand::Inventory { user } => print!("{}", Lab::open(&args.lab)?.inventory_yaml(&user)),
+        LabCommand::Ssh {
+            host,
+            user,
+            command,
+        } => {
+            let mut ssh = Lab::open(&args.lab)?.ssh_command(&host, &user)?;
+            let err = ssh.args(&command).exec();
+            bail!("cannot run ssh: {err}");
+        }
+        LabCommand::Down { purge } => ops::down(&names, purge)?,
+        LabCommand::Rtt { ms, hosts } => ops::rtt(&names, ms, &hosts)?,
+        LabCommand::Sink => ops::sink(&names)?,
+        LabCommand::BootHost { host, mode, lower } => host::boot_host_main(&host::BootArgs {
+            names: &names,
+            host: &host,
+            mode,
+            lower: &lower,
+        })?,
+        LabCommand::Delayer { host, delay_us } => {
+            delay::delayer_main(&names, &host, Duration::from_micros(delay_us))?
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn status(names: &Names, json: bool) -> Result<ExitCode> {
+    let Some(lab) = Lab::open_if_exists(names)? else {
+        let left = cleanup::leftovers(names);
+        if left.is_empty() {
+            bail!("lab '{}' does not exist", names.lab);
+        }
+        bail!(
+            "lab '{}' has no state but leftovers ({}); run `postfleet lab --lab {} down`",
+            names.lab,
+            left.join(", "),
+            names.lab
+        );
+    };
+    let hosts = lab.hosts();
+    let sink_up = sys::ProcRef::read(&names.sink_pid_path()).is_some_and(|p| p.alive());
+    if json {
+        let value = serde_json::json!({
+            "name": lab.name(),
+            "subnet": lab.subnet(),
+            "gateway": lab.gateway().to_string(),
+            "state_dir": lab.state_dir(),
+            "sink": { "up": sink_up, "ports": SINK_PORTS },
+            "hosts": hosts.iter().map(|h| serde_json::json!({
+                "name": h.name,
+                "address": h.address.to_string(),
+                "mode": h.mode,
+                "up": h.up,
+            })).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let up = hosts.iter().filter(|h| h.up).count();
+    println!(
+        "lab '{}': {} of {} hosts up, subnet {}, gateway {}, sink {} (ports {}-{})",
+        lab.name(),
+        up,
+        hosts.len(),
+        lab.subnet(),
+        lab.gateway(),
+        if sink_up { "up" } else { "down" },
+        SINK_PORTS[0],
+        SINK_PORTS[SINK_PORTS.len() - 1]
+    );
+    for h in &hosts {
+        println!(
+            "{:<6} {:<15} {:<8} {}",
+            h.name,
+            h.address,
+            h.mode.as_str(),
+            if h.up { "up" } else { "down" }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One host of a lab, as seen now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabHost {
+    pub name: String,
+    pub address: Ipv4Addr,
+    pub mode: Mode,
+    /// Its PID 1 runs.
+    pub up: bool,
+}
+
+/// A lab that exists (is up, or was stopped without `--purge`): read side for code and tests.
+#[derive(Debug, Clone)]
+pub struct Lab {
+    names: Names,
+    state: LabState,
+}
+
+impl Lab {
+    /// Opens lab `name` (e.g. "lab", "test"), reading its state afresh.
+    pub fn open(name: &str) -> Result<Lab> {
+        let names = Names::new(name)?;
+        Lab::open_if_exists(&names)?.ok_or_else(|| {
+            anyhow!("lab '{name}' does not exist; run `postfleet lab --lab {name} up --hosts N`")
+        })
+    }
+
+    fn open_if_exists(names: &Names) -> Result<Option<Lab>> {
+        Ok(LabState::load(names)?.map(|state| Lab {
+            names: names.clone(),
+            state,
+        }))
+    }
+
+    pub fn name(&self) -> &str {
+        &self.names.lab
+    }
+
+    pub fn subnet(&self) -> String {
+        self.state.subnet.to_string()
+    }
+
+    /// The gateway address (on the lab's bridge), where the sink listens.
+    pub fn gateway(&self) -> Ipv4Addr {
+        self.state.gateway
+    }
+
+    pub fn sink_ports(&self) -> &'static [u16] {
+        &SINK_PORTS
+    }
+
+    pub fn state_dir(&self) -> &Path {
+        &self.names.state_dir
+    }
+
+    /// Private key that root and deploy accept on every host.
+    pub fn key_path(&self) -> PathBuf {
+        self.names.key_path()
+    }
+
+    /// known_hosts with every host's host keys under its address.
+    pub fn known_hosts_path(&self) -> PathBuf {
+        self.names.known_hosts_path()
+    }
+
+    /// Hosts in index order, with whether each runs now.
+    pub fn hosts(&self) -> Vec<LabHost> {
+        let mut hosts: Vec<LabHost> = self
+            .state
+            .hosts
+            .iter()
+            .map(|h| LabHost {
+                name: h.name.clone(),
+                address: h.address,
+                mode: h.mode,
+                up: self.init_of(&h.name).is_some(),
+            })
+            .collect();
+        hosts.sort_by_key(|h| h.name[1..].parse::<u32>().unwrap_or(u32::MAX));
+        hosts
+    }
+
+    pub fn host(&self, name: &str) -> Option<LabHost> {
+        self.hosts().into_iter().find(|h| h.name == name)
+    }
+
+    fn init_of(&self, host: &str) -> Option<sys::ProcRef> {
+        sys::ProcRef::read(&HostFiles::new(&self.names, host).init_pid()).filter(|p| p.alive())
+    }
+
+    /// Runs `cmd` with /bin/sh as root inside `host` (all its namespaces; no ssh involved).
+    pub fn exec(&self, host: &str, cmd: &str) -> Result<Output> {
+        let init = self
+            .init_of(host)
+            .ok_or_else(|| anyhow!("{host} of lab '{}' is not up", self.names.lab))?;
+        let out = host::nsenter_command(init, &["/bin/sh", "-c", cmd])
+            .stdin(std::process::Stdio::null())
+            .output()?;
+        Ok(out)
+    }
+
+    /// An `ssh` command line to `host` as `user` with the lab's key and strict host-key
+    /// checking against the lab's known_hosts; append the remote command's words.
+    pub fn ssh_command(&self, host: &str, user: &str) -> Result<Command> {
+        let h = self
+            .state
+            .host(host)
+            .ok_or_else(|| anyhow!("lab '{}' has no host {host}", self.names.lab))?;
+        sys::require_tool("ssh", "openssh-client")?;
+        let mut cmd = Command::new("ssh");
+        cmd.args(["-F", "/dev/null", "-i"])
+            .arg(self.key_path())
+            .args(["-o", "IdentitiesOnly=yes", "-o"])
+            .arg(format!(
+                "UserKnownHostsFile={}",
+                self.known_hosts_path().display()
+            ))
+            .args([
+                "-o",
+                "GlobalKnownHostsFile=/dev/null",
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "LogLevel=ERROR",
+                "-l",
+                user,
+                "--",
+            ])
+            .arg(h.address.to_string());
+        Ok(cmd)
+    }
+
+    /// Messages the lab's sink has stored.
+    pub fn sink_messages(&self) -> Vec<SinkMessage> {
+        sink::read_messages(self.state_dir())
+    }
+
+    /// The lab as an inventory in postfleet's format: group `mx` with every host, groups
+    /// `lab_systemd` / `lab_plain` by boot mode; `user` other than root gets `become: true`.
+    pub fn inventory_yaml(&self, user: &str) -> String {
+        let mut y = String::from("all:\n  vars:\n");
+        y.push_str(&format!("    ssh_user: {}\n", yaml_scalar(user)));
+        if user != "root" {
+            y.push_str("    become: true\n");
+        }
+        y.push_str(&format!(
+            "    ssh_key_file: {}\n",
+            yaml_scalar(&self.key_path().to_string_lossy())
+        ));
+        y.push_str(&format!(
+            "    ssh_known_hosts_file: {}\n",
+            yaml_scalar(&self.known_hosts_path().to_string_lossy())
+        ));
+        y.push_str(&format!("    lab_gateway: {}\n", self.gateway()));
+        let ports: Vec<String> = SINK_PORTS.iter().map(|p| p.to_string()).collect();
+        y.push_str(&format!("    lab_sink_ports: [{}]\n", ports.join(", ")));
+        y.push_str("  children:\n    mx:\n      hosts:\n");
+        let hosts = self.hosts();
+        for h in &hosts {
+            y.push_str(&format!(
+                "        {}: {{ ssh_host: {} }}\n",
+                h.name, h.address
+            ));
+        }
+        for mode in [Mode::Systemd, Mode::Plain] {
+            let members: Vec<&LabHost> = hosts.iter().filter(|h| h.mode == mode).collect();
+            if members.is_empty() {
+                continue;
+            }
+            y.push_str(&format!("    lab_{}:\n      hosts:\n", mode.as_str()));
+            for h in members {
+                y.push_str(&format!("        {}:\n", h.name));
+            }
+        }
+        y
+    }
+}
+
+/// A YAML scalar: plain when safe, else double-quoted.
+fn yaml_scalar(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
+        && !s.starts_with(['-', '.']);
+    if plain {
+        s.to_string()
+    } else {
+        serde_json::to_string(s).expect("strings serialize")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lab_with(hosts: &[(&str, Mode)]) -> Lab {
+        let names = Names::new("unit").unwrap();
+        let subnet: net::Subnet = "10.77.3.0/24".parse().unwrap();
+        let state = LabState {
+            name: "unit".into(),
+            subnet,
+            gateway: subnet.gateway(),
+            base: PathBuf::from("/nonexistent/base"),
+            rtt_ms: 0,
+            hosts: hosts
+                .iter()
+                .enumerate()
+                .map(|(i, (name, mode))| state::HostState {
+                    name: name.to_string(),
+                    index: i as u32 + 1,
+                    address: subnet.host_address(i as u32 + 1).unwrap(),
+                    mode: *mode,
+                    rtt_ms: 0,
+                })
+                .collect(),
+        };
+        Lab { names, state }
+    }
+
+    #[test]
+    fn inventory_has_the_agreed_shape() {
+        let lab = lab_with(&[("h1", Mode::Systemd), ("h2", Mode::Plain)]);
+        let key = lab.key_path().display().to_string();
+        let known = lab.known_hosts_path().display().to_string();
+        let expected = format!(
+            "all:\n  vars:\n    ssh_user: root\n    ssh_key_file: {key}\n    \
+             ssh_known_hosts_file: {known}\n    lab_gateway: 10.77.3.1\n    \
+             lab_sink_ports: [2525, 2526, 2527, 2528, 2529]\n  children:\n    mx:\n      hosts:\n        \
+             h1: {{ ssh_host: 10.77.3.11 }}\n        h2: {{ ssh_host: 10.77.3.12 }}\n    \
+             lab_systemd:\n      hosts:\n        h1:\n    lab_plain:\n      hosts:\n        h2:\n"
+        );
+        assert_eq!(lab.inventory_yaml("root"), expected);
+    }
+
+    #[test]
+    fn inventory_for_deploy_becomes_root() {
+        let lab = lab_with(&[("h1", Mode::Systemd)]);
+        let y = lab.inventory_yaml("deploy");
+        assert!(
+            y.contains("    ssh_user: deploy\n    become: true\n"),
+            "{y}"
+        );
+        assert!(!y.contains("lab_plain"), "{y}");
+    }
+
+    #[test]
+    fn yaml_scalars_are_quoted_when_needed() {
+        assert_eq!(yaml_scalar("/var/lib/x"), "/var/lib/x");
+        assert_eq!(yaml_scalar("a b"), "\"a b\"");
+        assert_eq!(yaml_scalar("x: y"), "\"x: y\"");
+        assert_eq!(yaml_scalar(""), "\"\"");
+    }
+
+    #[test]
+    fn hosts_sort_by_number() {
+        let lab = lab_with(&[("h10", Mode::Systemd), ("h2", Mode::Systemd)]);
+        let order: Vec<String> = lab.hosts().into_iter().map(|h| h.name).collect();
+        assert_eq!(order, vec!["h2", "h10"]);
     }
 }

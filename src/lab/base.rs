@@ -1,0 +1,305 @@
+//! The base tree: a Debian bookworm root file system shared read-only by every host (the
+//! lower layer of their overlays). Built once with debootstrap from the machine's own apt
+//! mirror, cached under a name that hashes its recipe, so a changed recipe builds a new one.
+
+use std::ffi::CString;
+use std::fs::{self, File};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context, Result};
+use sha2::{Digest, Sha256};
+
+use super::state::cache_dir;
+use super::sys;
+
+const SUITE: &str = "bookworm";
+const VARIANT: &str = "minbase";
+const INCLUDE: &str = "openssh-server,sudo,python3,iproute2,procps,netbase,\
+                       systemd,systemd-sysv,dbus,libpam-systemd";
+const RECIPE: &str = include_str!("base-recipe.sh");
+
+/// Short hash of everything that shapes the tree.
+pub fn recipe_hash() -> String {
+    let mut h = Sha256::new();
+    for part in [SUITE, VARIANT, INCLUDE, RECIPE] {
+        h.update(part.as_bytes());
+        h.update([0u8]);
+    }
+    h.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+pub fn base_dir() -> PathBuf {
+    cache_dir().join(format!("base-{}", recipe_hash()))
+}
+
+/// The base tree for the current recipe, built first if missing. Returns (dir, was built now).
+pub fn ensure_base() -> Result<(PathBuf, bool)> {
+    let dir = base_dir();
+    if dir.is_dir() {
+        return Ok((dir, false));
+    }
+    sys::require_tool("debootstrap", "debootstrap")?;
+    let cache = cache_dir();
+    fs::create_dir_all(&cache).with_context(|| format!("cannot create {}", cache.display()))?;
+    let _lock = sys::lock_file(&cache.join(".base.lock"))?;
+    if dir.is_dir() {
+        return Ok((dir, false)); // another lab built it while we waited
+    }
+    remove_unfinished_builds(&cache)?;
+    let mirror = apt_mirror()?;
+    let hash = recipe_hash();
+    let tmp = cache.join(format!(".building-base-{hash}"));
+    let log_path = cache.join(format!("base-{hash}.log"));
+    println!(
+        "base: building {} from {mirror} (first use only; a few minutes; log: {})",
+        dir.display(),
+        log_path.display()
+    );
+    let log =
+        File::create(&log_path).with_context(|| format!("cannot write {}", log_path.display()))?;
+
+    let mut debootstrap = Command::new("debootstrap");
+    debootstrap
+        .arg(format!("--variant={VARIANT}"))
+        .arg(format!("--include={INCLUDE}"))
+        .arg(SUITE)
+        .arg(&tmp)
+        .arg(&mirror);
+    run_logged(&mut debootstrap, &log, None, &log_path)?;
+
+    let recipe_in_tree = tmp.join("tmp/postfleet-base-recipe.sh");
+    fs::write(&recipe_in_tree, RECIPE)
+        .with_context(|| format!("cannot write {}", recipe_in_tree.display()))?;
+    let mut recipe = Command::new("/bin/sh");
+    recipe
+        .arg("/tmp/postfleet-base-recipe.sh")
+        .env_clear()
+        .env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        )
+        .env("HOME", "/root");
+    run_logged(&mut recipe, &log, Some(&tmp), &log_path)?;
+    fs::remove_file(&recipe_in_tree)?;
+
+    fs::rename(&tmp, &dir)
+        .with_context(|| format!("cannot rename {} to {}", tmp.display(), dir.display()))?;
+    Ok((dir, true))
+}
+
+/// Runs a build step in a private mount namespace (and chrooted into `root` if given), so
+/// whatever it mounts disappears with it even if it is killed.
+fn run_logged(cmd: &mut Command, log: &File, root: Option<&Path>, log_path: &Path) -> Result<()> {
+    let root_c = root.map(|r| sys::cstr(r.as_os_str())).transpose()?;
+    let slash = CString::new("/")?;
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::unshare(libc::CLONE_NEWNS) != 0
+                || libc::mount(
+                    std::ptr::null(),
+                    slash.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_REC | libc::MS_PRIVATE,
+                    std::ptr::null(),
+                ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            if let Some(r) = &root_c {
+                if libc::chroot(r.as_ptr()) != 0 || libc::chdir(slash.as_ptr()) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    let status = cmd
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log.try_clone()?)
+        .status()
+        .with_context(|| format!("cannot run {}", sys::describe(cmd)))?;
+    if !status.success() {
+        bail!(
+            "building the base tree failed: {} ({status}); last lines of {}:\n{}",
+            sys::describe(cmd),
+            log_path.display(),
+            sys::tail(log_path, 15)
+        );
+    }
+    Ok(())
+}
+
+/// A build killed half way leaves a `.building-*` tree: never used, removed here.
+fn remove_unfinished_builds(cache: &Path) -> Result<()> {
+    for entry in fs::read_dir(cache)? {
+        let path = entry?.path();
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        if name.starts_with(".building-") {
+            for m in sys::mounts_under(&path) {
+                sys::unmount(&m)?;
+            }
+            sys::remove_tree(&path)?;
+        }
+    }
+    Ok(())
+}
+
+/// The machine's own Debian mirror, from its apt sources (env POSTFLEET_APT_MIRROR overrides).
+pub fn apt_mirror() -> Result<String> {
+    if let Ok(m) = std::env::var("POSTFLEET_APT_MIRROR") {
+        if !m.is_empty() {
+            return Ok(m);
+        }
+    }
+    let mut sources = Vec::new();
+    let mut files: Vec<PathBuf> = Vec::new();
+    if let Ok(dir) = fs::read_dir("/etc/apt/sources.list.d") {
+        files.extend(dir.filter_map(|e| e.ok().map(|e| e.path())));
+    }
+    files.sort();
+    files.insert(0, PathBuf::from("/etc/apt/sources.list"));
+    for file in &files {
+        let Ok(text) = fs::read_to_string(file) else {
+            continue;
+        };
+        match file.extension().and_then(|e| e.to_str()) {
+            Some("sources") => sources.extend(parse_deb822(&text)),
+            Some("list") => sources.extend(parse_one_line_style(&text)),
+            _ => {}
+        }
+    }
+    pick_mirror(&sources).ok_or_else(|| {
+        anyhow::anyhow!(
+            "no Debian mirror found in /etc/apt/sources.list or /etc/apt/sources.list.d/; \
+             set POSTFLEET_APT_MIRROR to a mirror URL that serves {SUITE}"
+        )
+    })
+}
+
+/// (URI, suites) of one apt source.
+type Source = (String, Vec<String>);
+
+fn parse_deb822(text: &str) -> Vec<Source> {
+    let mut out = Vec::new();
+    for stanza in text.split("\n\n") {
+        let field = |name: &str| -> Option<String> {
+            stanza.lines().find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                (k.trim().eq_ignore_ascii_case(name)).then(|| v.trim().to_string())
+            })
+        };
+        let types = field("Types").unwrap_or_default();
+        let enabled = field("Enabled").unwrap_or_else(|| "yes".into());
+        if !types.split_whitespace().any(|t| t == "deb") || enabled == "no" {
+            continue;
+        }
+        let suites: Vec<String> = field("Suites")
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        for uri in field("URIs").unwrap_or_default().split_whitespace() {
+            out.push((uri.to_string(), suites.clone()));
+        }
+    }
+    out
+}
+
+fn parse_one_line_style(text: &str) -> Vec<Source> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        if words.next() != Some("deb") {
+            continue;
+        }
+        let mut word = words.next();
+        if word.is_some_and(|w| w.starts_with('[')) {
+            while let Some(w) = word {
+                word = words.next();
+                if w.ends_with(']') {
+                    break;
+                }
+            }
+        }
+        if let (Some(uri), Some(suite)) = (word, words.next()) {
+            out.push((uri.to_string(), vec![suite.to_string()]));
+        }
+    }
+    out
+}
+
+/// Prefers a source that carries bookworm itself; else any non-security source.
+fn pick_mirror(sources: &[Source]) -> Option<String> {
+    sources
+        .iter()
+        .find(|(_, suites)| suites.iter().any(|s| s == SUITE))
+        .or_else(|| {
+            sources.iter().find(|(uri, suites)| {
+                !uri.contains("security") && suites.iter().all(|s| !s.contains("security"))
+            })
+        })
+        .map(|(uri, _)| uri.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deb822_picks_the_bookworm_source() {
+        let text =
+            "Types: deb\nURIs: http://mirror.invalid/debian\nSuites: bookworm bookworm-updates\n\
+                    Components: main\n\nTypes: deb\nURIs: http://mirror.invalid/debian-security\n\
+                    Suites: bookworm-security\nComponents: main\n";
+        let sources = parse_deb822(text);
+        assert_eq!(sources.len(), 2);
+        assert_eq!(
+            pick_mirror(&sources).as_deref(),
+            Some("http://mirror.invalid/debian")
+        );
+    }
+
+    #[test]
+    fn one_line_style_with_options() {
+        let text =
+            "# comment\ndeb [arch=amd64 signed-by=/k.gpg] http://m.invalid/debian bookworm main\n\
+                    deb-src http://m.invalid/debian bookworm main\n";
+        assert_eq!(
+            parse_one_line_style(text),
+            vec![(
+                "http://m.invalid/debian".to_string(),
+                vec!["bookworm".to_string()]
+            )]
+        );
+    }
+
+    #[test]
+    fn other_releases_fall_back_to_a_non_security_mirror() {
+        let sources = vec![
+            (
+                "http://m.invalid/debian-security".to_string(),
+                vec!["trixie-security".to_string()],
+            ),
+            (
+                "http://m.invalid/debian".to_string(),
+                vec!["trixie".to_string()],
+            ),
+        ];
+        assert_eq!(
+            pick_mirror(&sources).as_deref(),
+            Some("http://m.invalid/debian")
+        );
+    }
+
+    #[test]
+    fn recipe_hash_is_stable_and_short() {
+        assert_eq!(recipe_hash(), recipe_hash());
+        assert_eq!(recipe_hash().len(), 16);
+    }
+}
