@@ -77,9 +77,9 @@ pf_write() {  # PATH MODE BASE64
   return 1
 }
 
-# Stage main.cf and master.cf of an instance in a scratch copy of its config dir.
+# Stage main.cf and master.cf of an instance in a scratch copy of its config dir
+# ($PF_STAGE, set by the caller: this runs in a command substitution).
 pf_stage() {  # CONFIG_DIR
-  PF_STAGE="$1/.postfleet-stage"
   rm -rf "$PF_STAGE" && mkdir -m 755 "$PF_STAGE" || return 1
   for f in main.cf master.cf dynamicmaps.cf; do
     [ -e "$1/$f" ] && { cp -p "$1/$f" "$PF_STAGE/$f" || return 1; }

@@ -369,8 +369,9 @@ fn config_block(plan: &Plan, name: &InstanceName, group: &[usize]) -> String {
     let dir = config_dir(plan, name);
     let first = group[0];
     let mut s = format!(
-        "\n# steps {group:?}: {name} configuration\nif [ -z \"$pf_failed\" ]; then\n  if ! out=$(pf_stage {d} 2>&1); then pf_fail {first} \"cannot stage {dir}: $out\"; else\n",
-        d = q(&dir)
+        "\n# steps {group:?}: {name} configuration\nif [ -z \"$pf_failed\" ]; then\n  PF_STAGE={stage}\n  if ! out=$(pf_stage {d} 2>&1); then pf_fail {first} \"cannot stage {dir}: $out\"; else\n",
+        d = q(&dir),
+        stage = q(&format!("{dir}/.postfleet-stage"))
     );
     for &index in group {
         let (file, edit) = match &plan.steps[index].action {

@@ -66,7 +66,6 @@ pub(super) fn ssh_options(args: &ConnectArgs) -> SshOptions {
     }
 }
 
-
 /// One run per inventory at a time on this machine (a cron job that overlaps itself).
 fn lock_for(inventory: &Path) -> Result<Option<nix::fcntl::Flock<std::fs::File>>, String> {
     use sha2::Digest;
