@@ -24,8 +24,8 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Result};
 
 pub use sink::SinkMessage;
+pub use state::{labs_dir, Mode, SINK_PORTS};
 use state::{HostFiles, LabState, Names};
-pub use state::{Mode, SINK_PORTS};
 
 /// `postfleet lab [--lab NAME] <command>`.
 #[derive(Debug, clap::Args)]
@@ -200,7 +200,7 @@ fn status(names: &Names, json: bool) -> Result<ExitCode> {
         );
     };
     let hosts = lab.hosts();
-    let sink_up = sys::ProcRef::read(&names.sink_pid_path()).is_some_and(|p| p.alive());
+    let sink_up = lab.sink_up();
     if json {
         let value = serde_json::json!({
             "name": lab.name(),
@@ -373,6 +373,18 @@ impl Lab {
             ])
             .arg(h.address.to_string());
         Ok(cmd)
+    }
+
+    /// Waits until no command is changing the lab (up, add, reset, rtt, down all hold its
+    /// lock), e.g. before deciding that a host which is down is broken rather than resetting.
+    pub fn wait_until_idle(&self) -> Result<()> {
+        drop(sys::lock_file(&self.names.lock_path())?);
+        Ok(())
+    }
+
+    /// The lab's mail sink runs.
+    pub fn sink_up(&self) -> bool {
+        sys::ProcRef::read(&self.names.sink_pid_path()).is_some_and(|p| p.alive())
     }
 
     /// Messages the lab's sink has stored.

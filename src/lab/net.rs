@@ -285,8 +285,12 @@ pub fn create_host_network(names: &Names, host: &str, address: Ipv4Addr, prefix:
         sys::run_quiet(Command::new("ip").args(["link", "del", &veth]));
     }
     sys::run(Command::new("ip").args(["netns", "add", &netns]))?;
+    // A MAC derived from the address: a host reset keeps it, so neighbours' ARP caches stay
+    // right (a new random MAC would leave them sending to the old one for half a minute).
+    let [a, b, c, d] = address.octets();
+    let mac = format!("02:00:{a:02x}:{b:02x}:{c:02x}:{d:02x}");
     ip_batch(&[
-        format!("link add {veth} type veth peer name eth0 netns {netns}"),
+        format!("link add {veth} type veth peer name eth0 address {mac} netns {netns}"),
         format!("link set {veth} master {} up", names.bridge()),
     ])?;
     let mut inner = Command::new("ip");

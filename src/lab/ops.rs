@@ -283,6 +283,14 @@ fn write_known_hosts(names: &Names, state: &LabState) -> Result<()> {
     sys::write_atomic(&names.known_hosts_path(), text.as_bytes(), 0o644)
 }
 
+/// Restarts the sink if it died.
+fn ensure_sink(names: &Names) -> Result<()> {
+    if ProcRef::read(&names.sink_pid_path()).is_some_and(|p| p.alive()) {
+        return Ok(());
+    }
+    start_sink(names)
+}
+
 /// Starts `postfleet lab sink` in the background and waits until it listens.
 fn start_sink(names: &Names) -> Result<()> {
     cleanup::stop_sink(names);
@@ -331,6 +339,7 @@ pub fn add(names: &Names, count: u32, mode: Mode) -> Result<()> {
     }
     let _lock = sys::lock_file(&names.lock_path())?;
     let mut state = require_up(names)?;
+    ensure_sink(names)?;
     let first = state.next_index();
     let new_hosts = (first..first + count)
         .map(|i| {
@@ -384,6 +393,7 @@ pub fn reset(names: &Names, host_names: &[String]) -> Result<()> {
             bail!("lab '{}' has no host {name}", names.lab);
         }
     }
+    ensure_sink(names)?;
     let started = Instant::now();
     let lab_rtt = state.rtt_ms;
     for h in state

@@ -1,0 +1,153 @@
+//! Helpers for integration tests: the postfleet binary, the shared test lab (`test`: systemd
+//! hosts h1..h3 and plain host h4, brought up once and left up for other test binaries), and
+//! running shell commands in its hosts.
+//!
+//! Each test binary uses only some of these.
+#![allow(dead_code, unused_imports)]
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::io::AsRawFd;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+pub use postfleet::lab::{Lab, LabHost, Mode, SinkMessage};
+
+/// The shared lab every integration test may use.
+pub const TEST_LAB: &str = "test";
+
+pub fn postfleet_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_postfleet"))
+}
+
+/// Runs `postfleet lab --lab LAB ARGS...`.
+pub fn lab_cmd(lab: &str, args: &[&str]) -> Output {
+    Command::new(postfleet_bin())
+        .args(["lab", "--lab", lab])
+        .args(args)
+        .env_remove("POSTFLEET_LAB")
+        .output()
+        .expect("postfleet runs")
+}
+
+/// Runs `postfleet lab --lab LAB ARGS...`, panics with its output unless it succeeds, and
+/// returns its stdout.
+pub fn lab_ok(lab: &str, args: &[&str]) -> String {
+    let out = lab_cmd(lab, args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "`postfleet lab --lab {lab} {}` failed ({}):\n{stdout}\n{}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// Holds an exclusive flock until dropped (works across processes and threads).
+struct FileLock(File);
+
+fn lock(path: PathBuf) -> FileLock {
+    std::fs::create_dir_all(path.parent().expect("lock has a parent dir")).expect("lock dir");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .expect("lock file opens");
+    while unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        let err = std::io::Error::last_os_error();
+        assert_eq!(
+            err.kind(),
+            std::io::ErrorKind::Interrupted,
+            "flock {path:?}: {err}"
+        );
+    }
+    FileLock(file)
+}
+
+const TEST_SHAPE: [(&str, Mode); 4] = [
+    ("h1", Mode::Systemd),
+    ("h2", Mode::Systemd),
+    ("h3", Mode::Systemd),
+    ("h4", Mode::Plain),
+];
+
+/// The test lab's hosts are h1..h3 (systemd) and h4 (plain), and its sink runs.
+fn has_test_shape(lab: &Lab) -> bool {
+    let hosts = lab.hosts();
+    lab.sink_up()
+        && hosts.len() == TEST_SHAPE.len()
+        && hosts
+            .iter()
+            .zip(TEST_SHAPE)
+            .all(|(h, (name, mode))| h.name == name && h.mode == mode)
+}
+
+fn hosts_down(lab: &Lab) -> Vec<String> {
+    lab.hosts()
+        .into_iter()
+        .filter(|h| !h.up)
+        .map(|h| h.name)
+        .collect()
+}
+
+/// The shared test lab, brought up if it is not up with the right shape (h1..h3 systemd, h4
+/// plain). Safe to call from many tests and test binaries at once. A host another test is
+/// resetting is waited for; a host that stays down is reset.
+pub fn ensure_lab() -> Lab {
+    let _guard = lock(postfleet::lab::labs_dir().join(".test-lab-ensure.lock"));
+    if let Ok(lab) = Lab::open(TEST_LAB) {
+        if has_test_shape(&lab) {
+            if hosts_down(&lab).is_empty() {
+                return lab;
+            }
+            lab.wait_until_idle().expect("the test lab's lock");
+            let lab = Lab::open(TEST_LAB).expect("the test lab is there");
+            let down = hosts_down(&lab);
+            if !down.is_empty() {
+                let mut args = vec!["reset"];
+                args.extend(down.iter().map(String::as_str));
+                lab_ok(TEST_LAB, &args);
+            }
+            return Lab::open(TEST_LAB).expect("the test lab is there");
+        }
+    }
+    lab_ok(TEST_LAB, &["down", "--purge"]);
+    lab_ok(TEST_LAB, &["up", "--hosts", "3"]);
+    lab_ok(TEST_LAB, &["add", "--mode", "plain"]);
+    let lab = Lab::open(TEST_LAB).expect("the test lab is up");
+    assert!(
+        has_test_shape(&lab) && hosts_down(&lab).is_empty(),
+        "test lab has the wrong shape: {:?}",
+        lab.hosts()
+    );
+    lab
+}
+
+/// Boots hosts of a lab afresh (their changes are gone, they get new host keys).
+pub fn reset_hosts(lab: &Lab, hosts: &[&str]) {
+    let mut args = vec!["reset"];
+    args.extend_from_slice(hosts);
+    lab_ok(lab.name(), &args);
+}
+
+/// Runs `cmd` with /bin/sh as root in `host` (no ssh): (exit code, stdout, stderr).
+/// The exit code is -1 if the command was killed by a signal.
+pub fn host_sh(lab: &Lab, host: &str, cmd: &str) -> (i32, String, String) {
+    let out = lab
+        .exec(host, cmd)
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?} on {host}: {e:#}"));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Like [`host_sh`], but panics unless the command succeeds; returns its stdout.
+pub fn host_ok(lab: &Lab, host: &str, cmd: &str) -> String {
+    let (code, stdout, stderr) = host_sh(lab, host, cmd);
+    assert_eq!(code, 0, "{cmd:?} on {host} failed:\n{stdout}\n{stderr}");
+    stdout
+}
