@@ -33,12 +33,18 @@ pf_why() {  # NAME UNIT
 
 # Transactions: every file an instance step replaces is saved first, so a failed
 # activation can put the previous files back.
-pf_txn_begin() {  # CONFIG_DIR
+# The reload or restart the instance will owe once a live file is replaced is recorded in
+# $PF_STATE/pending/NAME first, so an interrupted run leaves the debt for the next one.
+pf_txn_begin() {  # CONFIG_DIR INSTANCE OWED(reload|restart|-)
   PF_TXN="$1/.postfleet-backup"
   rm -rf "$PF_TXN" && mkdir -m 700 "$PF_TXN" && : > "$PF_TXN/list"
+  [ "$3" = - ] || printf '%s %s\n' "$2" "$3" > "$PF_TXN/owed"
 }
 pf_save() {  # PATH
   [ -n "$PF_TXN" ] || return 0
+  if [ -f "$PF_TXN/owed" ]; then
+    read -r name owed < "$PF_TXN/owed" && printf '%s\n' "$owed" > "$PF_STATE/pending/$name" || return 1
+  fi
   grep -qxF "k $1" "$PF_TXN/list" 2>/dev/null && return 0
   grep -qxF "n $1" "$PF_TXN/list" 2>/dev/null && return 0
   if [ -e "$1" ]; then

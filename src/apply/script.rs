@@ -38,19 +38,12 @@ pub fn build(plan: &Plan) -> String {
         if is_write && txn.as_ref() != instance {
             s.push_str("pf_txn_end\n");
             if let Some(name) = instance {
-                let dir = config_dir(plan, name);
                 s.push_str(&format!(
-                    "[ -z \"$pf_failed\" ] && pf_txn_begin {}\n",
-                    q(&dir)
+                    "[ -z \"$pf_failed\" ] && pf_txn_begin {} {} {}\n",
+                    q(&config_dir(plan, name)),
+                    q(name.as_str()),
+                    owed_activation(plan, name).unwrap_or("-")
                 ));
-                if let Some(owed) = owed_activation(plan, name) {
-                    // Recorded before any file moves: an interrupted run leaves the debt behind.
-                    s.push_str(&format!(
-                        "[ -z \"$pf_failed\" ] && printf '%s\\n' {} > \"$PF_STATE/pending/\"{}\n",
-                        owed,
-                        q(name.as_str())
-                    ));
-                }
             }
             txn = instance.cloned();
         }

@@ -367,12 +367,17 @@ fn plan_present(
         needs_daemon_reload = true;
     }
 
+    let mut owed_reason = None;
     if let Some(owed) = current.and_then(|c| c.pending.as_deref()) {
-        activation = activation.max(if owed == "restart" {
+        let owed = if owed == "restart" {
             Activation::Restart
         } else {
             Activation::Reload
-        });
+        };
+        if owed > activation {
+            owed_reason = Some("owed by an interrupted run");
+        }
+        activation = activation.max(owed);
     }
 
     let running = current.map(|c| c.running).unwrap_or(false);
@@ -413,11 +418,11 @@ fn plan_present(
             }
             out.steps.push(step(inst, Action::Start, "not running"));
         } else if activation == Activation::Restart {
-            out.steps
-                .push(step(inst, Action::Restart, "listeners changed"));
+            let why = owed_reason.unwrap_or("listeners or interfaces changed");
+            out.steps.push(step(inst, Action::Restart, why));
         } else if activation == Activation::Reload {
-            out.steps
-                .push(step(inst, Action::Reload, "configuration changed"));
+            let why = owed_reason.unwrap_or("configuration changed");
+            out.steps.push(step(inst, Action::Reload, why));
         }
     } else {
         if running {
