@@ -97,12 +97,14 @@ impl KeyStore {
         cell.get_or_init(|| self.read_key(path)).await.clone()
     }
 
+    /// Errors read `PATH (what is wrong and what to do)`, ready for the AuthFailed list.
     async fn read_key(&self, path: &Path) -> Loaded {
         self.files_read.fetch_add(1, Ordering::Relaxed);
+        let shown = path.display().to_string();
+        let problem = |reason: String| format!("{shown} ({reason})");
         let text = tokio::fs::read_to_string(path)
             .await
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        let shown = path.display().to_string();
+            .map_err(|e| problem(format!("cannot read it: {e}")))?;
         let decode = |text: String, passphrase: Option<String>| async move {
             tokio::task::spawn_blocking(move || {
                 russh::keys::decode_secret_key(&text, passphrase.as_deref())
@@ -113,21 +115,29 @@ impl KeyStore {
         match decode(text.clone(), None).await? {
             Ok(key) => return Ok(Arc::new(key)),
             Err(russh::keys::Error::KeyIsEncrypted) => {}
-            Err(e) => return Err(format!("{shown}: cannot read the key: {e}")),
+            Err(e) => return Err(problem(format!("not a usable private key: {e}"))),
         }
         let (passphrase, source) = match &self.passphrase {
             Some(p) => (p.clone(), format!("the passphrase in {PASSPHRASE_VAR}")),
-            None if self.may_prompt => (self.prompt(&shown).await?, "that passphrase".into()),
+            None if self.may_prompt => {
+                let answer = self.prompt(&shown).await.map_err(|e| {
+                    problem(format!(
+                        "encrypted, and asking for its passphrase failed: {e}; set \
+                         {PASSPHRASE_VAR}, or add the key to ssh-agent"
+                    ))
+                })?;
+                (answer, "the passphrase typed".to_string())
+            }
             None => {
-                return Err(format!(
-                    "{shown} is encrypted and no terminal can ask for its passphrase: set \
+                return Err(problem(format!(
+                    "encrypted, and no terminal to ask for its passphrase: set \
                      {PASSPHRASE_VAR}, or add the key to ssh-agent"
-                ))
+                )))
             }
         };
         match decode(text, Some(passphrase)).await? {
             Ok(key) => Ok(Arc::new(key)),
-            Err(e) => Err(format!("{shown}: {source} does not decrypt it ({e})")),
+            Err(e) => Err(problem(format!("{source} does not decrypt it: {e}"))),
         }
     }
 
@@ -151,12 +161,7 @@ impl KeyStore {
         tokio::task::spawn_blocking(ask)
             .await
             .map_err(|e| e.to_string())?
-            .map_err(|e| {
-                format!(
-                    "{shown} is encrypted and asking for its passphrase failed ({e}): set \
-                     {PASSPHRASE_VAR}, or add the key to ssh-agent"
-                )
-            })
+            .map_err(|e| e.to_string())
     }
 }
 
