@@ -296,6 +296,45 @@ async fn a_changed_host_key_is_refused_even_with_accept_new() {
 }
 
 #[tokio::test]
+async fn accept_new_does_not_learn_a_key_of_another_type_than_the_known_one() {
+    let fx = Fixture::new();
+    let sim = start(vec![host("mx1", &fx)]).await;
+    let ecdsa = PrivateKey::random(
+        &mut rand::rng(),
+        Algorithm::Ecdsa {
+            curve: russh::keys::EcdsaCurve::NistP256,
+        },
+    )
+    .unwrap();
+    let text = format!(
+        "[127.0.0.1]:{} {}\n",
+        sim.port(0),
+        ecdsa.public_key().to_openssh().unwrap()
+    );
+    std::fs::write(&fx.known_hosts, &text).unwrap();
+    let accept_new = SshOptions {
+        host_key_policy: HostKeyPolicy::AcceptNew,
+        ..fx.options()
+    };
+    let error = Session::connect(&fx.connection(&sim, 0, "root"), &accept_new)
+        .await
+        .err()
+        .unwrap();
+    let message = error.to_string();
+    assert!(message.contains("not learning it"), "{message}");
+    assert!(message.contains("ecdsa-sha2-nistp256"), "{message}");
+    assert_eq!(std::fs::read_to_string(&fx.known_hosts).unwrap(), text);
+    let error = Session::connect(&fx.connection(&sim, 0, "root"), &fx.options())
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(error, SshError::HostKeyUnknown { .. }),
+        "{error:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_hashed_known_hosts_entry_is_accepted() {
     let fx = Fixture::new();
     let sim = start(vec![host("mx1", &fx)]).await;

@@ -197,29 +197,35 @@ pub async fn authenticate<H: Handler>(
     mut deadline: Instant,
 ) -> Result<(), SshError> {
     let mut tried: Vec<String> = Vec::new();
+    if sources.agent_socket.is_none() {
+        tried.push("no ssh-agent (SSH_AUTH_SOCK unset)".into());
+    }
+    if sources.key_files.is_empty() {
+        tried.push(
+            "no key file (none in the inventory's ssh_key_file, no ~/.ssh/id_ed25519, \
+             id_ecdsa or id_rsa)"
+                .into(),
+        );
+    }
     let failed = |tried: &[String]| SshError::AuthFailed {
         user: user.to_string(),
-        detail: if tried.is_empty() {
-            "no key to try: no ssh-agent (SSH_AUTH_SOCK unset) and no key file (set \
-             ssh_key_file in the inventory, or create ~/.ssh/id_ed25519)"
-                .to_string()
-        } else {
-            format!("tried {}", tried.join("; "))
-        },
+        detail: format!("tried {}", tried.join("; ")),
     };
     let mut rsa_hash: Option<Option<HashAlg>> = None;
 
     if let Some(socket) = sources.agent_socket {
-        match AgentClient::connect_uds(socket).await {
-            Err(e) => tried.push(format!("ssh-agent at {} (unusable: {e})", socket.display())),
-            Ok(mut agent) => {
-                let identities = match agent.request_identities().await {
-                    Ok(identities) => identities,
-                    Err(e) => {
-                        tried.push(format!("ssh-agent at {} ({e})", socket.display()));
-                        Vec::new()
-                    }
-                };
+        let shown = socket.display();
+        let identities = async {
+            let mut agent = AgentClient::connect_uds(socket).await?;
+            let identities = agent.request_identities().await?;
+            Ok::<_, russh::keys::Error>((agent, identities))
+        };
+        match within(deadline, identities).await? {
+            Err(e) => tried.push(format!("ssh-agent at {shown} (unusable: {e})")),
+            Ok((_, identities)) if identities.is_empty() => {
+                tried.push(format!("ssh-agent at {shown} (holds no key)"))
+            }
+            Ok((mut agent, identities)) => {
                 let mut offered = 0;
                 for identity in identities {
                     let AgentIdentity::PublicKey { key, .. } = identity else {
@@ -236,18 +242,14 @@ pub async fn authenticate<H: Handler>(
                         Ok(AuthResult::Success) => return Ok(()),
                         Ok(AuthResult::Failure { .. }) => {}
                         Err(e) => {
-                            tried.push(format!("ssh-agent ({e})"));
+                            tried.push(format!("ssh-agent at {shown} ({e})"));
                             if handle.is_closed() {
                                 return Err(failed(&tried));
                             }
                         }
                     }
                 }
-                if offered > 0 {
-                    tried.push(format!("ssh-agent ({offered} keys refused)"));
-                } else {
-                    tried.push(format!("ssh-agent at {} (holds no key)", socket.display()));
-                }
+                tried.push(format!("ssh-agent at {shown} ({offered} keys refused)"));
             }
         }
     }

@@ -61,6 +61,18 @@ impl ClientHandler {
                 "host key of {name} ({fingerprint}) is marked @revoked in {file}:{line}: refusing \
                  to connect"
             ))),
+            // We asked for the known types first: a host that offers none of them now is not
+            // "new", and learning its key would let an impostor in.
+            Verdict::Unknown { other_types }
+                if self.policy == HostKeyPolicy::AcceptNew && !other_types.is_empty() =>
+            {
+                Err(SshError::Other(format!(
+                    "{name} presented a key of another type ({fingerprint}) than the {} key(s) \
+                     {file} has for it: not learning it. If the host's keys really changed, \
+                     check the fingerprint and add the key by hand",
+                    other_types.join(", ")
+                )))
+            }
             Verdict::Unknown { .. } if self.policy == HostKeyPolicy::AcceptNew => {
                 match known_hosts::learn(&self.known_hosts, &self.address, self.port, key)
                     .map_err(io_error)?
@@ -308,9 +320,9 @@ impl Session {
         let timed_out = || SshError::Timeout(self.command_timeout);
         let channel = self.open_channel(deadline).await?;
         let (mut reader, writer) = channel.split();
-        writer
-            .exec(true, command)
+        tokio::time::timeout_at(deadline, writer.exec(true, command))
             .await
+            .map_err(|_| timed_out())?
             .map_err(|e| self.lost(format!("cannot start the command: {e}")))?;
 
         let feed = async {
@@ -323,7 +335,7 @@ impl Session {
             let mut refused = false;
             let mut closed = false;
             let mut too_large = false;
-            let mut signal = None;
+            let mut signalled = false;
             tokio::pin!(feed);
             let mut feeding = true;
             loop {
@@ -349,9 +361,8 @@ impl Session {
                         Some(ChannelMsg::ExitStatus { exit_status }) => {
                             output.exit_status = Some(exit_status)
                         }
-                        Some(ChannelMsg::ExitSignal { signal_name, .. }) => {
-                            signal = Some(format!("{signal_name:?}"))
-                        }
+                        // Leaves exit_status None, as documented.
+                        Some(ChannelMsg::ExitSignal { .. }) => signalled = true,
                         Some(ChannelMsg::Failure) => refused = true,
                         Some(_) => {}
                     },
@@ -362,10 +373,10 @@ impl Session {
                 }
             }
             lines.finish(on_line);
-            (output, refused, closed, too_large, signal)
+            (output, refused, closed, too_large, signalled)
         };
         let collected = tokio::time::timeout_at(deadline, collect).await;
-        let (output, refused, closed, too_large, signal) = match collected {
+        let (output, refused, closed, too_large, signalled) = match collected {
             Ok(collected) => collected,
             Err(_) => {
                 let _ = tokio::time::timeout(Duration::from_secs(1), writer.close()).await;
@@ -386,8 +397,7 @@ impl Session {
                 self.target
             )));
         }
-        if output.exit_status.is_none() && signal.is_none() && (!closed || self.handle.is_closed())
-        {
+        if output.exit_status.is_none() && !signalled && (!closed || self.handle.is_closed()) {
             return Err(self.lost("the connection closed before the command finished".into()));
         }
         if self.become_root {
