@@ -97,12 +97,14 @@ impl KeyStore {
         cell.get_or_init(|| self.read_key(path)).await.clone()
     }
 
+    /// Errors read `PATH (what is wrong and what to do)`, ready for the AuthFailed list.
     async fn read_key(&self, path: &Path) -> Loaded {
         self.files_read.fetch_add(1, Ordering::Relaxed);
+        let shown = path.display().to_string();
+        let problem = |reason: String| format!("{shown} ({reason})");
         let text = tokio::fs::read_to_string(path)
             .await
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        let shown = path.display().to_string();
+            .map_err(|e| problem(format!("cannot read it: {e}")))?;
         let decode = |text: String, passphrase: Option<String>| async move {
             tokio::task::spawn_blocking(move || {
                 russh::keys::decode_secret_key(&text, passphrase.as_deref())
@@ -113,21 +115,29 @@ impl KeyStore {
         match decode(text.clone(), None).await? {
             Ok(key) => return Ok(Arc::new(key)),
             Err(russh::keys::Error::KeyIsEncrypted) => {}
-            Err(e) => return Err(format!("{shown}: cannot read the key: {e}")),
+            Err(e) => return Err(problem(format!("not a usable private key: {e}"))),
         }
         let (passphrase, source) = match &self.passphrase {
             Some(p) => (p.clone(), format!("the passphrase in {PASSPHRASE_VAR}")),
-            None if self.may_prompt => (self.prompt(&shown).await?, "that passphrase".into()),
+            None if self.may_prompt => {
+                let answer = self.prompt(&shown).await.map_err(|e| {
+                    problem(format!(
+                        "encrypted, and asking for its passphrase failed: {e}; set \
+                         {PASSPHRASE_VAR}, or add the key to ssh-agent"
+                    ))
+                })?;
+                (answer, "the passphrase typed".to_string())
+            }
             None => {
-                return Err(format!(
-                    "{shown} is encrypted and no terminal can ask for its passphrase: set \
+                return Err(problem(format!(
+                    "encrypted, and no terminal to ask for its passphrase: set \
                      {PASSPHRASE_VAR}, or add the key to ssh-agent"
-                ))
+                )))
             }
         };
         match decode(text, Some(passphrase)).await? {
             Ok(key) => Ok(Arc::new(key)),
-            Err(e) => Err(format!("{shown}: {source} does not decrypt it ({e})")),
+            Err(e) => Err(problem(format!("{source} does not decrypt it: {e}"))),
         }
     }
 
@@ -151,12 +161,7 @@ impl KeyStore {
         tokio::task::spawn_blocking(ask)
             .await
             .map_err(|e| e.to_string())?
-            .map_err(|e| {
-                format!(
-                    "{shown} is encrypted and asking for its passphrase failed ({e}): set \
-                     {PASSPHRASE_VAR}, or add the key to ssh-agent"
-                )
-            })
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -192,29 +197,35 @@ pub async fn authenticate<H: Handler>(
     mut deadline: Instant,
 ) -> Result<(), SshError> {
     let mut tried: Vec<String> = Vec::new();
+    if sources.agent_socket.is_none() {
+        tried.push("no ssh-agent (SSH_AUTH_SOCK unset)".into());
+    }
+    if sources.key_files.is_empty() {
+        tried.push(
+            "no key file (none in the inventory's ssh_key_file, no ~/.ssh/id_ed25519, \
+             id_ecdsa or id_rsa)"
+                .into(),
+        );
+    }
     let failed = |tried: &[String]| SshError::AuthFailed {
         user: user.to_string(),
-        detail: if tried.is_empty() {
-            "no key to try: no ssh-agent (SSH_AUTH_SOCK unset) and no key file (set \
-             ssh_key_file in the inventory, or create ~/.ssh/id_ed25519)"
-                .to_string()
-        } else {
-            format!("tried {}", tried.join("; "))
-        },
+        detail: format!("tried {}", tried.join("; ")),
     };
     let mut rsa_hash: Option<Option<HashAlg>> = None;
 
     if let Some(socket) = sources.agent_socket {
-        match AgentClient::connect_uds(socket).await {
-            Err(e) => tried.push(format!("ssh-agent at {} (unusable: {e})", socket.display())),
-            Ok(mut agent) => {
-                let identities = match agent.request_identities().await {
-                    Ok(identities) => identities,
-                    Err(e) => {
-                        tried.push(format!("ssh-agent at {} ({e})", socket.display()));
-                        Vec::new()
-                    }
-                };
+        let shown = socket.display();
+        let identities = async {
+            let mut agent = AgentClient::connect_uds(socket).await?;
+            let identities = agent.request_identities().await?;
+            Ok::<_, russh::keys::Error>((agent, identities))
+        };
+        match within(deadline, identities).await? {
+            Err(e) => tried.push(format!("ssh-agent at {shown} (unusable: {e})")),
+            Ok((_, identities)) if identities.is_empty() => {
+                tried.push(format!("ssh-agent at {shown} (holds no key)"))
+            }
+            Ok((mut agent, identities)) => {
                 let mut offered = 0;
                 for identity in identities {
                     let AgentIdentity::PublicKey { key, .. } = identity else {
@@ -231,18 +242,14 @@ pub async fn authenticate<H: Handler>(
                         Ok(AuthResult::Success) => return Ok(()),
                         Ok(AuthResult::Failure { .. }) => {}
                         Err(e) => {
-                            tried.push(format!("ssh-agent ({e})"));
+                            tried.push(format!("ssh-agent at {shown} ({e})"));
                             if handle.is_closed() {
                                 return Err(failed(&tried));
                             }
                         }
                     }
                 }
-                if offered > 0 {
-                    tried.push(format!("ssh-agent ({offered} keys refused)"));
-                } else {
-                    tried.push(format!("ssh-agent at {} (holds no key)", socket.display()));
-                }
+                tried.push(format!("ssh-agent at {shown} ({offered} keys refused)"));
             }
         }
     }

@@ -110,8 +110,9 @@ pub enum SshError {
     #[error(
         "HOST KEY CHANGED for {host}: it now presents {fingerprint}, which differs from the key \
          in {known_hosts}; someone may be intercepting the connection. If the host was \
-         reinstalled, remove the old entry (`ssh-keygen -R '{host}' -f {}`) and trust the new key",
-        known_hosts.rsplit_once(':').map_or(known_hosts.as_str(), |(file, _)| file)
+         reinstalled, remove the old entry (`ssh-keygen -R {} -f {}`) and trust the new key",
+        quote(host),
+        quote(known_hosts.rsplit_once(':').map_or(known_hosts.as_str(), |(file, _)| file))
     )]
     HostKeyChanged {
         host: String,
@@ -127,7 +128,8 @@ pub enum SshError {
          connect as root"
     )]
     SudoPasswordRequired { user: String, host: String },
-    #[error("timed out after {0:?}")]
+    /// A command did not finish within the command timeout.
+    #[error("the command did not finish within {0:?}")]
     Timeout(Duration),
     #[error("connection lost: {0}")]
     Disconnected(String),
@@ -135,15 +137,19 @@ pub enum SshError {
     Other(String),
 }
 
+/// `s` quoted for a shell command line shown to the user.
+fn quote(s: &str) -> String {
+    shlex::try_quote(s).map_or_else(|_| s.to_string(), |q| q.into_owned())
+}
+
 /// `ssh-keyscan` line that appends `host` (a known_hosts name) to `file`.
 fn keyscan_hint(host: &str, file: &str) -> String {
-    let quoted = |s: &str| shlex::try_quote(s).map_or_else(|_| s.to_string(), |q| q.into_owned());
     match host
         .strip_prefix('[')
         .and_then(|rest| rest.split_once("]:"))
     {
-        Some((name, port)) => format!("ssh-keyscan -p {port} {} >> {}", quoted(name), quoted(file)),
-        None => format!("ssh-keyscan {} >> {}", quoted(host), quoted(file)),
+        Some((name, port)) => format!("ssh-keyscan -p {port} {} >> {}", quote(name), quote(file)),
+        None => format!("ssh-keyscan {} >> {}", quote(host), quote(file)),
     }
 }
 
@@ -181,7 +187,7 @@ mod tests {
         let text = changed.to_string();
         assert!(text.contains("/k/known_hosts:7"), "{text}");
         assert!(
-            text.contains("ssh-keygen -R 'mx1' -f /k/known_hosts"),
+            text.contains("ssh-keygen -R mx1 -f /k/known_hosts"),
             "{text}"
         );
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use russh::client::{self, DisconnectReason, Handle};
 use russh::keys::{Algorithm, PublicKeyOrCertificate};
-use russh::{ChannelMsg, Disconnect, Preferred};
+use russh::{Channel, ChannelMsg, Disconnect, Preferred};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
@@ -61,6 +61,18 @@ impl ClientHandler {
                 "host key of {name} ({fingerprint}) is marked @revoked in {file}:{line}: refusing \
                  to connect"
             ))),
+            // We asked for the known types first: a host that offers none of them now is not
+            // "new", and learning its key would let an impostor in.
+            Verdict::Unknown { other_types }
+                if self.policy == HostKeyPolicy::AcceptNew && !other_types.is_empty() =>
+            {
+                Err(SshError::Other(format!(
+                    "{name} presented a key of another type ({fingerprint}) than the {} key(s) \
+                     {file} has for it: not learning it. If the host's keys really changed, \
+                     check the fingerprint and add the key by hand",
+                    other_types.join(", ")
+                )))
+            }
             Verdict::Unknown { .. } if self.policy == HostKeyPolicy::AcceptNew => {
                 match known_hosts::learn(&self.known_hosts, &self.address, self.port, key)
                     .map_err(io_error)?
@@ -182,31 +194,29 @@ impl Session {
             ..client::Config::default()
         });
         let deadline = Instant::now() + opts.connect_timeout;
-        let connecting = async {
-            let tcp = tokio::net::TcpStream::connect((conn.address.as_str(), conn.port))
-                .await
-                .map_err(|e| SshError::Unreachable(format!("{address}: {e}")))?;
-            tcp.set_nodelay(true).ok();
-            client::connect_stream(config, tcp, handler)
-                .await
-                .map_err(|e| {
-                    let mut found = findings.lock().unwrap_or_else(|p| p.into_inner());
-                    match found.host_key_problem.take() {
-                        Some(problem) => problem,
-                        None => {
-                            SshError::Unreachable(format!("{address}: SSH handshake failed: {e}"))
-                        }
-                    }
-                })
+        let late = |what: &str| {
+            SshError::Unreachable(format!(
+                "{address}: {what} within {:?}",
+                opts.connect_timeout
+            ))
         };
-        let mut handle = tokio::time::timeout_at(deadline, connecting)
+        let connecting = tokio::net::TcpStream::connect((conn.address.as_str(), conn.port));
+        let tcp = tokio::time::timeout_at(deadline, connecting)
             .await
-            .map_err(|_| {
-                SshError::Unreachable(format!(
-                    "{address}: no SSH handshake within {:?}",
-                    opts.connect_timeout
-                ))
-            })??;
+            .map_err(|_| late("no TCP connection"))?
+            .map_err(|e| SshError::Unreachable(format!("{address}: {e}")))?;
+        tcp.set_nodelay(true).ok();
+        let handshake = client::connect_stream(config, tcp, handler);
+        let mut handle = tokio::time::timeout_at(deadline, handshake)
+            .await
+            .map_err(|_| late("TCP connected but no SSH handshake"))?
+            .map_err(|e| {
+                let mut found = findings.lock().unwrap_or_else(|p| p.into_inner());
+                match found.host_key_problem.take() {
+                    Some(problem) => problem,
+                    None => SshError::Unreachable(format!("{address}: SSH handshake failed: {e}")),
+                }
+            })?;
 
         let home = super::home_dir();
         let key_files = auth::key_files(&conn.key_files, home.as_deref());
@@ -308,14 +318,11 @@ impl Session {
         self.round_trips.fetch_add(1, Ordering::Relaxed);
         let deadline = Instant::now() + self.command_timeout;
         let timed_out = || SshError::Timeout(self.command_timeout);
-        let channel = tokio::time::timeout_at(deadline, self.handle.channel_open_session())
+        let channel = self.open_channel(deadline).await?;
+        let (mut reader, writer) = channel.split();
+        tokio::time::timeout_at(deadline, writer.exec(true, command))
             .await
             .map_err(|_| timed_out())?
-            .map_err(|e| self.lost(format!("cannot open a channel: {e}")))?;
-        let (mut reader, writer) = channel.split();
-        writer
-            .exec(true, command)
-            .await
             .map_err(|e| self.lost(format!("cannot start the command: {e}")))?;
 
         let feed = async {
@@ -326,8 +333,9 @@ impl Session {
             let mut output = ExecOutput::default();
             let mut lines = LineSplitter::default();
             let mut refused = false;
+            let mut closed = false;
             let mut too_large = false;
-            let mut signal = None;
+            let mut signalled = false;
             tokio::pin!(feed);
             let mut feeding = true;
             loop {
@@ -336,7 +344,13 @@ impl Session {
                     // not an error in itself: the exit status says how it went.
                     _ = &mut feed, if feeding => feeding = false,
                     message = reader.wait() => match message {
-                        None | Some(ChannelMsg::Close) => break,
+                        // The session drops its channels without a Close only when the
+                        // connection is gone.
+                        None => break,
+                        Some(ChannelMsg::Close) => {
+                            closed = true;
+                            break;
+                        }
                         Some(ChannelMsg::Data { data }) => {
                             output.stdout.extend_from_slice(&data);
                             lines.push(&data, on_line);
@@ -347,9 +361,8 @@ impl Session {
                         Some(ChannelMsg::ExitStatus { exit_status }) => {
                             output.exit_status = Some(exit_status)
                         }
-                        Some(ChannelMsg::ExitSignal { signal_name, .. }) => {
-                            signal = Some(format!("{signal_name:?}"))
-                        }
+                        // Leaves exit_status None, as documented.
+                        Some(ChannelMsg::ExitSignal { .. }) => signalled = true,
                         Some(ChannelMsg::Failure) => refused = true,
                         Some(_) => {}
                     },
@@ -360,10 +373,10 @@ impl Session {
                 }
             }
             lines.finish(on_line);
-            (output, refused, too_large, signal)
+            (output, refused, closed, too_large, signalled)
         };
         let collected = tokio::time::timeout_at(deadline, collect).await;
-        let (output, refused, too_large, signal) = match collected {
+        let (output, refused, closed, too_large, signalled) = match collected {
             Ok(collected) => collected,
             Err(_) => {
                 let _ = tokio::time::timeout(Duration::from_secs(1), writer.close()).await;
@@ -384,13 +397,41 @@ impl Session {
                 self.target
             )));
         }
-        if output.exit_status.is_none() && signal.is_none() && self.handle.is_closed() {
-            return Err(self.lost("the command did not finish".into()));
+        if output.exit_status.is_none() && !signalled && (!closed || self.handle.is_closed()) {
+            return Err(self.lost("the connection closed before the command finished".into()));
         }
         if self.become_root {
             self.check_sudo(&output)?;
         }
         Ok(output)
+    }
+
+    /// Opens a session channel. OpenSSH frees a finished session's MaxSessions slot only on a
+    /// later pass of its main loop, so an open sent right after a close may be refused even
+    /// below the limit: such refusals are retried for a short while.
+    async fn open_channel(&self, deadline: Instant) -> Result<Channel<client::Msg>, SshError> {
+        let mut pause = Duration::from_millis(5);
+        let mut retries_left = 8;
+        loop {
+            let opening = self.handle.channel_open_session();
+            match tokio::time::timeout_at(deadline, opening).await {
+                Err(_) => return Err(SshError::Timeout(self.command_timeout)),
+                Ok(Ok(channel)) => return Ok(channel),
+                Ok(Err(russh::Error::ChannelOpenFailure(reason))) if !self.handle.is_closed() => {
+                    if retries_left == 0 || Instant::now() + pause >= deadline {
+                        return Err(SshError::Other(format!(
+                            "{}: the server keeps refusing new channels ({reason:?}); is its \
+                             MaxSessions below {CHANNELS_PER_CONNECTION}?",
+                            self.target
+                        )));
+                    }
+                    retries_left -= 1;
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                }
+                Ok(Err(e)) => return Err(self.lost(format!("cannot open a channel: {e}"))),
+            }
+        }
     }
 
     /// A `sudo -n` that could not run the command at all becomes an error that says what to do.
@@ -446,13 +487,17 @@ struct LineSplitter {
 }
 
 impl LineSplitter {
+    /// Looks at each byte once: a long line arriving in many packets is not rescanned.
     fn push(&mut self, data: &[u8], on_line: &mut (dyn FnMut(&str) + Send)) {
-        self.pending.extend_from_slice(data);
-        while let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = self.pending.drain(..=end).collect();
-            let text = String::from_utf8_lossy(&line[..end]);
+        let mut rest = data;
+        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+            self.pending.extend_from_slice(&rest[..end]);
+            let text = String::from_utf8_lossy(&self.pending);
             on_line(text.strip_suffix('\r').unwrap_or(&text));
+            self.pending.clear();
+            rest = &rest[end + 1..];
         }
+        self.pending.extend_from_slice(rest);
     }
 
     /// The last line, when the output does not end with a newline.
@@ -479,6 +524,26 @@ mod tests {
         splitter.push(b"ee", &mut record);
         splitter.finish(&mut record);
         assert_eq!(seen, ["one", "two", "", "three"]);
+    }
+
+    #[test]
+    fn a_long_line_in_many_packets_is_not_rescanned() {
+        let mut lines = 0;
+        let mut count = |_: &str| lines += 1;
+        let mut splitter = LineSplitter::default();
+        let packet = vec![b'x'; 32 << 10];
+        let started = std::time::Instant::now();
+        for _ in 0..640 {
+            splitter.push(&packet, &mut count);
+        }
+        splitter.push(b"\n", &mut count);
+        // Rescanning the pending 20 MiB on every packet takes tens of seconds.
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(lines, 1);
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //!
 //! ```no_run
 //! # async fn demo(client_key: russh::keys::PublicKey) -> std::io::Result<()> {
-//! use postfleet::ssh::simulator::{Fault, SimHost, SimReply, Simulator};
+//! use postfleet::ssh::simulator::{SimHost, SimReply, Simulator};
 //! let hosts = (0..3)
 //!     .map(|i| {
 //!         SimHost::new(format!("mx{i}"), client_key.clone(), |cmd| {
@@ -45,10 +45,10 @@ use std::time::Duration;
 use russh::keys::ssh_key::private::Ed25519Keypair;
 use russh::keys::{PrivateKey, PublicKey};
 use russh::server::{self, Auth, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
-use russh::{Channel, ChannelId, MethodKind, MethodSet};
+use russh::{Channel, ChannelId, MethodKind, MethodSet, Preferred};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
@@ -98,7 +98,8 @@ pub type CommandHandler = Arc<dyn Fn(&SimCommand) -> SimReply + Send + Sync>;
 /// Misbehaviour of one simulated host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
-    /// Nothing listens on the host's port: connecting is refused.
+    /// Nothing listens on the host's port (it is bound, so it stays reserved): connecting is
+    /// refused.
     Refuse,
     /// TCP is accepted but the server never says a word of SSH.
     HangHandshake,
@@ -183,6 +184,9 @@ pub struct SimOptions {
     pub max_stdin: usize,
     /// Entries kept in the command and auth logs (oldest dropped first).
     pub log_limit: usize,
+    /// A channel the server closed keeps its MaxSessions slot this long, as with OpenSSH
+    /// (which frees it on a later pass of its main loop): clients must cope with refusals.
+    pub channel_slot_linger: Duration,
 }
 
 impl Default for SimOptions {
@@ -192,6 +196,7 @@ impl Default for SimOptions {
             idle_timeout: Duration::from_secs(60),
             max_stdin: 16 << 20,
             log_limit: 10_000,
+            channel_slot_linger: Duration::from_millis(50),
         }
     }
 }
@@ -207,6 +212,8 @@ pub struct SimStats {
     pub commands: usize,
     /// Most channels open at once on one connection.
     pub peak_channels_per_connection: usize,
+    /// Channel opens refused for want of a MaxSessions slot.
+    pub channels_refused: usize,
 }
 
 /// OpenSSH's default `MaxSessions`: more channels on one connection are refused.
@@ -221,6 +228,7 @@ struct Counters {
     auth_rejected: AtomicUsize,
     commands: AtomicUsize,
     peak_channels: AtomicUsize,
+    channels_refused: AtomicUsize,
 }
 
 struct Shared {
@@ -253,6 +261,8 @@ pub struct Simulator {
     shared: Arc<Shared>,
     shutdown: watch::Sender<bool>,
     listeners: Vec<JoinHandle<()>>,
+    /// Ports of refusing hosts: bound, never listening, so nothing else takes them.
+    _refusing: Vec<TcpSocket>,
 }
 
 impl Simulator {
@@ -276,23 +286,32 @@ impl Simulator {
             shared,
             shutdown,
             listeners: Vec::new(),
+            _refusing: Vec::new(),
         };
+        let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
         for host in hosts {
-            let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
-            let port = listener.local_addr()?.port();
             let state = Arc::new(HostState {
                 config: Arc::new(server_config(&host, &simulator.shared.options)),
                 host,
             });
-            if state.host.fault != Some(Fault::Refuse) {
+            let port = if state.host.fault == Some(Fault::Refuse) {
+                // A bound socket that never listens: the kernel answers with a reset.
+                let socket = TcpSocket::new_v4()?;
+                socket.bind(loopback)?;
+                let port = socket.local_addr()?.port();
+                simulator._refusing.push(socket);
+                port
+            } else {
+                let listener = TcpListener::bind(loopback).await?;
+                let port = listener.local_addr()?.port();
                 simulator.listeners.push(tokio::spawn(listen(
                     listener,
                     state.clone(),
                     simulator.shared.clone(),
                     simulator.shutdown.subscribe(),
                 )));
-            }
-            // A refusing host's listener is dropped here: its port is closed.
+                port
+            };
             simulator.hosts.push(state);
             simulator.ports.push(port);
         }
@@ -372,6 +391,7 @@ impl Simulator {
             auth_rejected: c.auth_rejected.load(Ordering::Relaxed),
             commands: c.commands.load(Ordering::Relaxed),
             peak_channels_per_connection: c.peak_channels.load(Ordering::Relaxed),
+            channels_refused: c.channels_refused.load(Ordering::Relaxed),
         }
     }
 
@@ -391,7 +411,19 @@ impl Drop for Simulator {
 }
 
 fn server_config(host: &SimHost, options: &SimOptions) -> server::Config {
+    // Key exchanges of the OpenSSH 9.2 on Debian 12 hosts: no ML-KEM hybrid (OpenSSH >= 9.9),
+    // so a simulated handshake costs what a real one does.
+    let kex: Vec<russh::kex::Name> = Preferred::DEFAULT
+        .kex
+        .iter()
+        .filter(|name| **name != russh::kex::MLKEM768X25519_SHA256)
+        .cloned()
+        .collect();
     server::Config {
+        preferred: Preferred {
+            kex: kex.into(),
+            ..Preferred::DEFAULT
+        },
         keys: vec![host.host_key.clone()],
         methods: MethodSet::from(&[MethodKind::PublicKey][..]),
         // Constant-time rejection matters against attackers, not in a simulator.
@@ -676,6 +708,10 @@ impl server::Handler for ConnectionHandler {
         let open = {
             let mut open = self.control.channels();
             if open.len() >= MAX_CHANNELS_PER_CONNECTION {
+                self.shared
+                    .counters
+                    .channels_refused
+                    .fetch_add(1, Ordering::Relaxed);
                 return Ok(());
             }
             open.insert(channel.id());
@@ -760,6 +796,7 @@ impl server::Handler for ConnectionHandler {
             self.control.clone(),
             request,
             overflowed,
+            self.shared.options.channel_slot_linger,
         ));
         Ok(())
     }
@@ -784,6 +821,7 @@ async fn answer(
     control: Arc<ConnectionControl>,
     request: SimCommand,
     overflowed: bool,
+    slot_linger: Duration,
 ) -> Option<()> {
     let fault = host.host.fault.clone();
     match fault {
@@ -837,6 +875,7 @@ async fn answer(
     }
     handle.eof(channel).await.ok()?;
     handle.close(channel).await.ok()?;
+    tokio::time::sleep(slot_linger).await;
     control.channels().remove(&channel);
     Some(())
 }
