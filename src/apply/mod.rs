@@ -138,7 +138,7 @@ async fn run_host(job: &HostJob, opts: &RunOptions, reporter: &dyn Reporter) -> 
             summary.timings.connect = t.elapsed();
             summary.duration = started.elapsed();
             summary.unreachable = true;
-            summary.error = Some(connect_error_text(&e, opts));
+            summary.error = Some(e.to_string());
             return summary;
         }
     };
@@ -177,21 +177,6 @@ fn ssh_failure(what: &str, e: SshError) -> HostError {
             HostError::Lost(format!("{what}: {e}"))
         }
         other => HostError::Failed(format!("{what}: {other}")),
-    }
-}
-
-fn connect_error_text(e: &SshError, opts: &RunOptions) -> String {
-    let _ = opts;
-    match e {
-        SshError::HostKeyUnknown { .. } => format!(
-            "{e}\n  verify the fingerprint, then add the key to that file (ssh-keyscan), \
-             or re-run with --accept-new to learn unknown keys"
-        ),
-        SshError::HostKeyChanged { .. } => format!(
-            "{e}\n  someone may be intercepting the connection, or the host was reinstalled: \
-             check, then remove the old entry from the known_hosts file"
-        ),
-        _ => e.to_string(),
     }
 }
 

@@ -19,6 +19,17 @@ mkdir -p "$PF_STATE/pending" 2>/dev/null || pf_fatal "cannot create $PF_STATE on
 exec 9>"$PF_STATE/lock" || pf_fatal "cannot open $PF_STATE/lock"
 flock -n 9 || pf_fatal "another postfleet run is applying changes to this host right now"
 
+# postfix-script reports through postlog, which writes to stderr only on a terminal:
+# give postmulti -p one, so its words reach the report.
+pf_tty() {
+  if command -v script >/dev/null 2>&1; then
+    pf_out=$(script -qec "$*" /dev/null); pf_rc=$?
+    printf '%s\n' "$pf_out" | tr -d '\r'
+    return $pf_rc
+  fi
+  "$@"
+}
+
 # Is the instance's master process running?
 pf_running() { postmulti -i "$1" -x postfix status >/dev/null 2>&1; }
 
@@ -28,7 +39,7 @@ pf_why() {  # NAME UNIT
     journalctl -u "$2" -n 30 --no-pager -o cat 2>/dev/null | grep -E 'fatal|error|panic' | tail -n 3
   fi
   log=$(postmulti -i "$1" -x postconf -h maillog_file 2>/dev/null)
-  [ -n "$log" ] && [ -f "$log" ] && tail -n 50 "$log" | grep -E 'fatal|panic' | tail -n 2
+  [ -n "$log" ] && [ -f "$log" ] && tail -n 50 "$log" | grep -E 'fatal|panic' | tail -n 4
 }
 
 # Transactions: every file an instance step replaces is saved first, so a failed

@@ -213,7 +213,7 @@ fn step_body(plan: &Plan, i: usize, step: &Step) -> String {
                     postmulti(&name, "-p stop"),
                     n = q(name.as_str())
                 ),
-                Driver::Postmulti => postmulti(&name, "-p stop"),
+                Driver::Postmulti => format!("pf_tty {}", postmulti(&name, "-p stop")),
             };
             format!(
                 "  out=$( {{ {stop}; }} 2>&1)\n  if pf_running {n}; then pf_fail {i} {w}\"$out\"; else rm -f \"$PF_STATE/pending/\"{n}; pf_report {i} changed {s}; fi\n",
@@ -236,10 +236,10 @@ fn activation_command(action: &Action, name: &InstanceName, driver: &Driver) -> 
         (Driver::Systemd { unit }, Action::Start) => format!("systemctl start {}", q(unit)),
         (Driver::Systemd { unit }, Action::Reload) => format!("systemctl reload {}", q(unit)),
         (Driver::Systemd { unit }, _) => format!("systemctl restart {}", q(unit)),
-        (Driver::Postmulti, Action::Start) => postmulti(name, "-p start"),
-        (Driver::Postmulti, Action::Reload) => postmulti(name, "-p reload"),
+        (Driver::Postmulti, Action::Start) => format!("pf_tty {}", postmulti(name, "-p start")),
+        (Driver::Postmulti, Action::Reload) => format!("pf_tty {}", postmulti(name, "-p reload")),
         (Driver::Postmulti, _) => format!(
-            "{{ ! pf_running {} || {}; }} && {}",
+            "{{ ! pf_running {} || pf_tty {}; }} && pf_tty {}",
             q(name.as_str()),
             postmulti(name, "-p stop"),
             postmulti(name, "-p start")

@@ -144,11 +144,16 @@ pub fn apply(args: ApplyArgs, plan_only: bool) -> Exit {
         }
     };
     let reporter = report::reporter_for(mode, show_diff, args.verbose);
+    let ssh = ssh_options(&args.connect);
+    // A passphrase prompt must not be drawn over by the progress bars.
+    let prompt_reporter = reporter.clone();
+    ssh.keys
+        .set_prompt_wrapper(Arc::new(move |ask: &mut dyn FnMut()| prompt_reporter.suspend(ask)));
     let opts = Arc::new(RunOptions {
         check,
         force: args.force,
         forks: args.connect.forks,
-        ssh: ssh_options(&args.connect),
+        ssh,
     });
     let runtime = match runtime() {
         Ok(r) => r,

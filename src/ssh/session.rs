@@ -272,7 +272,7 @@ impl Session {
         } else {
             "/bin/sh -s"
         };
-        self.run(command, script.as_bytes(), on_line).await
+        self.run(command, guard_stdin(script).as_bytes(), on_line).await
     }
 
     /// Runs one command given as separate arguments, each quoted for the remote shell (and
@@ -564,5 +564,36 @@ mod tests {
         );
         assert_eq!(order[1], Algorithm::Ed25519);
         assert_eq!(host_key_preference(&[]), Preferred::DEFAULT.key.to_vec());
+    }
+}
+
+/// The script travels on the shell's stdin, which the shell reads as it goes: a command in
+/// it that reads stdin (`script`, `ssh`, a stray `cat`) would swallow the rest of the script.
+/// As one brace group, the whole script is parsed before anything runs, and runs with
+/// stdin from /dev/null.
+fn guard_stdin(script: &str) -> String {
+    let newline = if script.ends_with('\n') { "" } else { "\n" };
+    format!("{{\n{script}{newline}}} </dev/null\n")
+}
+
+#[cfg(test)]
+mod guard_tests {
+    #[test]
+    fn script_runs_whole_with_stdin_closed() {
+        // Longer than the shell's read buffer, so `cat` would get the rest of it unguarded.
+        let script = format!("echo a\ncat\n{}echo b\n", "# padding\n".repeat(20_000));
+        let run = |text: &str| {
+            let mut child = std::process::Command::new("sh")
+                .arg("-s")
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+            String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
+        };
+        assert_ne!(run(&script), "a\nb\n", "the unguarded script should be eaten by cat");
+        assert_eq!(run(&super::guard_stdin(&script)), "a\nb\n");
     }
 }
