@@ -324,11 +324,16 @@ fn start_sink(names: &Names) -> Result<()> {
     Ok(())
 }
 
+/// "1 host", "3 hosts".
+fn count(n: usize, thing: &str) -> String {
+    format!("{n} {thing}{}", if n == 1 { "" } else { "s" })
+}
+
 fn print_summary(names: &Names, state: &LabState) {
     println!(
-        "lab '{}' up: {} hosts on {}, sink on {} ports {}-{}",
+        "lab '{}' up: {} on {}, sink on {} ports {}-{}",
         names.lab,
-        state.hosts.len(),
+        count(state.hosts.len(), "host"),
         state.subnet,
         state.gateway,
         super::state::SINK_PORTS[0],
@@ -447,8 +452,9 @@ pub fn down(names: &Names, purge: bool) -> Result<()> {
     }
     drop(lock);
     let mut line = format!(
-        "lab '{}' down: {} hosts stopped, namespaces, interfaces and cgroups removed",
-        names.lab, report.hosts
+        "lab '{}' down: {} stopped, namespaces, interfaces and cgroups removed",
+        names.lab,
+        count(report.hosts, "host")
     );
     if purge {
         line.push_str(&format!(", {} deleted", names.state_dir.display()));
