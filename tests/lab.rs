@@ -312,6 +312,13 @@ fn three_systemd_hosts_end_to_end() {
     assert_eq!(m.helo, format!("h2.{LAB}.test"));
     assert!(m.peer.starts_with("10.78.1.12:"), "{}", m.peer);
     assert!(m.data.contains("hello"), "{}", m.data);
+    let second_sink = lab_cmd(LAB, &["sink"]);
+    assert!(!second_sink.status.success());
+    assert!(
+        stderr_of(&second_sink).contains("already runs"),
+        "{}",
+        stderr_of(&second_sink)
+    );
 
     // Inventory and status.
     let inventory = lab_ok(LAB, &["inventory", "--user", "deploy"]);

@@ -2,7 +2,7 @@
 //! lower layer of their overlays). Built once with debootstrap from the machine's own apt
 //! mirror, cached under a name that hashes its recipe, so a changed recipe builds a new one.
 
-use std::ffi::CString;
+use std::ffi::OsString;
 use std::fs::{self, File};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -11,7 +11,8 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
-use super::state::cache_dir;
+use super::host::HOST_PATH;
+use super::state::{cache_dir, labs_dir, LabState};
 use super::sys;
 
 const SUITE: &str = "bookworm";
@@ -44,6 +45,7 @@ pub fn ensure_base() -> Result<(PathBuf, bool)> {
         return Ok((dir, false));
     }
     sys::require_tool("debootstrap", "debootstrap")?;
+    sys::require_tool("unshare", "util-linux")?;
     let cache = cache_dir();
     fs::create_dir_all(&cache).with_context(|| format!("cannot create {}", cache.display()))?;
     let _lock = sys::lock_file(&cache.join(".base.lock"))?;
@@ -63,71 +65,103 @@ pub fn ensure_base() -> Result<(PathBuf, bool)> {
     let log =
         File::create(&log_path).with_context(|| format!("cannot write {}", log_path.display()))?;
 
-    let mut debootstrap = Command::new("debootstrap");
-    debootstrap
-        .arg(format!("--variant={VARIANT}"))
-        .arg(format!("--include={INCLUDE}"))
-        .arg(SUITE)
-        .arg(&tmp)
-        .arg(&mirror);
-    run_logged(&mut debootstrap, &log, None, &log_path)?;
+    let debootstrap = [
+        OsString::from("debootstrap"),
+        format!("--variant={VARIANT}").into(),
+        format!("--include={INCLUDE}").into(),
+        SUITE.into(),
+        tmp.clone().into(),
+        mirror.into(),
+    ];
+    run_build_step(&debootstrap, None, &log, &log_path)?;
 
     let recipe_in_tree = tmp.join("tmp/postfleet-base-recipe.sh");
     fs::write(&recipe_in_tree, RECIPE)
         .with_context(|| format!("cannot write {}", recipe_in_tree.display()))?;
-    let mut recipe = Command::new("/bin/sh");
-    recipe
-        .arg("/tmp/postfleet-base-recipe.sh")
-        .env_clear()
-        .env(
-            "PATH",
-            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        )
-        .env("HOME", "/root");
-    run_logged(&mut recipe, &log, Some(&tmp), &log_path)?;
+    let recipe = ["/bin/sh", "/tmp/postfleet-base-recipe.sh"].map(OsString::from);
+    run_build_step(&recipe, Some(&tmp), &log, &log_path)?;
     fs::remove_file(&recipe_in_tree)?;
 
     fs::rename(&tmp, &dir)
         .with_context(|| format!("cannot rename {} to {}", tmp.display(), dir.display()))?;
+    for old in unused_bases(&cache, &dir, &labs_dir()) {
+        println!("base: removing {}, made by an older recipe", old.display());
+        sys::remove_tree(&old)?;
+        let _ = fs::remove_file(old.with_extension("log"));
+    }
     Ok((dir, true))
 }
 
-/// Runs a build step in a private mount namespace (and chrooted into `root` if given), so
-/// whatever it mounts disappears with it even if it is killed.
-fn run_logged(cmd: &mut Command, log: &File, root: Option<&Path>, log_path: &Path) -> Result<()> {
-    let root_c = root.map(|r| sys::cstr(r.as_os_str())).transpose()?;
-    let slash = CString::new("/")?;
+/// Base trees other than `current` that no lab's state refers to.
+fn unused_bases(cache: &Path, current: &Path, labs: &Path) -> Vec<PathBuf> {
+    let in_use: Vec<PathBuf> = fs::read_dir(labs)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| fs::read(e.path().join("lab.json")).ok())
+        .filter_map(|text| serde_json::from_slice::<LabState>(&text).ok())
+        .map(|state| state.base)
+        .collect();
+    fs::read_dir(cache)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.is_dir()
+                && p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("base-"))
+                && p != current
+                && !in_use.contains(p)
+        })
+        .collect()
+}
+
+/// Runs a build step (chrooted into `root` if given) as PID 1 of its own PID and mount
+/// namespaces: whatever it mounts disappears with it, and if `lab up` is interrupted the whole
+/// step dies with it (unshare's --kill-child, and the death signal of unshare itself), so no
+/// stray dpkg keeps writing into a tree the next build deletes.
+fn run_build_step(
+    args: &[OsString],
+    root: Option<&Path>,
+    log: &File,
+    log_path: &Path,
+) -> Result<()> {
+    let mut cmd = Command::new("unshare");
+    cmd.args([
+        "--mount",
+        "--propagation",
+        "private",
+        "--pid",
+        "--fork",
+        "--kill-child",
+    ]);
+    if let Some(root) = root {
+        cmd.arg(format!("--root={}", root.display()));
+    }
+    cmd.arg("--")
+        .args(args)
+        .env_clear()
+        .env("PATH", HOST_PATH)
+        .env("HOME", "/root")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log.try_clone()?);
     unsafe {
-        cmd.pre_exec(move || {
-            if libc::unshare(libc::CLONE_NEWNS) != 0
-                || libc::mount(
-                    std::ptr::null(),
-                    slash.as_ptr(),
-                    std::ptr::null(),
-                    libc::MS_REC | libc::MS_PRIVATE,
-                    std::ptr::null(),
-                ) != 0
-            {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
                 return Err(std::io::Error::last_os_error());
-            }
-            if let Some(r) = &root_c {
-                if libc::chroot(r.as_ptr()) != 0 || libc::chdir(slash.as_ptr()) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
             }
             Ok(())
         });
     }
     let status = cmd
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log.try_clone()?)
         .status()
-        .with_context(|| format!("cannot run {}", sys::describe(cmd)))?;
+        .with_context(|| format!("cannot run {}", sys::describe(&cmd)))?;
     if !status.success() {
         bail!(
             "building the base tree failed: {} ({status}); last lines of {}:\n{}",
-            sys::describe(cmd),
+            sys::describe(&cmd),
             log_path.display(),
             sys::tail(log_path, 15)
         );
@@ -294,6 +328,29 @@ mod tests {
         assert_eq!(
             pick_mirror(&sources).as_deref(),
             Some("http://m.invalid/debian")
+        );
+    }
+
+    #[test]
+    fn only_bases_no_lab_uses_are_unused() {
+        let cache = tempfile::tempdir().unwrap();
+        let labs = tempfile::tempdir().unwrap();
+        let current = cache.path().join("base-new");
+        let used = cache.path().join("base-used");
+        let unused = cache.path().join("base-old");
+        for dir in [&current, &used, &unused] {
+            fs::create_dir(dir).unwrap();
+        }
+        fs::write(cache.path().join("base-old.log"), "").unwrap();
+        fs::create_dir(labs.path().join("x")).unwrap();
+        let state = format!(
+            r#"{{"name":"x","subnet":"10.77.9.0/24","gateway":"10.77.9.1","base":"{}","hosts":[]}}"#,
+            used.display()
+        );
+        fs::write(labs.path().join("x/lab.json"), state).unwrap();
+        assert_eq!(
+            unused_bases(cache.path(), &current, labs.path()),
+            vec![unused]
         );
     }
 

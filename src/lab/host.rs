@@ -431,11 +431,21 @@ pub fn boot_host_main(args: &BootArgs) -> Result<()> {
 /// its own, nspawn's systemd and its neighbours' fight over the same subtree at shutdown.
 fn join_cgroups(names: &Names, host: &str) -> Result<()> {
     let pid = std::process::id().to_string();
-    for hierarchy in ["systemd", "unified"] {
-        let root = Path::new("/sys/fs/cgroup").join(hierarchy);
-        if !root.join("cgroup.procs").exists() {
-            continue;
-        }
+    // Hybrid machines (name=systemd v1 plus unified v2), or a pure v2 one.
+    let candidates = [
+        "/sys/fs/cgroup/systemd",
+        "/sys/fs/cgroup/unified",
+        "/sys/fs/cgroup",
+    ];
+    let mut roots: Vec<&Path> = candidates[..2]
+        .iter()
+        .map(Path::new)
+        .filter(|r| r.join("cgroup.procs").exists())
+        .collect();
+    if roots.is_empty() && Path::new(candidates[2]).join("cgroup.procs").exists() {
+        roots.push(Path::new(candidates[2]));
+    }
+    for root in roots {
         let dir = root.join(names.cgroup()).join(host);
         fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create cgroup {}", dir.display()))?;
@@ -520,6 +530,10 @@ fn become_plain_init(root: &Path, host: &str) -> anyhow::Error {
 }
 
 fn plain_init_steps(root: &Path, host: &str) -> Result<std::convert::Infallible> {
+    // pivot_root moves the root of every process in the mount namespace: a namespace of our
+    // own keeps the waiting parent where it is.
+    unshare(libc::CLONE_NEWNS)?;
+    sys::make_mounts_private()?;
     if unsafe { libc::sethostname(host.as_ptr().cast(), host.len()) } != 0 {
         bail!("sethostname: {}", std::io::Error::last_os_error());
     }

@@ -12,7 +12,7 @@ use anyhow::{anyhow, bail, Context, Result};
 
 use super::host::{self, PrepareContext};
 use super::net::{self, Subnet};
-use super::state::{HostState, LabState, Mode, Names};
+use super::state::{labs_dir, HostState, LabState, Mode, Names};
 use super::sys::{self, ProcRef};
 use super::{base, cleanup, delay};
 
@@ -95,10 +95,10 @@ pub fn up(names: &Names, opts: UpOptions) -> Result<()> {
     subnet.host_address(opts.hosts)?;
     net::check_subnet_is_free(names, &subnet)?;
 
+    // The base first: an interrupted first build leaves nothing of the lab behind.
     let started = Instant::now();
     let (base, built) = base::ensure_base()?;
     let base_time = started.elapsed();
-
     let hosts = (1..=opts.hosts)
         .map(|i| {
             Ok(HostState {
@@ -119,11 +119,17 @@ pub fn up(names: &Names, opts: UpOptions) -> Result<()> {
         rtt_ms: opts.rtt_ms,
         hosts,
     };
-    state.save(names)?;
+    {
+        // Two labs starting at once must not both find the same subnet free.
+        let _network = sys::lock_file(&labs_dir().join(".network.lock"))?;
+        net::check_subnet_is_free(names, &subnet)?;
+        state.save(names)?;
+        net::ensure_bridge(names, &subnet)?;
+    }
 
     let result = start_lab(names, &state);
     let timings = match result {
-        Ok(t) => t,
+        Ok(r) => r,
         Err(e) => {
             if let Err(cleanup_error) = cleanup::down(names) {
                 eprintln!("warning: cleaning up after the failed start: {cleanup_error:#}");
@@ -173,7 +179,6 @@ struct Timings {
 
 fn start_lab(names: &Names, state: &LabState) -> Result<Timings> {
     ensure_lab_key(names)?;
-    net::ensure_bridge(names, &state.subnet)?;
     start_sink(names)?;
     start_hosts(names, state, &state.hosts)
 }
@@ -319,11 +324,16 @@ fn start_sink(names: &Names) -> Result<()> {
     Ok(())
 }
 
+/// "1 host", "3 hosts".
+fn count(n: usize, thing: &str) -> String {
+    format!("{n} {thing}{}", if n == 1 { "" } else { "s" })
+}
+
 fn print_summary(names: &Names, state: &LabState) {
     println!(
-        "lab '{}' up: {} hosts on {}, sink on {} ports {}-{}",
+        "lab '{}' up: {} on {}, sink on {} ports {}-{}",
         names.lab,
-        state.hosts.len(),
+        count(state.hosts.len(), "host"),
         state.subnet,
         state.gateway,
         super::state::SINK_PORTS[0],
@@ -442,8 +452,9 @@ pub fn down(names: &Names, purge: bool) -> Result<()> {
     }
     drop(lock);
     let mut line = format!(
-        "lab '{}' down: {} hosts stopped, namespaces, interfaces and cgroups removed",
-        names.lab, report.hosts
+        "lab '{}' down: {} stopped, namespaces, interfaces and cgroups removed",
+        names.lab,
+        count(report.hosts, "host")
     );
     if purge {
         line.push_str(&format!(", {} deleted", names.state_dir.display()));

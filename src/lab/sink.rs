@@ -124,8 +124,14 @@ pub fn serve(state_dir: &Path, gateway: Ipv4Addr, ports: &[u16], pid_file: &Path
             let seq = seq.clone();
             tokio::spawn(async move {
                 loop {
-                    let Ok((stream, peer)) = listener.accept().await else {
-                        continue;
+                    let (stream, peer) = match listener.accept().await {
+                        Ok(accepted) => accepted,
+                        Err(e) => {
+                            // e.g. out of file descriptors: retry without spinning
+                            eprintln!("sink: accept on port {port}: {e}");
+                            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                            continue;
+                        }
                     };
                     let dir = dir.clone();
                     let seq = seq.clone();
