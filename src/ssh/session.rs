@@ -589,9 +589,16 @@ mod guard_tests {
                 .stdout(std::process::Stdio::piped())
                 .spawn()
                 .unwrap();
-            use std::io::Write;
-            child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-            String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
+            let mut stdin = child.stdin.take().unwrap();
+            let text = text.to_string();
+            // written from a thread: `cat` echoes it back while we read
+            let writer = std::thread::spawn(move || {
+                use std::io::Write;
+                let _ = stdin.write_all(text.as_bytes());
+            });
+            let out = child.wait_with_output().unwrap().stdout;
+            writer.join().unwrap();
+            String::from_utf8(out).unwrap()
         };
         assert_ne!(run(&script), "a\nb\n", "the unguarded script should be eaten by cat");
         assert_eq!(run(&super::guard_stdin(&script)), "a\nb\n");
