@@ -148,7 +148,9 @@ pub fn apply(args: ApplyArgs, plan_only: bool) -> Exit {
     // A passphrase prompt must not be drawn over by the progress bars.
     let prompt_reporter = reporter.clone();
     ssh.keys
-        .set_prompt_wrapper(Arc::new(move |ask: &mut dyn FnMut()| prompt_reporter.suspend(ask)));
+        .set_prompt_wrapper(Arc::new(move |ask: &mut dyn FnMut()| {
+            prompt_reporter.suspend(ask)
+        }));
     let opts = Arc::new(RunOptions {
         check,
         force: args.force,

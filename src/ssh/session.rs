@@ -272,7 +272,8 @@ impl Session {
         } else {
             "/bin/sh -s"
         };
-        self.run(command, guard_stdin(script).as_bytes(), on_line).await
+        self.run(command, guard_stdin(script).as_bytes(), on_line)
+            .await
     }
 
     /// Runs one command given as separate arguments, each quoted for the remote shell (and
@@ -600,7 +601,11 @@ mod guard_tests {
             writer.join().unwrap();
             String::from_utf8(out).unwrap()
         };
-        assert_ne!(run(&script), "a\nb\n", "the unguarded script should be eaten by cat");
+        assert_ne!(
+            run(&script),
+            "a\nb\n",
+            "the unguarded script should be eaten by cat"
+        );
         assert_eq!(run(&super::guard_stdin(&script)), "a\nb\n");
     }
 }
