@@ -1,0 +1,588 @@
+//! Issue 4 against real lab hosts: the shipped newsletter playbook routes real mail the four
+//! ways it promises (checked at the sink and in the hosts' mail logs), throttles for real,
+//! works with other values given by -e, and the fleet operations see and act on it.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use common::{ensure_lab, host_ok, postfleet_bin, reset_hosts, Lab, SinkMessage};
+use serde_json::Value;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+fn postfleet(args: &[&str]) -> Output {
+    std::process::Command::new(postfleet_bin())
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("postfleet runs")
+}
+
+fn inventory(lab: &Lab, dir: &Path) -> String {
+    let path = dir.join("inventory.yml");
+    std::fs::write(&path, lab.inventory_yaml("root")).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// `postfleet apply` of the shipped playbook; returns the JSON summary.
+fn apply(inv: &str, limit: &str, extra: &[&str]) -> (i32, Value) {
+    let pb = repo("playbooks/newsletter.yml");
+    let mut args = vec![
+        "apply",
+        "-i",
+        inv,
+        pb.to_str().unwrap(),
+        "--limit",
+        limit,
+        "--json",
+    ];
+    for e in extra {
+        args.extend(["-e", e]);
+    }
+    let out = postfleet(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let summary: Value = stdout
+        .lines()
+        .last()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "no JSON summary:\n{stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    (out.status.code().unwrap_or(-1), summary)
+}
+
+/// Submits one message over SMTP to the host's port 25, as an application would.
+fn submit(lab: &Lab, host: &str, from: &str, to: &str, subject: &str) {
+    host_ok(
+        lab,
+        host,
+        &format!(
+            "python3 - <<'EOF'\nimport smtplib\nwith smtplib.SMTP('127.0.0.1', 25) as s:\n    s.sendmail('{from}', ['{to}'], 'From: {from}\\r\\nTo: {to}\\r\\nSubject: {subject}\\r\\n\\r\\nhello\\r\\n')\nEOF"
+        ),
+    );
+}
+
+/// The sink's messages whose subject carries `tag`, waiting until there are `count`.
+fn arrived(lab: &Lab, tag: &str, count: usize) -> Vec<SinkMessage> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let found: Vec<SinkMessage> = lab
+            .sink_messages()
+            .into_iter()
+            .filter(|m| m.header("Subject").is_some_and(|s| s.contains(tag)))
+            .collect();
+        if found.len() >= count || Instant::now() > deadline {
+            assert_eq!(
+                found.len(),
+                count,
+                "messages tagged {tag} at the sink: {found:?}"
+            );
+            return found;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The delivery log line of a recipient (`status=sent`), from the host's mail log.
+fn delivery_line(lab: &Lab, host: &str, rcpt: &str) -> String {
+    host_ok(
+        lab,
+        host,
+        &format!("grep -F 'to=<{rcpt}>' /var/log/mail.log | grep 'status=sent'"),
+    )
+}
+
+struct Route {
+    from: &'static str,
+    to: &'static str,
+    port: u16,
+    /// The transport that delivered to the sink, as its log tag.
+    last_hop_tag: &'static str,
+}
+
+/// Sends the four cases from `host` and checks where each went.
+fn check_routes(lab: &Lab, host: &str, tag: &str, routes: &[Route], newsletter_helo: &str) {
+    for (i, r) in routes.iter().enumerate() {
+        let to = r.to.replace('@', &format!("+{tag}{i}@"));
+        submit(lab, host, r.from, &to, &format!("{tag} case {i}"));
+    }
+    let msgs = arrived(lab, tag, routes.len());
+    let gw = lab.gateway().to_string();
+    for (i, r) in routes.iter().enumerate() {
+        let to = r.to.replace('@', &format!("+{tag}{i}@"));
+        let m = msgs
+            .iter()
+            .find(|m| m.rcpt_to == [to.clone()])
+            .unwrap_or_else(|| panic!("{host}: no message for {to}: {msgs:?}"));
+        assert_eq!(m.mail_from, r.from, "{host} case {i}");
+        assert_eq!(
+            m.port, r.port,
+            "{host} case {i} ({} -> {}) came by the wrong route",
+            r.from, r.to
+        );
+        let via_newsletter = r.port == 2527;
+        if via_newsletter {
+            assert_eq!(
+                m.helo, newsletter_helo,
+                "{host} case {i}: not the newsletter instance"
+            );
+        } else {
+            assert_ne!(m.helo, newsletter_helo, "{host} case {i}");
+        }
+        let line = delivery_line(lab, host, &to);
+        assert!(
+            line.contains(&format!(" {}[", r.last_hop_tag))
+                && line.contains(&format!("relay={gw}[{gw}]:{}", r.port)),
+            "{host} case {i}: expected {} to relay to port {}, log says:\n{line}",
+            r.last_hop_tag,
+            r.port
+        );
+        if via_newsletter {
+            let handover = host_ok(lab, host, &format!("grep -F 'to=<{to}>' /var/log/mail.log | grep ' postfix/smtp\\[' | grep 'status=sent'"));
+            assert!(
+                handover.contains("relay=127.0.0.1[127.0.0.1]:2526"),
+                "{host} case {i}: not handed to the newsletter instance:\n{handover}"
+            );
+        }
+    }
+}
+
+fn default_routes() -> Vec<Route> {
+    vec![
+        Route {
+            from: "ops@other.org",
+            to: "a@gmail.com",
+            port: 2525,
+            last_hop_tag: "postfix/smtp",
+        },
+        Route {
+            from: "ops@other.org",
+            to: "b@orange.fr",
+            port: 2525,
+            last_hop_tag: "postfix/throttled/smtp",
+        },
+        Route {
+            from: "news@example.org",
+            to: "c@gmail.com",
+            port: 2527,
+            last_hop_tag: "postfix-newsletter/smtp",
+        },
+        Route {
+            from: "news@example.org",
+            to: "d@orange.fr",
+            port: 2527,
+            last_hop_tag: "postfix-newsletter/throttled/smtp",
+        },
+    ]
+}
+
+fn unique_tag(name: &str) -> String {
+    format!(
+        "{name}{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    )
+}
+
+/// Two messages through a throttled transport arrive at least its rate delay apart.
+fn check_throttle(lab: &Lab, host: &str, from: &str, delay_s: f64) {
+    let tag = unique_tag("thr");
+    for i in 0..2 {
+        submit(
+            lab,
+            host,
+            from,
+            &format!("t{i}+{tag}@wanadoo.fr"),
+            &format!("{tag} {i}"),
+        );
+    }
+    let mut msgs = arrived(lab, &tag, 2);
+    msgs.sort_by(|a, b| a.time.total_cmp(&b.time));
+    let gap = msgs[1].time - msgs[0].time;
+    assert!(
+        gap >= delay_s * 0.95,
+        "{host}: {from} via a {delay_s}s-throttled transport arrived {gap:.2}s apart"
+    );
+}
+
+#[test]
+fn the_four_routes_and_throttling_with_the_default_values() {
+    let _serial = serial();
+    let lab = ensure_lab();
+    let dir = tempfile::tempdir().unwrap();
+    let inv = inventory(&lab, dir.path());
+    reset_hosts(&lab, &["h1", "h4"]);
+    let (code, summary) = apply(&inv, "h1:h4", &[]);
+    assert_eq!(code, 0, "{summary}");
+    let (code, summary) = apply(&inv, "h1:h4", &[]);
+    assert_eq!(
+        (code, summary["totals"]["changed"].as_u64()),
+        (0, Some(0)),
+        "second run: {summary}"
+    );
+
+    for host in ["h1", "h4"] {
+        let tag = unique_tag(&format!("routes{host}"));
+        check_routes(
+            &lab,
+            host,
+            &tag,
+            &default_routes(),
+            &format!("newsletter.{host}.invalid"),
+        );
+    }
+    check_throttle(&lab, "h1", "ops@other.org", 1.0);
+    check_throttle(&lab, "h1", "news@example.org", 2.0);
+}
+
+#[test]
+fn other_values_given_with_extra_vars_route_accordingly() {
+    let _serial = serial();
+    let lab = ensure_lab();
+    let dir = tempfile::tempdir().unwrap();
+    let inv = inventory(&lab, dir.path());
+    reset_hosts(&lab, &["h2"]);
+    let vars = r#"{"newsletter_domain": "news.example.net", "throttled_domains": ["slow.example", "big.example"], "newsletter_throttle_rate_delay": "3s"}"#;
+    let (code, summary) = apply(&inv, "h2", &[vars]);
+    assert_eq!(code, 0, "{summary}");
+    let tag = unique_tag("extra");
+    let routes = vec![
+        // example.org is an ordinary sender now, orange.fr an ordinary destination
+        Route {
+            from: "news@example.org",
+            to: "a@orange.fr",
+            port: 2525,
+            last_hop_tag: "postfix/smtp",
+        },
+        Route {
+            from: "ops@other.org",
+            to: "b@slow.example",
+            port: 2525,
+            last_hop_tag: "postfix/throttled/smtp",
+        },
+        Route {
+            from: "news@news.example.net",
+            to: "c@orange.fr",
+            port: 2527,
+            last_hop_tag: "postfix-newsletter/smtp",
+        },
+        Route {
+            from: "news@news.example.net",
+            to: "d@big.example",
+            port: 2527,
+            last_hop_tag: "postfix-newsletter/throttled/smtp",
+        },
+    ];
+    check_routes(&lab, "h2", &tag, &routes, "newsletter.h2.invalid");
+    assert_eq!(
+        host_ok(
+            &lab,
+            "h2",
+            "postconf -c /etc/postfix-newsletter -h throttled_destination_rate_delay"
+        )
+        .trim(),
+        "3s"
+    );
+}
+
+fn json_lines(out: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+#[test]
+fn fleet_operations_status_queue_logs_and_removal() {
+    let _serial = serial();
+    let lab = ensure_lab();
+    let dir = tempfile::tempdir().unwrap();
+    let inv = inventory(&lab, dir.path());
+    reset_hosts(&lab, &["h3", "h4"]);
+    // h3's newsletter route leads nowhere: its mail stays in the queue
+    let gw = lab.gateway().to_string();
+    let dead_route = format!("newsletter_relay=[{gw}]:2599");
+    let (code, summary) = apply(&inv, "h3", &[&dead_route]);
+    assert_eq!(code, 0, "{summary}");
+    let (code, summary) = apply(&inv, "h4", &[]);
+    assert_eq!(code, 0, "{summary}");
+
+    // status: one row per host and instance, the default instance included
+    let out = postfleet(&["status", "-i", &inv, "--limit", "h3:h4", "--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = json_lines(&out);
+    let row = |host: &str, inst: &str| {
+        rows.iter()
+            .find(|r| r["host"] == host && r["instance"] == inst)
+            .unwrap_or_else(|| panic!("no status row for {host} {inst}: {rows:?}"))
+            .clone()
+    };
+    assert_eq!(row("h3", "-")["unit"], "postfix@-");
+    assert_eq!(row("h3", "-")["state"], "active");
+    assert_eq!(
+        row("h3", "postfix-newsletter")["unit"],
+        "postfix@postfix-newsletter"
+    );
+    assert_eq!(row("h3", "postfix-newsletter")["state"], "active");
+    assert_eq!(row("h3", "postfix-newsletter")["enabled"], "yes");
+    assert_eq!(row("h4", "postfix-newsletter")["state"], "running");
+    assert_eq!(row("h4", "postfix-newsletter")["unit"], "-");
+
+    // three newsletters get stuck in h3's newsletter queue
+    let tag = unique_tag("queue");
+    for i in 0..3 {
+        submit(
+            &lab,
+            "h3",
+            "news@example.org",
+            &format!("q{i}+{tag}@gmail.com"),
+            &format!("{tag} {i}"),
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let listed = loop {
+        let out = postfleet(&[
+            "queue",
+            "list",
+            "-i",
+            &inv,
+            "--limit",
+            "h3",
+            "--instance",
+            "postfix-newsletter",
+            "--json",
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let rows = json_lines(&out);
+        let deferred = rows
+            .iter()
+            .filter(|r| r["queue_name"] == "deferred")
+            .count();
+        if deferred == 3 || Instant::now() > deadline {
+            break rows;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(listed.len(), 3, "{listed:?}");
+    for r in &listed {
+        assert_eq!(
+            (r["host"].as_str(), r["instance"].as_str()),
+            (Some("h3"), Some("postfix-newsletter"))
+        );
+        assert_eq!(r["queue_name"], "deferred");
+        assert_eq!(r["sender"], "news@example.org");
+        assert!(r["reason"].as_str().unwrap().contains("refused"), "{r}");
+    }
+    let status = json_lines(&postfleet(&[
+        "status", "-i", &inv, "--limit", "h3", "--json",
+    ]));
+    let queued = status
+        .iter()
+        .find(|r| r["instance"] == "postfix-newsletter")
+        .unwrap();
+    assert_eq!(queued["queue"], 3);
+
+    // flush: asks for delivery of the 3 (which fails again, and they stay)
+    let out = postfleet(&[
+        "queue",
+        "flush",
+        "-i",
+        &inv,
+        "--limit",
+        "h3",
+        "--instance",
+        "postfix-newsletter",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(json_lines(&out)[0]["messages"], 3);
+
+    // logs: the newsletter instance's own lines, deferrals included
+    let out = postfleet(&[
+        "logs",
+        "-i",
+        &inv,
+        "--limit",
+        "h3",
+        "--instance",
+        "postfix-newsletter",
+        "--since",
+        "10m",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        text.lines()
+            .all(|l| l.starts_with("h3 postfix-newsletter | ")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("q0+{tag}@gmail.com")) && text.contains("status=deferred"),
+        "{text}"
+    );
+    assert!(
+        !text.contains(" postfix/"),
+        "default instance lines leaked:\n{text}"
+    );
+
+    // removal is refused while mail is queued, unless forced
+    let absent = repo("tests/fixtures/apply/newsletter-absent.yml");
+    let out = postfleet(&[
+        "apply",
+        "-i",
+        &inv,
+        absent.to_str().unwrap(),
+        "--limit",
+        "h3",
+        "--output",
+        "plain",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("3 message(s)") && text.contains("--force"),
+        "{text}"
+    );
+    assert!(host_ok(&lab, "h3", "postmulti -l").contains("postfix-newsletter"));
+
+    // purge: refused without a terminal or --yes; with --yes it says how many it deleted
+    let out = postfleet(&[
+        "queue",
+        "purge",
+        "-i",
+        &inv,
+        "--limit",
+        "h3",
+        "--instance",
+        "postfix-newsletter",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--yes"));
+    assert_eq!(
+        host_ok(
+            &lab,
+            "h3",
+            "postmulti -i postfix-newsletter -x postqueue -j | wc -l"
+        )
+        .trim(),
+        "3"
+    );
+    let out = postfleet(&[
+        "queue",
+        "purge",
+        "-i",
+        &inv,
+        "--limit",
+        "h3",
+        "--instance",
+        "postfix-newsletter",
+        "--yes",
+        "--json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(json_lines(&out)[0]["messages"], 3);
+    assert_eq!(
+        host_ok(
+            &lab,
+            "h3",
+            "postmulti -i postfix-newsletter -x postqueue -j | wc -l"
+        )
+        .trim(),
+        "0"
+    );
+
+    // an unknown instance is a clear per-host error
+    let out = postfleet(&[
+        "queue",
+        "list",
+        "-i",
+        &inv,
+        "--limit",
+        "h3",
+        "--instance",
+        "postfix-nope",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no instance named postfix-nope"));
+
+    // with an empty queue, removal goes through: stopped, disabled, destroyed
+    let out = postfleet(&[
+        "apply",
+        "-i",
+        &inv,
+        absent.to_str().unwrap(),
+        "--limit",
+        "h3:h4",
+        "--output",
+        "plain",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    for h in ["h3", "h4"] {
+        assert!(
+            !host_ok(&lab, h, "postmulti -l").contains("postfix-newsletter"),
+            "{h}"
+        );
+    }
+    assert_ne!(
+        host_ok(
+            &lab,
+            "h3",
+            "systemctl is-active postfix@postfix-newsletter || true"
+        )
+        .trim(),
+        "active"
+    );
+    let out = postfleet(&[
+        "apply",
+        "-i",
+        &inv,
+        absent.to_str().unwrap(),
+        "--limit",
+        "h3:h4",
+        "--json",
+        "--detailed-exitcode",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "removal is idempotent");
+}
