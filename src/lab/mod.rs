@@ -112,6 +112,22 @@ pub enum LabCommand {
     },
     /// Run the lab's mail sink in the foreground (`up` starts one in the background).
     Sink,
+    /// Submit a message over SMTP to a host's port 25, from inside it, as an application does.
+    Send {
+        host: String,
+        #[arg(long, value_name = "ADDRESS")]
+        from: String,
+        #[arg(long, value_name = "ADDRESS")]
+        to: String,
+        #[arg(long, default_value = "postfleet lab test message")]
+        subject: String,
+    },
+    /// Show what the sink received: port (the route), envelope, HELO name (the instance).
+    Mails {
+        /// One JSON object per message.
+        #[arg(long)]
+        json: bool,
+    },
     /// Internal: a host's boot helper.
     #[command(hide = true)]
     BootHost {
@@ -173,6 +189,13 @@ fn dispatch(args: LabArgs) -> Result<ExitCode> {
         LabCommand::Down { purge } => ops::down(&names, purge)?,
         LabCommand::Rtt { ms, hosts } => ops::rtt(&names, ms, &hosts)?,
         LabCommand::Sink => ops::sink(&names)?,
+        LabCommand::Send {
+            host,
+            from,
+            to,
+            subject,
+        } => Lab::open(&args.lab)?.submit(&host, &from, &to, &subject)?,
+        LabCommand::Mails { json } => print!("{}", mails_listing(&Lab::open(&args.lab)?, json)),
         LabCommand::BootHost { host, mode, lower } => host::boot_host_main(&host::BootArgs {
             names: &names,
             host: &host,
@@ -184,6 +207,32 @@ fn dispatch(args: LabArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The sink's messages as a table (or JSON lines), oldest first.
+fn mails_listing(lab: &Lab, json: bool) -> String {
+    let msgs = lab.sink_messages();
+    if json {
+        return msgs
+            .iter()
+            .map(|m| serde_json::to_string(m).unwrap_or_default() + "\n")
+            .collect();
+    }
+    let rows: Vec<Vec<String>> = msgs
+        .iter()
+        .map(|m| {
+            vec![
+                m.seq.to_string(),
+                format!("{:.3}", m.time),
+                m.port.to_string(),
+                m.mail_from.clone(),
+                m.rcpt_to.join(","),
+                m.helo.clone(),
+                m.header("Subject").unwrap_or_default(),
+            ]
+        })
+        .collect();
+    crate::report::table::render(&["SEQ", "TIME", "PORT", "FROM", "TO", "HELO", "SUBJECT"], &rows)
 }
 
 fn status(names: &Names, json: bool) -> Result<ExitCode> {
@@ -388,6 +437,28 @@ impl Lab {
     }
 
     /// Messages the lab's sink has stored.
+    /// Submits a message to `host`'s port 25 from inside the host (python3's smtplib is in
+    /// the base), the way an application on that host would.
+    pub fn submit(&self, host: &str, from: &str, to: &str, subject: &str) -> Result<()> {
+        const SEND: &str = "import smtplib, sys\n\
+            f, t, s = sys.argv[1:4]\n\
+            with smtplib.SMTP('127.0.0.1', 25, timeout=30) as c:\n\
+            \x20   c.sendmail(f, [t], f'From: {f}\\r\\nTo: {t}\\r\\nSubject: {s}\\r\\n\\r\\nsent by postfleet lab\\r\\n')\n";
+        let words: Vec<String> = ["python3", "-c", SEND, from, to, subject]
+            .iter()
+            .map(|w| shlex::try_quote(w).map(|q| q.into_owned()))
+            .collect::<Result<_, _>>()
+            .map_err(|_| anyhow::anyhow!("a NUL byte in the message fields"))?;
+        let out = self.exec(host, &words.join(" "))?;
+        if !out.status.success() {
+            bail!(
+                "{host}: SMTP submission refused: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(())
+    }
+
     pub fn sink_messages(&self) -> Vec<SinkMessage> {
         sink::read_messages(self.state_dir())
     }
