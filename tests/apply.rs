@@ -6,10 +6,11 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 use std::sync::Mutex;
 
-use common::{ensure_lab, host_ok, host_sh, postfleet_bin, reset_hosts, Lab};
+use common::{
+    ensure_lab, host_ok, host_sh, json_lines, postfleet, reset_hosts, write_inventory, Lab,
+};
 use serde_json::Value;
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -22,31 +23,13 @@ fn playbook() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/apply/site.yml")
 }
 
-/// The lab's inventory (as `user`), written to a temp file.
-fn inventory(lab: &Lab, user: &str, dir: &Path) -> PathBuf {
-    let path = dir.join(format!("inventory-{user}.yml"));
-    std::fs::write(&path, lab.inventory_yaml(user)).unwrap();
-    path
-}
-
-fn postfleet(args: &[&str]) -> Output {
-    std::process::Command::new(postfleet_bin())
-        .args(args)
-        .env_remove("POSTFLEET_INVENTORY")
-        .output()
-        .expect("postfleet runs")
-}
-
 /// Runs postfleet with --json; returns (exit code, step objects, summary object).
 fn run_json(args: &[&str]) -> (i32, Vec<Value>, Value) {
     let mut all = args.to_vec();
     all.push("--json");
     let out = postfleet(&all);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let lines: Vec<Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect();
+    let lines = json_lines(&out);
     let summary = lines.last().cloned().unwrap_or(Value::Null);
     assert_eq!(
         summary["type"],
@@ -112,7 +95,7 @@ fn first_apply_converges_and_second_changes_nothing() {
     let _serial = serial();
     let lab = ensure_lab();
     let dir = tempfile::tempdir().unwrap();
-    let inv = inventory(&lab, "root", dir.path());
+    let inv = write_inventory(&lab, "root", dir.path());
     converge_fresh(&lab, &inv);
 
     let gw = lab.gateway().to_string();
@@ -200,7 +183,7 @@ fn drift_is_planned_for_that_host_only_and_plan_changes_nothing() {
     let _serial = serial();
     let lab = ensure_lab();
     let dir = tempfile::tempdir().unwrap();
-    let inv = inventory(&lab, "root", dir.path());
+    let inv = write_inventory(&lab, "root", dir.path());
     let (inv_s, pb) = (inv.to_str().unwrap(), playbook());
     let pb_s = pb.to_str().unwrap();
     // converge (fresh hosts if an earlier scenario left them otherwise)
@@ -279,7 +262,7 @@ fn a_config_postfix_rejects_is_not_activated_or_is_rolled_back() {
     let _serial = serial();
     let lab = ensure_lab();
     let dir = tempfile::tempdir().unwrap();
-    let inv = inventory(&lab, "root", dir.path());
+    let inv = write_inventory(&lab, "root", dir.path());
     let (inv_s, pb) = (inv.to_str().unwrap(), playbook());
     let pb_s = pb.to_str().unwrap();
     let (code, _, _) = run_json(&["apply", "-i", inv_s, pb_s, "--limit", "h1:h4"]);
@@ -463,7 +446,7 @@ fn host_keys_unreachable_hosts_and_sudo() {
 
     // The deploy user, through sudo, converges a fresh host like root.
     reset_hosts(&lab, &["h3"]);
-    let inv = inventory(&lab, "deploy", dir.path());
+    let inv = write_inventory(&lab, "deploy", dir.path());
     let (code, _, summary) =
         run_json(&["apply", "-i", inv.to_str().unwrap(), pb_s, "--limit", "h3"]);
     assert_eq!(code, 0, "{summary}");

@@ -5,11 +5,12 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{ensure_lab, host_ok, postfleet_bin, reset_hosts, Lab, SinkMessage};
+use common::{
+    ensure_lab, host_ok, json_lines, postfleet, reset_hosts, write_inventory, Lab, SinkMessage,
+};
 use serde_json::Value;
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -22,18 +23,11 @@ fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
-fn postfleet(args: &[&str]) -> Output {
-    std::process::Command::new(postfleet_bin())
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("postfleet runs")
-}
-
 fn inventory(lab: &Lab, dir: &Path) -> String {
-    let path = dir.join("inventory.yml");
-    std::fs::write(&path, lab.inventory_yaml("root")).unwrap();
-    path.to_str().unwrap().to_string()
+    write_inventory(lab, "root", dir)
+        .to_str()
+        .unwrap()
+        .to_string()
 }
 
 /// `postfleet apply` of the shipped playbook; returns the JSON summary.
@@ -68,7 +62,8 @@ fn apply(inv: &str, limit: &str, extra: &[&str]) -> (i32, Value) {
 
 /// Submits one message over SMTP to the host's port 25, as an application would.
 fn submit(lab: &Lab, host: &str, from: &str, to: &str, subject: &str) {
-    lab.submit(host, from, to, subject).unwrap_or_else(|e| panic!("{e:#}"));
+    lab.submit(host, from, to, subject)
+        .unwrap_or_else(|e| panic!("{e:#}"));
 }
 
 /// The sink's messages whose subject carries `tag`, waiting until there are `count`.
@@ -294,13 +289,6 @@ fn other_values_given_with_extra_vars_route_accordingly() {
         .trim(),
         "3s"
     );
-}
-
-fn json_lines(out: &Output) -> Vec<Value> {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect()
 }
 
 #[test]

@@ -232,7 +232,10 @@ fn mails_listing(lab: &Lab, json: bool) -> String {
             ]
         })
         .collect();
-    crate::report::table::render(&["SEQ", "TIME", "PORT", "FROM", "TO", "HELO", "SUBJECT"], &rows)
+    crate::report::table::render(
+        &["SEQ", "TIME", "PORT", "FROM", "TO", "HELO", "SUBJECT"],
+        &rows,
+    )
 }
 
 fn status(names: &Names, json: bool) -> Result<ExitCode> {

@@ -284,7 +284,7 @@ fn plan_present(
         } else {
             Activation::Reload
         });
-        let summary = describe_params(&edit);
+        let summary = describe_edit(&edit);
         let mut s = step(inst, Action::WriteMainCf(edit), summary);
         s.changes.push(change);
         out.steps.push(s);
@@ -297,7 +297,7 @@ fn plan_present(
         } else {
             Activation::Reload
         });
-        let summary = describe_services(&edit);
+        let summary = describe_edit(&edit);
         let mut s = step(inst, Action::WriteMasterCf(edit), summary);
         s.changes.push(change);
         out.steps.push(s);
@@ -509,99 +509,99 @@ fn plan_absent(
     Ok(())
 }
 
-/// The main.cf edit an instance needs, the file change it makes, and whether the running
-/// instance needs a restart (rather than a reload) for it.
+/// What one config file of an instance needs: the edits that differ, the file change they
+/// make, and whether the running instance needs a restart (rather than a reload) for them.
+struct FilePlan<T> {
+    base: Option<String>,
+    edits: Vec<T>,
+    change: FileChange,
+    restart: bool,
+}
+
+/// The shared shape of main.cf and master.cf planning: a whole-file template (optional) is
+/// the base, else the live file; only the wanted items that differ from the base are kept.
+fn plan_config_file<T: Clone>(
+    path: String,
+    template: Option<&str>,
+    live: Option<&str>,
+    wanted: &[T],
+    differs: impl Fn(&str, &T) -> bool,
+    edit: impl Fn(&str, &[T]) -> String,
+    needs_restart: impl Fn(&str, &str) -> bool,
+) -> Option<FilePlan<T>> {
+    let base = template.or(live);
+    let edits: Vec<T> = wanted
+        .iter()
+        .filter(|w| base.is_none_or(|text| differs(text, w)))
+        .cloned()
+        .collect();
+    let template_differs = template.is_some_and(|t| Some(t) != live);
+    if edits.is_empty() && !template_differs {
+        return None;
+    }
+    let new = edit(base.unwrap_or(""), &edits);
+    Some(FilePlan {
+        base: template.filter(|_| template_differs).map(str::to_string),
+        restart: live.is_some_and(|l| needs_restart(l, &new)),
+        edits,
+        change: FileChange {
+            path,
+            old: live.map(str::to_string),
+            new,
+            secret: false,
+        },
+    })
+}
+
 fn plan_main_cf(
     inst: &DesiredInstance,
     live: Option<&str>,
 ) -> Option<(ConfigEdit, FileChange, bool)> {
-    let base = inst.main_cf.as_deref().or(live);
-    let params: Vec<(String, Option<String>)> = inst
+    let wanted: Vec<(String, Option<String>)> = inst
         .main_cf_params
         .iter()
-        .filter(|(name, value)| match base {
-            Some(text) => maincf::differs(text, name, value.as_deref()),
-            None => true,
-        })
         .map(|(n, v)| (n.clone(), v.clone()))
         .collect();
-    let template_differs = match (inst.main_cf.as_deref(), live) {
-        (Some(t), Some(l)) => t != l,
-        (Some(_), None) => true,
-        _ => false,
-    };
-    if params.is_empty() && !template_differs {
-        return None;
-    }
-    let new = maincf::edit(
-        base.unwrap_or(""),
-        params.iter().map(|(n, v)| (n.as_str(), v.as_deref())),
-    );
-    let restart = match live {
-        Some(l) => RESTART_PARAMS
-            .iter()
-            .any(|p| maincf::get(l, p) != maincf::get(&new, p)),
-        None => false,
-    };
-    let change = FileChange {
-        path: format!("{}/main.cf", inst.name.config_dir()),
-        old: live.map(str::to_string),
-        new,
-        secret: false,
-    };
-    Some((
-        ConfigEdit {
-            base: inst.main_cf.clone().filter(|_| template_differs),
-            params,
-            services: vec![],
+    let plan = plan_config_file(
+        format!("{}/main.cf", inst.name.config_dir()),
+        inst.main_cf.as_deref(),
+        live,
+        &wanted,
+        |text, (name, value)| maincf::differs(text, name, value.as_deref()),
+        |text, edits| maincf::edit(text, edits.iter().map(|(n, v)| (n.as_str(), v.as_deref()))),
+        |old, new| {
+            RESTART_PARAMS
+                .iter()
+                .any(|p| maincf::get(old, p) != maincf::get(new, p))
         },
-        change,
-        restart,
-    ))
+    )?;
+    let edit = ConfigEdit {
+        base: plan.base,
+        params: plan.edits,
+        services: vec![],
+    };
+    Some((edit, plan.change, plan.restart))
 }
 
 fn plan_master_cf(
     inst: &DesiredInstance,
     live: Option<&str>,
 ) -> Option<(ConfigEdit, FileChange, bool)> {
-    let base = inst.master_cf.as_deref().or(live);
-    let services: Vec<MasterService> = inst
-        .master_services
-        .iter()
-        .filter(|s| match base {
-            Some(text) => mastercf::differs(text, s),
-            None => true,
-        })
-        .cloned()
-        .collect();
-    let template_differs = match (inst.master_cf.as_deref(), live) {
-        (Some(t), Some(l)) => t != l,
-        (Some(_), None) => true,
-        _ => false,
+    let plan = plan_config_file(
+        format!("{}/master.cf", inst.name.config_dir()),
+        inst.master_cf.as_deref(),
+        live,
+        &inst.master_services,
+        mastercf::differs,
+        mastercf::edit,
+        |old, new| listeners(old) != listeners(new),
+    )?;
+    let edit = ConfigEdit {
+        base: plan.base,
+        params: vec![],
+        services: plan.edits,
     };
-    if services.is_empty() && !template_differs {
-        return None;
-    }
-    let new = mastercf::edit(base.unwrap_or(""), &services);
-    let restart = match live {
-        Some(l) => listeners(l) != listeners(&new),
-        None => false,
-    };
-    let change = FileChange {
-        path: format!("{}/master.cf", inst.name.config_dir()),
-        old: live.map(str::to_string),
-        new,
-        secret: false,
-    };
-    Some((
-        ConfigEdit {
-            base: inst.master_cf.clone().filter(|_| template_differs),
-            params: vec![],
-            services,
-        },
-        change,
-        restart,
-    ))
+    Some((edit, plan.change, plan.restart))
 }
 
 fn listeners(master_cf: &str) -> Vec<Vec<String>> {
@@ -612,54 +612,22 @@ fn listeners(master_cf: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
-fn describe_params(edit: &ConfigEdit) -> String {
+/// "replace from template; set a, b; remove c": what a config edit does, in one line.
+fn describe_edit(edit: &ConfigEdit) -> String {
+    let params = edit.params.iter().map(|(n, v)| (n.clone(), v.is_some()));
+    let services = edit.services.iter().map(|s| (s.key(), s.entry.is_some()));
+    let (set, removed): (Vec<_>, Vec<_>) = params.chain(services).partition(|(_, set)| *set);
+    let names =
+        |v: Vec<(String, bool)>| v.into_iter().map(|(n, _)| n).collect::<Vec<_>>().join(", ");
     let mut parts = Vec::new();
     if edit.base.is_some() {
         parts.push("replace from template".to_string());
     }
-    let set: Vec<&str> = edit
-        .params
-        .iter()
-        .filter(|(_, v)| v.is_some())
-        .map(|(n, _)| n.as_str())
-        .collect();
-    let removed: Vec<&str> = edit
-        .params
-        .iter()
-        .filter(|(_, v)| v.is_none())
-        .map(|(n, _)| n.as_str())
-        .collect();
     if !set.is_empty() {
-        parts.push(format!("set {}", set.join(", ")));
+        parts.push(format!("set {}", names(set)));
     }
     if !removed.is_empty() {
-        parts.push(format!("remove {}", removed.join(", ")));
-    }
-    parts.join("; ")
-}
-
-fn describe_services(edit: &ConfigEdit) -> String {
-    let mut parts = Vec::new();
-    if edit.base.is_some() {
-        parts.push("replace from template".to_string());
-    }
-    let set: Vec<String> = edit
-        .services
-        .iter()
-        .filter(|s| s.entry.is_some())
-        .map(MasterService::key)
-        .collect();
-    let removed: Vec<String> = edit
-        .services
-        .iter()
-        .filter(|s| s.entry.is_none())
-        .map(MasterService::key)
-        .collect();
-    if !set.is_empty() {
-        parts.push(format!("set {}", set.join(", ")));
-    }
-    if !removed.is_empty() {
-        parts.push(format!("remove {}", removed.join(", ")));
+        parts.push(format!("remove {}", names(removed)));
     }
     parts.join("; ")
 }

@@ -151,3 +151,28 @@ pub fn host_ok(lab: &Lab, host: &str, cmd: &str) -> String {
     assert_eq!(code, 0, "{cmd:?} on {host} failed:\n{stdout}\n{stderr}");
     stdout
 }
+
+/// Runs `postfleet ARGS...` with no inventory from the environment and stdin closed.
+pub fn postfleet(args: &[&str]) -> Output {
+    Command::new(postfleet_bin())
+        .args(args)
+        .env_remove("POSTFLEET_INVENTORY")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("postfleet runs")
+}
+
+/// Writes the lab's inventory (connecting as `user`) into `dir`; returns its path.
+pub fn write_inventory(lab: &Lab, user: &str, dir: &std::path::Path) -> PathBuf {
+    let path = dir.join(format!("inventory-{user}.yml"));
+    std::fs::write(&path, lab.inventory_yaml(user)).expect("inventory written");
+    path
+}
+
+/// Every stdout line of a `--json` run, parsed.
+pub fn json_lines(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
