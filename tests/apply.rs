@@ -460,3 +460,80 @@ fn host_keys_unreachable_hosts_and_sudo() {
         run_json(&["apply", "-i", inv.to_str().unwrap(), pb_s, "--limit", "h3"]);
     assert_eq!((code, changed(&summary, "h3")), (0, 0));
 }
+
+#[test]
+fn ctrl_c_finishes_the_host_in_progress_and_starts_no_other() {
+    use std::io::{BufRead, BufReader};
+    let _serial = serial();
+    let lab = ensure_lab();
+    let dir = tempfile::tempdir().unwrap();
+    let inv = write_inventory(&lab, "root", dir.path());
+    reset_hosts(&lab, &["h1", "h2", "h3"]);
+    let pb = playbook();
+    let mut child = std::process::Command::new(common::postfleet_bin())
+        .args(["apply", "-i", inv.to_str().unwrap(), pb.to_str().unwrap()])
+        .args(["--limit", "h1:h2:h3", "--forks", "1", "--output", "plain"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    // Ctrl-C as soon as the first host has changed something
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let first_change = line.contains("| CHANGED |");
+        seen.push(line);
+        if first_change {
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                nix::sys::signal::Signal::SIGINT,
+            )
+            .unwrap();
+            break;
+        }
+    }
+    seen.extend(lines.map(|l| l.unwrap()));
+    let status = child.wait().unwrap();
+    let text = seen.join("\n");
+    assert_eq!(status.code(), Some(130), "{text}");
+    let first = seen
+        .iter()
+        .find(|l| l.contains("| CHANGED |"))
+        .map(|l| l.split(' ').next().unwrap().to_string())
+        .unwrap();
+    // the recap says what was done: the host in progress finished, the others never started
+    assert!(
+        text.contains("HOST") && text.contains("total:"),
+        "no recap:\n{text}"
+    );
+    assert!(text.contains("not started: interrupted"), "{text}");
+    for h in ["h1", "h2", "h3"] {
+        let leftovers = host_ok(&lab, h, "find /etc -name '*.postfleet-tmp' -o -name '.postfleet-stage' -o -name '.postfleet-backup'");
+        assert_eq!(leftovers, "", "{h}: partly written files left behind");
+        let listed = host_ok(&lab, h, "postmulti -l");
+        if h == first {
+            assert!(
+                listed.contains("postfix-out"),
+                "{h} was in progress and must have finished"
+            );
+            assert_serving(&lab, h);
+        } else {
+            assert!(
+                !listed.contains("postfix-out"),
+                "{h} must not have been started:\n{text}"
+            );
+        }
+    }
+    // and the next run converges the rest
+    let (code, _, summary) = run_json(&[
+        "apply",
+        "-i",
+        inv.to_str().unwrap(),
+        pb.to_str().unwrap(),
+        "--limit",
+        "h1:h2:h3",
+    ]);
+    assert_eq!(code, 0, "{summary}");
+    assert_eq!(changed(&summary, &first), 0, "{summary}");
+}
