@@ -144,18 +144,8 @@ pub fn queue(cmd: QueueCommand) -> Exit {
         QueueCommand::List {
             ops: args,
             instances,
-        } => {
-            let (hosts, names) = match targets_and_instances(&args, &instances) {
-                Ok(t) => t,
-                Err(code) => return code,
-            };
-            let outcomes = match gather(&args, hosts, queue::list_script(&names), |h, out| {
-                queue::read_list(&h.name, out)
-            }) {
-                Ok(o) => o,
-                Err(code) => return code,
-            };
-            print_rows(
+        } => match collect(&args, &instances, queue::list_script, queue::read_list) {
+            Ok(outcomes) => print_rows(
                 args.json,
                 &[
                     "HOST",
@@ -180,29 +170,16 @@ pub fn queue(cmd: QueueCommand) -> Exit {
                         m.reason.clone(),
                     ]
                 },
-            )
-        }
+            ),
+            Err(code) => code,
+        },
         QueueCommand::Flush {
             ops: args,
             instances,
-        } => {
-            let (hosts, names) = match targets_and_instances(&args, &instances) {
-                Ok(t) => t,
-                Err(code) => return code,
-            };
-            let outcomes = match gather(&args, hosts, queue::flush_script(&names), |h, out| {
-                queue::read_counts(&h.name, out)
-            }) {
-                Ok(o) => o,
-                Err(code) => return code,
-            };
-            print_rows(
-                args.json,
-                &["HOST", "INSTANCE", "QUEUED (FLUSHED)"],
-                &outcomes,
-                |a| vec![a.host.clone(), a.instance.clone(), a.messages.to_string()],
-            )
-        }
+        } => match collect(&args, &instances, queue::flush_script, queue::read_counts) {
+            Ok(outcomes) => print_counts(args.json, "QUEUED (FLUSHED)", &outcomes),
+            Err(code) => code,
+        },
         QueueCommand::Purge {
             ops: args,
             instances,
@@ -219,11 +196,30 @@ fn targets_and_instances(
     Ok((hosts_of(args)?, names))
 }
 
+/// Resolves hosts and instances, runs the script `script` builds for those instances on
+/// every host, and reads each host's output with `read`.
+fn collect<T: Send + 'static>(
+    args: &OpsArgs,
+    instances: &[String],
+    script: impl Fn(&[InstanceName]) -> String,
+    read: fn(&str, ExecOutput) -> Result<T, HostProblem>,
+) -> Result<Vec<HostOutcome<T>>, Exit> {
+    let (hosts, names) = targets_and_instances(args, instances)?;
+    gather(args, hosts, script(&names), move |h, out| {
+        read(&h.name, out)
+    })
+}
+
+fn print_counts(json: bool, what: &str, outcomes: &[HostOutcome<Vec<queue::QueueAction>>]) -> Exit {
+    print_rows(json, &["HOST", "INSTANCE", what], outcomes, |a| {
+        vec![a.host.clone(), a.instance.clone(), a.messages.to_string()]
+    })
+}
+
 fn purge(args: OpsArgs, instances: Vec<String>, yes: bool) -> Exit {
-    let (hosts, names) = match targets_and_instances(&args, &instances) {
-        Ok(t) => t,
-        Err(code) => return code,
-    };
+    if let Err(e) = parse_instances(&instances) {
+        return input_error(&e);
+    }
     if !yes {
         if !std::io::stdin().is_terminal() {
             eprintln!(
@@ -232,18 +228,11 @@ fn purge(args: OpsArgs, instances: Vec<String>, yes: bool) -> Exit {
             return Exit::BadInput;
         }
         // Count first, so the question says what will be lost.
-        let counted = match gather(
-            &args,
-            hosts.clone(),
-            queue::count_script(&names),
-            |h, out| queue::read_counts(&h.name, out),
-        ) {
+        let counted = match collect(&args, &instances, queue::count_script, queue::read_counts) {
             Ok(o) => o,
             Err(code) => return code,
         };
-        let code = print_rows(false, &["HOST", "INSTANCE", "QUEUED"], &counted, |a| {
-            vec![a.host.clone(), a.instance.clone(), a.messages.to_string()]
-        });
+        let code = print_counts(false, "QUEUED", &counted);
         if code != Exit::Success {
             eprintln!("not purging: some hosts could not be counted");
             return code;
@@ -263,32 +252,19 @@ fn purge(args: OpsArgs, instances: Vec<String>, yes: bool) -> Exit {
             return Exit::Success;
         }
     }
-    let outcomes = match gather(&args, hosts, queue::purge_script(&names), |h, out| {
-        queue::read_counts(&h.name, out)
-    }) {
-        Ok(o) => o,
-        Err(code) => return code,
-    };
-    print_rows(
-        args.json,
-        &["HOST", "INSTANCE", "DELETED"],
-        &outcomes,
-        |a| vec![a.host.clone(), a.instance.clone(), a.messages.to_string()],
-    )
+    match collect(&args, &instances, queue::purge_script, queue::read_counts) {
+        Ok(outcomes) => print_counts(args.json, "DELETED", &outcomes),
+        Err(code) => code,
+    }
 }
 
 pub fn logs(args: OpsArgs, instances: Vec<String>, since: &str, lines: u32) -> Exit {
-    let (hosts, names) = match targets_and_instances(&args, &instances) {
-        Ok(t) => t,
-        Err(code) => return code,
-    };
     let secs = match logs::parse_duration(since) {
         Ok(s) => s,
         Err(e) => return input_error(&InputError::new(format!("--since: {e}"))),
     };
-    let outcomes = match gather(&args, hosts, logs::script(&names, secs, lines), |h, out| {
-        logs::read(&h.name, out)
-    }) {
+    let script = move |names: &[InstanceName]| logs::script(names, secs, lines);
+    let outcomes = match collect(&args, &instances, script, logs::read) {
         Ok(o) => o,
         Err(code) => return code,
     };
