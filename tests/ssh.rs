@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use hmac::{Hmac, KeyInit, Mac};
 use postfleet::inventory::Connection;
 use postfleet::ssh::simulator::{Fault, SimCommand, SimHost, SimReply, Simulator};
-use postfleet::ssh::{HostKeyPolicy, KeyStore, Session, SshError, SshOptions};
+use postfleet::ssh::{guard_stdin, HostKeyPolicy, KeyStore, Session, SshError, SshOptions};
 use russh::keys::ssh_key::LineEnding;
 use russh::keys::{Algorithm, HashAlg, PrivateKey, PublicKey};
 
@@ -170,7 +170,10 @@ async fn known_host_runs_a_script_and_a_quoted_command() {
     let commands = sim.commands();
     assert_eq!(commands.len(), 2);
     assert_eq!(commands[0].command, "/bin/sh -s");
-    assert_eq!(commands[0].stdin, b"echo hello\nexit 3\n");
+    assert_eq!(
+        commands[0].stdin,
+        guard_stdin("echo hello\nexit 3\n").as_bytes()
+    );
     assert_eq!(commands[0].user, "root");
     assert_eq!(commands[1].stdin, b"");
     let auths = sim.auths();
@@ -649,7 +652,7 @@ async fn megabytes_flow_both_ways() {
         .unwrap();
     assert_eq!(output.stdout.len(), (16 << 20) + 1);
     assert_eq!(lines, 1);
-    assert_eq!(output.stderr, script.as_bytes());
+    assert_eq!(output.stderr, guard_stdin(&script).as_bytes());
 }
 
 #[tokio::test]
@@ -664,7 +667,7 @@ async fn become_wraps_commands_in_sudo_for_non_root_users_only() {
     let session = Session::connect(&deploy, &fx.options()).await.unwrap();
     assert!(session.becomes_root());
     let output = session.run_script("id -u\n", &mut |_| {}).await.unwrap();
-    assert_eq!(output.stdout, b"id -u\n");
+    assert_eq!(output.stdout, guard_stdin("id -u\n").as_bytes());
     session.exec(&["postmulti", "-l"]).await.unwrap();
     let root = Connection {
         become_root: true,
@@ -856,7 +859,7 @@ async fn concurrent_commands_share_one_connection_within_the_channel_bound() {
         tokio::spawn(async move {
             let script = format!("echo {i}\n");
             let output = session.run_script(&script, &mut |_| {}).await.unwrap();
-            assert_eq!(output.stdout, script.as_bytes());
+            assert_eq!(output.stdout, guard_stdin(&script).as_bytes());
         })
     });
     for run in runs.collect::<Vec<_>>() {

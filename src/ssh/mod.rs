@@ -18,7 +18,7 @@ mod session;
 pub mod simulator;
 
 pub use self::auth::KeyStore;
-pub use self::session::{Session, CHANNELS_PER_CONNECTION};
+pub use self::session::{guard_stdin, Session, CHANNELS_PER_CONNECTION};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HostKeyPolicy {

@@ -568,11 +568,11 @@ mod tests {
     }
 }
 
-/// The script travels on the shell's stdin, which the shell reads as it goes: a command in
+/// What [`Session::run_script`] sends: the script travels on the shell's stdin, which the shell reads as it goes: a command in
 /// it that reads stdin (`script`, `ssh`, a stray `cat`) would swallow the rest of the script.
 /// As one brace group, the whole script is parsed before anything runs, and runs with
 /// stdin from /dev/null.
-fn guard_stdin(script: &str) -> String {
+pub fn guard_stdin(script: &str) -> String {
     let newline = if script.ends_with('\n') { "" } else { "\n" };
     format!("{{\n{script}{newline}}} </dev/null\n")
 }
