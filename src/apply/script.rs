@@ -110,6 +110,16 @@ fn report_ok_or_fail(i: usize, command: &str, ok_message: &str, what: &str) -> S
     )
 }
 
+/// `pf_settle` on the main.cf of each config dir: postmulti -e just rewrote them, and the
+/// next Postfix program to read one would otherwise pause for up to two seconds.
+fn settle_main_cf(config_dirs: &[&str]) -> String {
+    let files: Vec<String> = config_dirs
+        .iter()
+        .map(|dir| q(&format!("{dir}/main.cf")))
+        .collect();
+    format!("pf_settle {}", files.join(" "))
+}
+
 fn postmulti(name: &InstanceName, args: &str) -> String {
     format!("postmulti -i {} {args}", q(name.as_str()))
 }
@@ -131,7 +141,9 @@ fn step_body(plan: &Plan, i: usize, step: &Step) -> String {
     let summary = step.summary.as_str();
     match &step.action {
         Action::InitMultiInstance => {
-            report_ok_or_fail(i, "postmulti -e init", summary, "postmulti -e init")
+            let cmd = "postmulti -e init";
+            let settle = settle_main_cf(&[&config_dir(plan, &InstanceName::default_instance())]);
+            report_ok_or_fail(i, &format!("{{ {cmd} && {settle}; }}"), summary, cmd)
         }
         Action::Create { group } => {
             let group_arg = group
@@ -139,11 +151,17 @@ fn step_body(plan: &Plan, i: usize, step: &Step) -> String {
                 .map(|g| format!(" -G {}", q(g)))
                 .unwrap_or_default();
             let cmd = format!("postmulti -I {}{group_arg} -e create", q(name.as_str()));
-            report_ok_or_fail(i, &cmd, summary, &cmd)
+            // postmulti records the new instance in the default instance's main.cf too.
+            let settle = settle_main_cf(&[
+                &config_dir(plan, &InstanceName::default_instance()),
+                &config_dir(plan, &name),
+            ]);
+            report_ok_or_fail(i, &format!("{{ {cmd} && {settle}; }}"), summary, &cmd)
         }
         Action::SetEnabled(on) => {
             let cmd = postmulti(&name, if *on { "-e enable" } else { "-e disable" });
-            report_ok_or_fail(i, &cmd, summary, &cmd)
+            let settle = settle_main_cf(&[&config_dir(plan, &name)]);
+            report_ok_or_fail(i, &format!("{{ {cmd} && {settle}; }}"), summary, &cmd)
         }
         Action::DaemonReload => report_ok_or_fail(
             i,
@@ -208,15 +226,16 @@ fn step_body(plan: &Plan, i: usize, step: &Step) -> String {
             let stop = match driver {
                 // A master started by hand is not the unit's: stop it with postmulti too.
                 Driver::Systemd { .. } => format!(
-                    "systemctl stop {}; ! pf_running {n} || {}",
+                    "systemctl stop {}; ! {} || {}",
                     q(&unit),
+                    running(plan, &name),
                     postmulti(&name, "-p stop"),
-                    n = q(name.as_str())
                 ),
                 Driver::Postmulti => format!("pf_tty {}", postmulti(&name, "-p stop")),
             };
             format!(
-                "  out=$( {{ {stop}; }} 2>&1)\n  if pf_running {n}; then pf_fail {i} {w}\"$out\"; else rm -f \"$PF_STATE/pending/\"{n}; pf_report {i} changed {s}; fi\n",
+                "  out=$( {{ {stop}; }} 2>&1)\n  if {running}; then pf_fail {i} {w}\"$out\"; else rm -f \"$PF_STATE/pending/\"{n}; pf_report {i} changed {s}; fi\n",
+                running = running(plan, &name),
                 n = q(name.as_str()),
                 s = q(summary),
                 w = q("still running after stop: ")
@@ -231,7 +250,17 @@ fn step_body(plan: &Plan, i: usize, step: &Step) -> String {
     }
 }
 
-fn activation_command(action: &Action, name: &InstanceName, driver: &Driver) -> String {
+/// `pf_running` for an instance: is its master process up?
+fn running(plan: &Plan, name: &InstanceName) -> String {
+    format!("pf_running {}", q(&config_dir(plan, name)))
+}
+
+fn activation_command(
+    plan: &Plan,
+    action: &Action,
+    name: &InstanceName,
+    driver: &Driver,
+) -> String {
     match (driver, action) {
         (Driver::Systemd { unit }, Action::Start) => format!("systemctl start {}", q(unit)),
         (Driver::Systemd { unit }, Action::Reload) => format!("systemctl reload {}", q(unit)),
@@ -239,8 +268,8 @@ fn activation_command(action: &Action, name: &InstanceName, driver: &Driver) -> 
         (Driver::Postmulti, Action::Start) => format!("pf_tty {}", postmulti(name, "-p start")),
         (Driver::Postmulti, Action::Reload) => format!("pf_tty {}", postmulti(name, "-p reload")),
         (Driver::Postmulti, _) => format!(
-            "{{ ! pf_running {} || pf_tty {}; }} && pf_tty {}",
-            q(name.as_str()),
+            "{{ ! {} || pf_tty {}; }} && pf_tty {}",
+            running(plan, name),
             postmulti(name, "-p stop"),
             postmulti(name, "-p start")
         ),
@@ -257,27 +286,27 @@ fn activation_body(
     driver: &Driver,
     unit: &str,
 ) -> String {
-    let cmd = activation_command(&step.action, name, driver);
+    let cmd = activation_command(plan, &step.action, name, driver);
+    let running = running(plan, name);
     // After a failed reload the master may be gone: bring the old files up with a start.
     let recover = match step.action {
         Action::Reload => format!(
-            "{{ pf_running {n} && {} || {}; }}",
-            activation_command(&Action::Reload, name, driver),
-            activation_command(&Action::Start, name, driver),
-            n = q(name.as_str())
+            "{{ {running} && {} || {}; }}",
+            activation_command(plan, &Action::Reload, name, driver),
+            activation_command(plan, &Action::Start, name, driver),
         ),
-        _ => activation_command(&Action::Restart, name, driver),
+        _ => activation_command(plan, &Action::Restart, name, driver),
     };
     let n = q(name.as_str());
     format!(
-        r#"  if out=$( {{ {cmd}; }} 2>&1) && pf_running {n}; then
+        r#"  if out=$( {{ {cmd}; }} 2>&1) && {running}; then
     rm -f "$PF_STATE/pending/"{n}; pf_txn_end; pf_report {i} changed {summary}
   else
     why=$(pf_why {n} {unit_q})
     if [ -n "$PF_TXN" ] && [ -s "$PF_TXN/list" ]; then
       pf_restore {dir}
       recover=$( {{ {recover}; }} 2>&1)
-      if pf_running {n}; then
+      if {running}; then
         rm -f "$PF_STATE/pending/"{n}
         state="rolled back to the previous configuration; the instance is serving"
       else
@@ -340,6 +369,10 @@ fn edit_commands(file: &str, edit: &ConfigEdit, first: usize) -> String {
             "    [ -z \"$pf_failed\" ] && {{ out=$(postconf -c \"$PF_STAGE\" -X {} 2>&1) || pf_fail {first} \"postconf -X: $out\"; }}\n",
             removed.join(" ")
         ));
+    }
+    if file == "main.cf" && !s.is_empty() {
+        // The master.cf queries below and the validation read it: no cool-down pause.
+        s.push_str("    pf_settle \"$PF_STAGE/main.cf\"\n");
     }
     for service in &edit.services {
         let key = q(&service.key());
