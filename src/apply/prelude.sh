@@ -13,6 +13,7 @@ PF_NL='
 pf_failed=
 pf_b64() { printf '%s' "$1" | base64 -w0; }
 pf_report() { printf '@@step %s %s %s\n' "$1" "$2" "$(pf_b64 "$3")"; }
+pf_report64() { printf '@@step %s %s %s\n' "$1" "$2" "$3"; }  # message already base64
 pf_fail() { pf_report "$1" failed "$2"; pf_failed=1; }
 pf_fatal() { printf '@@error %s\n' "$(pf_b64 "$1")"; exit 3; }
 
@@ -47,9 +48,10 @@ pf_running() {  # CONFIG_DIR
 # whole when it gets its name (postconf and this script rename files into place), so a fresh
 # one is dated two seconds back: validation, postmap, reload and start then read it at once.
 pf_settle() {  # FILE...
-  pf_past=$(( $(date +%s) - 2 ))
+  pf_past="$PF_STATE/two-seconds-ago"
+  touch -d '2 seconds ago' "$pf_past" || return 0
   for f in "$@"; do
-    [ -f "$f" ] && [ "$(stat -c %Y "$f")" -gt "$pf_past" ] && touch -c -m -d "@$pf_past" "$f"
+    [ -f "$f" ] && [ "$f" -nt "$pf_past" ] && touch -c -m -r "$pf_past" "$f"
   done
   return 0
 }
@@ -77,10 +79,13 @@ pf_save() {  # PATH
   if [ -f "$PF_TXN/owed" ]; then
     read -r name owed < "$PF_TXN/owed" && printf '%s\n' "$owed" > "$PF_STATE/pending/$name" || return 1
   fi
-  grep -qxF "k $1" "$PF_TXN/list" 2>/dev/null && return 0
-  grep -qxF "n $1" "$PF_TXN/list" 2>/dev/null && return 0
+  # Saved already? (read by the shell itself: no process per check)
+  n=0
+  while read -r _kind saved; do
+    [ "$saved" = "$1" ] && return 0
+    n=$((n + 1))
+  done < "$PF_TXN/list"
   if [ -e "$1" ]; then
-    n=$(wc -l < "$PF_TXN/list")
     cp -p "$1" "$PF_TXN/$n" || return 1
     printf 'k %s\n' "$1" >> "$PF_TXN/list"
   else

@@ -20,6 +20,12 @@ fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
+/// A message known when the script is built, base64-encoded here (for `pf_report64`) rather
+/// than by a base64 process on the host.
+fn b64q(message: &str) -> String {
+    q(&b64(message.as_bytes()))
+}
+
 /// The script for a plan. Step N of `plan.steps` reports as `@@step N ...`.
 pub fn build(plan: &Plan) -> String {
     let mut s = String::from(PRELUDE);
@@ -104,8 +110,8 @@ fn owed_activation(plan: &Plan, name: &InstanceName) -> Option<&'static str> {
 
 fn report_ok_or_fail(i: usize, command: &str, ok_message: &str, what: &str) -> String {
     format!(
-        "  if out=$({command} 2>&1); then pf_report {i} changed {}; else pf_fail {i} {}\"$out\"; fi\n",
-        q(ok_message),
+        "  if out=$({command} 2>&1); then pf_report64 {i} changed {}; else pf_fail {i} {}\"$out\"; fi\n",
+        b64q(ok_message),
         q(&format!("{what}: "))
     )
 }
@@ -184,9 +190,9 @@ fn step_body(plan: &Plan, i: usize, step: &Step) -> String {
         Action::Destroy => {
             let cmd = postmulti(&name, "-e destroy");
             format!(
-                "  if out=$({cmd} 2>&1); then rm -f \"$PF_STATE/pending/\"{n}; pf_report {i} changed {s}; else pf_fail {i} {w}\"$out\"; fi\n",
+                "  if out=$({cmd} 2>&1); then rm -f \"$PF_STATE/pending/\"{n}; pf_report64 {i} changed {s}; else pf_fail {i} {w}\"$out\"; fi\n",
                 n = q(name.as_str()),
-                s = q(summary),
+                s = b64q(summary),
                 w = q(&format!("{cmd}: "))
             )
         }
@@ -200,13 +206,13 @@ fn step_body(plan: &Plan, i: usize, step: &Step) -> String {
             );
             match file.map_type.as_deref().filter(|t| crate::plan::is_indexed_map(t)) {
                 Some(map_type) => body.push_str(&format!(
-                    "    if out=$(pf_postmap {} {} 2>&1); then pf_report {i} changed {}; else pf_fail {i} {}\"$out\"; fi\n",
+                    "    if out=$(pf_postmap {} {} 2>&1); then pf_report64 {i} changed {}; else pf_fail {i} {}\"$out\"; fi\n",
                     q(&dir),
                     q(&format!("{map_type}:{}", file.path)),
-                    q(summary),
+                    b64q(summary),
                     q("postmap: ")
                 )),
-                None => body.push_str(&format!("    pf_report {i} changed {}\n", q(summary))),
+                None => body.push_str(&format!("    pf_report64 {i} changed {}\n", b64q(summary))),
             }
             body.push_str(&format!(
                 "  else pf_fail {i} {}\"$out\"; fi\n",
@@ -234,10 +240,10 @@ fn step_body(plan: &Plan, i: usize, step: &Step) -> String {
                 Driver::Postmulti => format!("pf_tty {}", postmulti(&name, "-p stop")),
             };
             format!(
-                "  out=$( {{ {stop}; }} 2>&1)\n  if {running}; then pf_fail {i} {w}\"$out\"; else rm -f \"$PF_STATE/pending/\"{n}; pf_report {i} changed {s}; fi\n",
+                "  out=$( {{ {stop}; }} 2>&1)\n  if {running}; then pf_fail {i} {w}\"$out\"; else rm -f \"$PF_STATE/pending/\"{n}; pf_report64 {i} changed {s}; fi\n",
                 running = running(plan, &name),
                 n = q(name.as_str()),
-                s = q(summary),
+                s = b64q(summary),
                 w = q("still running after stop: ")
             )
         }
@@ -300,7 +306,7 @@ fn activation_body(
     let n = q(name.as_str());
     format!(
         r#"  if out=$( {{ {cmd}; }} 2>&1) && {running}; then
-    rm -f "$PF_STATE/pending/"{n}; pf_txn_end; pf_report {i} changed {summary}
+    rm -f "$PF_STATE/pending/"{n}; pf_txn_end; pf_report64 {i} changed {summary}
   else
     why=$(pf_why {n} {unit_q})
     if [ -n "$PF_TXN" ] && [ -s "$PF_TXN/list" ]; then
@@ -320,7 +326,7 @@ fn activation_body(
 $state"
   fi
 "#,
-        summary = q(&step.summary),
+        summary = b64q(&step.summary),
         unit_q = q(unit),
         dir = q(&config_dir(plan, name)),
         verb = match step.action {
@@ -417,9 +423,10 @@ fn config_block(plan: &Plan, name: &InstanceName, group: &[usize]) -> String {
             _ => "master.cf",
         };
         s.push_str(&format!(
-            "        if r=$(pf_activate_file {d} {file} 2>&1); then\n          if [ \"$r\" = moved ]; then pf_report {index} changed {sum}; else pf_report {index} ok 'already in place'; fi\n        else pf_fail {index} \"cannot move {file} into place: $r\"; fi\n",
+            "        if r=$(pf_activate_file {d} {file} 2>&1); then\n          if [ \"$r\" = moved ]; then pf_report64 {index} changed {sum}; else pf_report64 {index} ok {same}; fi\n        else pf_fail {index} \"cannot move {file} into place: $r\"; fi\n",
             d = q(&dir),
-            sum = q(&plan.steps[index].summary)
+            sum = b64q(&plan.steps[index].summary),
+            same = b64q("already in place")
         ));
     }
     s.push_str("      fi\n    fi\n    rm -rf \"$PF_STAGE\"\n  fi\nfi\n");
