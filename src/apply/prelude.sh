@@ -8,9 +8,12 @@ PATH=/usr/sbin:/usr/bin:/sbin:/bin
 export PATH
 umask 022
 PF_STATE=/var/lib/postfleet
+PF_NL='
+'
 pf_failed=
 pf_b64() { printf '%s' "$1" | base64 -w0; }
 pf_report() { printf '@@step %s %s %s\n' "$1" "$2" "$(pf_b64 "$3")"; }
+pf_report64() { printf '@@step %s %s %s\n' "$1" "$2" "$3"; }  # message already base64
 pf_fail() { pf_report "$1" failed "$2"; pf_failed=1; }
 pf_fatal() { printf '@@error %s\n' "$(pf_b64 "$1")"; exit 3; }
 
@@ -30,8 +33,28 @@ pf_tty() {
   "$@"
 }
 
-# Is the instance's master process running?
-pf_running() { postmulti -i "$1" -x postfix status >/dev/null 2>&1; }
+# Is the instance's master process running? `postfix status` (through postmulti -x, some ten
+# processes) decides with `master -t` (exit 0: the master.pid lock is free, no master runs):
+# asked here directly. Without its queue or daemon directory an instance is not running.
+pf_running() {  # CONFIG_DIR
+  pf_dirs=$(postconf -c "$1" -h queue_directory daemon_directory 2>/dev/null) || return 1
+  pf_queue=${pf_dirs%%"$PF_NL"*}; pf_daemons=${pf_dirs#*"$PF_NL"}
+  [ -n "$pf_queue" ] && [ -d "$pf_queue" ] && [ -x "$pf_daemons/master" ] &&
+    ! "$pf_daemons/master" -c "$1" -t >/dev/null 2>&1
+}
+
+# Postfix programs pause before reading a main.cf changed within the last two seconds, in
+# case it is still being written ("cool down": 300 ms naps, 2 s in all). Every main.cf here is
+# whole when it gets its name (postconf and this script rename files into place), so a fresh
+# one is dated two seconds back: validation, postmap, reload and start then read it at once.
+pf_settle() {  # FILE...
+  pf_past="$PF_STATE/two-seconds-ago"
+  touch -d '2 seconds ago' "$pf_past" || return 0
+  for f in "$@"; do
+    [ -f "$f" ] && [ "$f" -nt "$pf_past" ] && touch -c -m -r "$pf_past" "$f"
+  done
+  return 0
+}
 
 # The last fatal/error lines Postfix logged for an instance (journal or mail log).
 pf_why() {  # NAME UNIT
@@ -56,10 +79,13 @@ pf_save() {  # PATH
   if [ -f "$PF_TXN/owed" ]; then
     read -r name owed < "$PF_TXN/owed" && printf '%s\n' "$owed" > "$PF_STATE/pending/$name" || return 1
   fi
-  grep -qxF "k $1" "$PF_TXN/list" 2>/dev/null && return 0
-  grep -qxF "n $1" "$PF_TXN/list" 2>/dev/null && return 0
+  # Saved already? (read by the shell itself: no process per check)
+  n=0
+  while read -r _kind saved; do
+    [ "$saved" = "$1" ] && return 0
+    n=$((n + 1))
+  done < "$PF_TXN/list"
   if [ -e "$1" ]; then
-    n=$(wc -l < "$PF_TXN/list")
     cp -p "$1" "$PF_TXN/$n" || return 1
     printf 'k %s\n' "$1" >> "$PF_TXN/list"
   else
@@ -106,6 +132,7 @@ pf_stage() {  # CONFIG_DIR
 }
 # postconf's complaints about the staged files are failures: nothing is moved into place.
 pf_validate() {  # CONFIG_DIR
+  pf_settle "$PF_STAGE/main.cf"
   err=$( { postconf -c "$PF_STAGE" -n >/dev/null; postconf -c "$PF_STAGE" -M >/dev/null;
            postmap -c "$PF_STAGE" -q postfleet-validate static:ok >/dev/null; } 2>&1 )
   [ -z "$err" ] && return 0

@@ -20,6 +20,12 @@ fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
+/// A message known when the script is built, base64-encoded here (for `pf_report64`) rather
+/// than by a base64 process on the host.
+fn b64q(message: &str) -> String {
+    q(&b64(message.as_bytes()))
+}
+
 /// The script for a plan. Step N of `plan.steps` reports as `@@step N ...`.
 pub fn build(plan: &Plan) -> String {
     let mut s = String::from(PRELUDE);
@@ -104,10 +110,20 @@ fn owed_activation(plan: &Plan, name: &InstanceName) -> Option<&'static str> {
 
 fn report_ok_or_fail(i: usize, command: &str, ok_message: &str, what: &str) -> String {
     format!(
-        "  if out=$({command} 2>&1); then pf_report {i} changed {}; else pf_fail {i} {}\"$out\"; fi\n",
-        q(ok_message),
+        "  if out=$({command} 2>&1); then pf_report64 {i} changed {}; else pf_fail {i} {}\"$out\"; fi\n",
+        b64q(ok_message),
         q(&format!("{what}: "))
     )
+}
+
+/// `pf_settle` on the main.cf of each config dir: postmulti -e just rewrote them, and the
+/// next Postfix program to read one would otherwise pause for up to two seconds.
+fn settle_main_cf(config_dirs: &[&str]) -> String {
+    let files: Vec<String> = config_dirs
+        .iter()
+        .map(|dir| q(&format!("{dir}/main.cf")))
+        .collect();
+    format!("pf_settle {}", files.join(" "))
 }
 
 fn postmulti(name: &InstanceName, args: &str) -> String {
@@ -131,7 +147,9 @@ fn step_body(plan: &Plan, i: usize, step: &Step) -> String {
     let summary = step.summary.as_str();
     match &step.action {
         Action::InitMultiInstance => {
-            report_ok_or_fail(i, "postmulti -e init", summary, "postmulti -e init")
+            let cmd = "postmulti -e init";
+            let settle = settle_main_cf(&[&config_dir(plan, &InstanceName::default_instance())]);
+            report_ok_or_fail(i, &format!("{{ {cmd} && {settle}; }}"), summary, cmd)
         }
         Action::Create { group } => {
             let group_arg = group
@@ -139,11 +157,17 @@ fn step_body(plan: &Plan, i: usize, step: &Step) -> String {
                 .map(|g| format!(" -G {}", q(g)))
                 .unwrap_or_default();
             let cmd = format!("postmulti -I {}{group_arg} -e create", q(name.as_str()));
-            report_ok_or_fail(i, &cmd, summary, &cmd)
+            // postmulti records the new instance in the default instance's main.cf too.
+            let settle = settle_main_cf(&[
+                &config_dir(plan, &InstanceName::default_instance()),
+                &config_dir(plan, &name),
+            ]);
+            report_ok_or_fail(i, &format!("{{ {cmd} && {settle}; }}"), summary, &cmd)
         }
         Action::SetEnabled(on) => {
             let cmd = postmulti(&name, if *on { "-e enable" } else { "-e disable" });
-            report_ok_or_fail(i, &cmd, summary, &cmd)
+            let settle = settle_main_cf(&[&config_dir(plan, &name)]);
+            report_ok_or_fail(i, &format!("{{ {cmd} && {settle}; }}"), summary, &cmd)
         }
         Action::DaemonReload => report_ok_or_fail(
             i,
@@ -166,9 +190,9 @@ fn step_body(plan: &Plan, i: usize, step: &Step) -> String {
         Action::Destroy => {
             let cmd = postmulti(&name, "-e destroy");
             format!(
-                "  if out=$({cmd} 2>&1); then rm -f \"$PF_STATE/pending/\"{n}; pf_report {i} changed {s}; else pf_fail {i} {w}\"$out\"; fi\n",
+                "  if out=$({cmd} 2>&1); then rm -f \"$PF_STATE/pending/\"{n}; pf_report64 {i} changed {s}; else pf_fail {i} {w}\"$out\"; fi\n",
                 n = q(name.as_str()),
-                s = q(summary),
+                s = b64q(summary),
                 w = q(&format!("{cmd}: "))
             )
         }
@@ -182,13 +206,13 @@ fn step_body(plan: &Plan, i: usize, step: &Step) -> String {
             );
             match file.map_type.as_deref().filter(|t| crate::plan::is_indexed_map(t)) {
                 Some(map_type) => body.push_str(&format!(
-                    "    if out=$(pf_postmap {} {} 2>&1); then pf_report {i} changed {}; else pf_fail {i} {}\"$out\"; fi\n",
+                    "    if out=$(pf_postmap {} {} 2>&1); then pf_report64 {i} changed {}; else pf_fail {i} {}\"$out\"; fi\n",
                     q(&dir),
                     q(&format!("{map_type}:{}", file.path)),
-                    q(summary),
+                    b64q(summary),
                     q("postmap: ")
                 )),
-                None => body.push_str(&format!("    pf_report {i} changed {}\n", q(summary))),
+                None => body.push_str(&format!("    pf_report64 {i} changed {}\n", b64q(summary))),
             }
             body.push_str(&format!(
                 "  else pf_fail {i} {}\"$out\"; fi\n",
@@ -208,17 +232,18 @@ fn step_body(plan: &Plan, i: usize, step: &Step) -> String {
             let stop = match driver {
                 // A master started by hand is not the unit's: stop it with postmulti too.
                 Driver::Systemd { .. } => format!(
-                    "systemctl stop {}; ! pf_running {n} || {}",
+                    "systemctl stop {}; ! {} || {}",
                     q(&unit),
+                    running(plan, &name),
                     postmulti(&name, "-p stop"),
-                    n = q(name.as_str())
                 ),
                 Driver::Postmulti => format!("pf_tty {}", postmulti(&name, "-p stop")),
             };
             format!(
-                "  out=$( {{ {stop}; }} 2>&1)\n  if pf_running {n}; then pf_fail {i} {w}\"$out\"; else rm -f \"$PF_STATE/pending/\"{n}; pf_report {i} changed {s}; fi\n",
+                "  out=$( {{ {stop}; }} 2>&1)\n  if {running}; then pf_fail {i} {w}\"$out\"; else rm -f \"$PF_STATE/pending/\"{n}; pf_report64 {i} changed {s}; fi\n",
+                running = running(plan, &name),
                 n = q(name.as_str()),
-                s = q(summary),
+                s = b64q(summary),
                 w = q("still running after stop: ")
             )
         }
@@ -231,7 +256,17 @@ fn step_body(plan: &Plan, i: usize, step: &Step) -> String {
     }
 }
 
-fn activation_command(action: &Action, name: &InstanceName, driver: &Driver) -> String {
+/// `pf_running` for an instance: is its master process up?
+fn running(plan: &Plan, name: &InstanceName) -> String {
+    format!("pf_running {}", q(&config_dir(plan, name)))
+}
+
+fn activation_command(
+    plan: &Plan,
+    action: &Action,
+    name: &InstanceName,
+    driver: &Driver,
+) -> String {
     match (driver, action) {
         (Driver::Systemd { unit }, Action::Start) => format!("systemctl start {}", q(unit)),
         (Driver::Systemd { unit }, Action::Reload) => format!("systemctl reload {}", q(unit)),
@@ -239,8 +274,8 @@ fn activation_command(action: &Action, name: &InstanceName, driver: &Driver) -> 
         (Driver::Postmulti, Action::Start) => format!("pf_tty {}", postmulti(name, "-p start")),
         (Driver::Postmulti, Action::Reload) => format!("pf_tty {}", postmulti(name, "-p reload")),
         (Driver::Postmulti, _) => format!(
-            "{{ ! pf_running {} || pf_tty {}; }} && pf_tty {}",
-            q(name.as_str()),
+            "{{ ! {} || pf_tty {}; }} && pf_tty {}",
+            running(plan, name),
             postmulti(name, "-p stop"),
             postmulti(name, "-p start")
         ),
@@ -257,27 +292,27 @@ fn activation_body(
     driver: &Driver,
     unit: &str,
 ) -> String {
-    let cmd = activation_command(&step.action, name, driver);
+    let cmd = activation_command(plan, &step.action, name, driver);
+    let running = running(plan, name);
     // After a failed reload the master may be gone: bring the old files up with a start.
     let recover = match step.action {
         Action::Reload => format!(
-            "{{ pf_running {n} && {} || {}; }}",
-            activation_command(&Action::Reload, name, driver),
-            activation_command(&Action::Start, name, driver),
-            n = q(name.as_str())
+            "{{ {running} && {} || {}; }}",
+            activation_command(plan, &Action::Reload, name, driver),
+            activation_command(plan, &Action::Start, name, driver),
         ),
-        _ => activation_command(&Action::Restart, name, driver),
+        _ => activation_command(plan, &Action::Restart, name, driver),
     };
     let n = q(name.as_str());
     format!(
-        r#"  if out=$( {{ {cmd}; }} 2>&1) && pf_running {n}; then
-    rm -f "$PF_STATE/pending/"{n}; pf_txn_end; pf_report {i} changed {summary}
+        r#"  if out=$( {{ {cmd}; }} 2>&1) && {running}; then
+    rm -f "$PF_STATE/pending/"{n}; pf_txn_end; pf_report64 {i} changed {summary}
   else
     why=$(pf_why {n} {unit_q})
     if [ -n "$PF_TXN" ] && [ -s "$PF_TXN/list" ]; then
       pf_restore {dir}
       recover=$( {{ {recover}; }} 2>&1)
-      if pf_running {n}; then
+      if {running}; then
         rm -f "$PF_STATE/pending/"{n}
         state="rolled back to the previous configuration; the instance is serving"
       else
@@ -291,7 +326,7 @@ fn activation_body(
 $state"
   fi
 "#,
-        summary = q(&step.summary),
+        summary = b64q(&step.summary),
         unit_q = q(unit),
         dir = q(&config_dir(plan, name)),
         verb = match step.action {
@@ -341,6 +376,10 @@ fn edit_commands(file: &str, edit: &ConfigEdit, first: usize) -> String {
             removed.join(" ")
         ));
     }
+    if file == "main.cf" && !s.is_empty() {
+        // The master.cf queries below and the validation read it: no cool-down pause.
+        s.push_str("    pf_settle \"$PF_STAGE/main.cf\"\n");
+    }
     for service in &edit.services {
         let key = q(&service.key());
         match master_line(service) {
@@ -384,9 +423,10 @@ fn config_block(plan: &Plan, name: &InstanceName, group: &[usize]) -> String {
             _ => "master.cf",
         };
         s.push_str(&format!(
-            "        if r=$(pf_activate_file {d} {file} 2>&1); then\n          if [ \"$r\" = moved ]; then pf_report {index} changed {sum}; else pf_report {index} ok 'already in place'; fi\n        else pf_fail {index} \"cannot move {file} into place: $r\"; fi\n",
+            "        if r=$(pf_activate_file {d} {file} 2>&1); then\n          if [ \"$r\" = moved ]; then pf_report64 {index} changed {sum}; else pf_report64 {index} ok {same}; fi\n        else pf_fail {index} \"cannot move {file} into place: $r\"; fi\n",
             d = q(&dir),
-            sum = q(&plan.steps[index].summary)
+            sum = b64q(&plan.steps[index].summary),
+            same = b64q("already in place")
         ));
     }
     s.push_str("      fi\n    fi\n    rm -rf \"$PF_STAGE\"\n  fi\nfi\n");

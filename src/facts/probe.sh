@@ -8,6 +8,8 @@ export PATH
 rec() { printf '%s\n' "$*"; }
 b64file() { base64 -w0 < "$1" 2>/dev/null; }
 TAB=$(printf '\t')
+NL='
+'
 
 wanted=""
 while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do wanted="$wanted $1"; shift; done
@@ -21,15 +23,7 @@ fi
 rec "version${TAB}$(postconf -h mail_version 2>/dev/null)"
 
 if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
-  # Debian 12: postfix.service is a oneshot umbrella and postfix@- runs the default
-  # instance; Debian 13 runs it under postfix.service itself.
-  if [ "$(systemctl show -p Type --value postfix.service 2>/dev/null)" = oneshot ] &&
-     [ -n "$(systemctl show -p FragmentPath --value postfix@-.service 2>/dev/null)" ]; then
-    rec "init${TAB}systemd${TAB}postfix@-"
-  else
-    rec "init${TAB}systemd${TAB}postfix"
-  fi
-  systemd=1
+  systemd=1  # the init record comes with the units, from one systemctl call (below)
 else
   rec "init${TAB}other"
   systemd=0
@@ -45,12 +39,17 @@ describe() {  # NAME CONFIG_DIR
   name=$1; dir=$2
   [ -f "$dir/main.cf" ] && rec "maincf${TAB}$name${TAB}$(b64file "$dir/main.cf")"
   [ -f "$dir/master.cf" ] && rec "mastercf${TAB}$name${TAB}$(b64file "$dir/master.cf")"
-  if postmulti -i "$name" -x postfix status >/dev/null 2>&1; then
+  # `postfix status` through postmulti -x is ~10 processes; its verdict is `master -t` (exit 0:
+  # the master.pid lock is free, no master runs), asked here directly. An instance without
+  # its queue or daemon directory counts as not running, as with postfix status.
+  dirs=$(postconf -c "$dir" -h queue_directory daemon_directory 2>/dev/null)
+  qdir=${dirs%%"$NL"*}; ddir=${dirs#*"$NL"}
+  if [ -n "$qdir" ] && [ -d "$qdir" ] && [ -x "$ddir/master" ] &&
+     ! "$ddir/master" -c "$dir" -t >/dev/null 2>&1; then
     rec "running${TAB}$name${TAB}yes"
   else
     rec "running${TAB}$name${TAB}no"
   fi
-  qdir=$(postconf -c "$dir" -h queue_directory 2>/dev/null)
   if [ -n "$qdir" ] && [ -d "$qdir" ]; then
     n=$(find "$qdir/incoming" "$qdir/active" "$qdir/deferred" "$qdir/hold" "$qdir/maildrop" -type f 2>/dev/null | wc -l)
     rec "queue${TAB}$name${TAB}$n"
@@ -76,15 +75,24 @@ printf '%s\n' "$listed" | {
 if [ "$systemd" = 1 ]; then
   units=$( { printf '%s\n' "$listed" | while read -r name _rest; do
                [ -n "$name" ] && printf 'postfix@%s.service\n' "$name"; done
-             for name in $wanted; do printf 'postfix@%s.service\n' "$name"; done; } | sort -u)
-  # One call for every unit; blocks of key=value separated by blank lines.
+             for name in - $wanted; do printf 'postfix@%s.service\n' "$name"; done; } | sort -u)
+  # One call for every unit; blocks of key=value separated by blank lines. The init record
+  # comes from the same call. Debian 12: postfix.service is a oneshot umbrella and postfix@-
+  # runs the default instance; Debian 13 runs it under postfix.service itself.
   # shellcheck disable=SC2086
-  systemctl show -p Id -p ActiveState -p UnitFileState $units postfix.service 2>/dev/null |
+  systemctl show -p Id -p ActiveState -p UnitFileState -p Type -p FragmentPath \
+    $units postfix.service 2>/dev/null |
   awk -F= -v OFS='\t' '
-    function flush() { if (id != "") print "unit", id, act, (ufs == "" ? "-" : ufs); id = act = ufs = "" }
+    function flush() {
+      if (id != "") print "unit", id, act, (ufs == "" ? "-" : ufs)
+      if (id == "postfix.service") umbrella = (type == "oneshot")
+      if (id == "postfix@-.service") template = (frag != "")
+      id = act = ufs = type = frag = ""
+    }
     /^$/ { flush(); next }
     $1 == "Id" { id = $2 } $1 == "ActiveState" { act = $2 } $1 == "UnitFileState" { ufs = $2 }
-    END { flush() }'
+    $1 == "Type" { type = $2 } $1 == "FragmentPath" { frag = $2 }
+    END { flush(); print "init", "systemd", (umbrella && template ? "postfix@-" : "postfix") }'
 fi
 
 for spec in "$@"; do

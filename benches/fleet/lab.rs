@@ -1,0 +1,177 @@
+//! The bench's lab: brought up through the postfleet CLI (as a user would), read through the
+//! library's `Lab`; host CPU from the lab's cgroup.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use postfleet::lab::Lab;
+
+use crate::Paths;
+
+pub struct LabHost {
+    pub name: String,
+    pub address: String,
+}
+
+pub struct LabRun {
+    pub name: String,
+    pub hosts: Vec<LabHost>,
+    pub key: PathBuf,
+    pub known_hosts: PathBuf,
+    pub gateway: String,
+    /// The lab as a postfleet inventory.
+    pub inventory: PathBuf,
+    postfleet: PathBuf,
+    /// cgroup v2 `cpu.stat` covering every host of the lab.
+    cpu_stat: PathBuf,
+}
+
+impl LabRun {
+    /// Brings the lab up with `hosts` hosts (or checks that it is), writes its inventory.
+    pub fn prepare(paths: &Paths, name: &str, hosts: u32) -> Result<LabRun> {
+        let postfleet = paths.built_postfleet.clone();
+        let current = Lab::open(name).ok();
+        let count_up = current
+            .as_ref()
+            .map(|lab| lab.hosts().iter().filter(|h| h.up).count() as u32);
+        match count_up {
+            Some(n) if n == hosts => println!("lab '{name}': {n} hosts already up"),
+            Some(_) => {
+                lab_cli(&postfleet, name, &["down"])?;
+                lab_cli(&postfleet, name, &["up", "--hosts", &hosts.to_string()])?;
+            }
+            None => lab_cli(&postfleet, name, &["up", "--hosts", &hosts.to_string()])?,
+        }
+        let lab = Lab::open(name)?;
+        let inventory = paths.work.join(format!("lab-{name}-inventory.yml"));
+        std::fs::write(&inventory, lab.inventory_yaml("root"))
+            .with_context(|| format!("write {}", inventory.display()))?;
+        let cpu_stat = [
+            "/sys/fs/cgroup/unified",
+            "/sys/fs/cgroup", // a pure cgroup v2 machine
+        ]
+        .iter()
+        .map(|root| {
+            Path::new(root)
+                .join(format!("postfleet-{name}"))
+                .join("cpu.stat")
+        })
+        .find(|p| p.exists())
+        .with_context(|| format!("no cgroup v2 cpu.stat for lab '{name}'"))?;
+        Ok(LabRun {
+            name: name.to_string(),
+            hosts: lab
+                .hosts()
+                .into_iter()
+                .map(|h| LabHost {
+                    name: h.name,
+                    address: h.address.to_string(),
+                })
+                .collect(),
+            key: lab.key_path(),
+            known_hosts: lab.known_hosts_path(),
+            gateway: lab.gateway().to_string(),
+            inventory,
+            postfleet,
+            cpu_stat,
+        })
+    }
+
+    /// Fresh hosts (new keys, new machine-id, nothing of the last run) with `rtt_ms` added.
+    pub fn reset_all(&self, rtt_ms: u32) -> Result<()> {
+        let mut args = vec!["reset".to_string()];
+        args.extend(self.hosts.iter().map(|h| h.name.clone()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        lab_cli(&self.postfleet, &self.name, &args)?;
+        lab_cli(
+            &self.postfleet,
+            &self.name,
+            &["rtt", "--ms", &rtt_ms.to_string()],
+        )
+    }
+
+    /// CPU time the lab's hosts have used, all processes of all hosts.
+    pub fn host_cpu(&self) -> Duration {
+        let text = std::fs::read_to_string(&self.cpu_stat).unwrap_or_default();
+        let usec = text
+            .lines()
+            .find_map(|l| l.strip_prefix("usage_usec "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        Duration::from_micros(usec)
+    }
+
+    /// Waits (at most 20 s) until the hosts burn less than 5% of one core over 500 ms: boot
+    /// jobs and services started by the last run would otherwise count against the next.
+    pub fn wait_until_quiet(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let window = Duration::from_millis(500);
+        while Instant::now() < deadline {
+            let before = self.host_cpu();
+            std::thread::sleep(window);
+            if self.host_cpu().saturating_sub(before) < window / 20 {
+                return;
+            }
+        }
+        eprintln!("note: the lab's hosts did not quiet down within 20 s");
+    }
+
+    /// `ssh` to a host with the lab's key and known_hosts, the same options for every tool:
+    /// curve25519 key exchange, as postfleet negotiates (OpenSSH 9.2 would pick sntrup761,
+    /// which costs ~0.13 s of CPU on each side per connection here).
+    pub fn ssh(&self, host: &LabHost) -> Command {
+        let mut cmd = Command::new("ssh");
+        cmd.args(["-F", "/dev/null", "-T", "-i"])
+            .arg(&self.key)
+            .args(ssh_options(&self.known_hosts))
+            .arg(format!("root@{}", host.address));
+        cmd
+    }
+
+    pub fn down(&self) -> Result<()> {
+        lab_cli(&self.postfleet, &self.name, &["down", "--purge"])
+    }
+}
+
+/// Options shared by the floor's and Ansible's ssh.
+pub fn ssh_options(known_hosts: &Path) -> Vec<String> {
+    [
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        &format!("UserKnownHostsFile={}", known_hosts.display()),
+        "-o",
+        "GlobalKnownHostsFile=/dev/null",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "LogLevel=ERROR",
+        "-o",
+        "KexAlgorithms=curve25519-sha256",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn lab_cli(postfleet: &Path, lab: &str, args: &[&str]) -> Result<()> {
+    let out = Command::new(postfleet)
+        .args(["lab", "--lab", lab])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("run {}", postfleet.display()))?;
+    if !out.status.success() {
+        bail!(
+            "postfleet lab --lab {lab} {} failed: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,238 @@
+//! postfleet against the floor and Ansible on the same lab, and the controller against a
+//! thousand simulated hosts. Not a test: run it by hand (root, a machine that can run the lab):
+//!
+//! ```text
+//! cargo bench --bench fleet -- [--hosts 10] [--rtt-ms 40] [--reps 3] [--json out.json]
+//! ```
+//!
+//! For each round trip (0 ms, then `--rtt-ms`) and each repetition, every tool in turn (the
+//! order rotates) gets freshly reset hosts, converges them ("first run"), then runs again
+//! ("no-change run"). After every run each host's end state is compared with
+//! benches/check/expected.txt; a run that does not converge is reported, not timed. See
+//! BENCHMARKS.md for what is measured and how.
+
+mod check;
+mod lab;
+mod measure;
+mod report;
+mod sim;
+mod tools;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(about = "postfleet against the floor and Ansible, and against 1000 simulated hosts")]
+struct Args {
+    /// Lab hosts (h1..hN).
+    #[arg(long, default_value_t = 10)]
+    hosts: u32,
+    /// The added round trip of the second set of cases (0: only the 0 ms cases).
+    #[arg(long, default_value_t = 40, value_name = "MS")]
+    rtt_ms: u32,
+    /// Repetitions of every case and tool (median, min and max are over these).
+    #[arg(long, default_value_t = 3)]
+    reps: usize,
+    /// Also write the results here as JSON.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// The lab to use (created if missing, left up with --keep-lab).
+    #[arg(long, default_value = "bench")]
+    lab: String,
+    /// Which tools to run.
+    #[arg(long, value_delimiter = ',', default_value = "postfleet,floor,ansible")]
+    tools: Vec<tools::Tool>,
+    /// Which cases to run.
+    #[arg(long, value_delimiter = ',', default_value = "first,no-change")]
+    cases: Vec<Case>,
+    /// Another postfleet binary to measure (e.g. an older build); default: this build's.
+    #[arg(long, value_name = "BIN")]
+    postfleet: Option<PathBuf>,
+    /// Simulated hosts of the controller-scale run (0: skip it).
+    #[arg(long, default_value_t = 1000)]
+    sim_hosts: usize,
+    /// Hosts the controller works on at once in the simulated run (postfleet's default: 50).
+    #[arg(long, default_value_t = 50)]
+    sim_forks: usize,
+    /// Only the simulated run: no lab.
+    #[arg(long)]
+    sim_only: bool,
+    /// Leave the lab up at the end.
+    #[arg(long)]
+    keep_lab: bool,
+    /// Refresh benches/sim/converged-probe.json from h1 of the lab (converged first), then stop.
+    #[arg(long)]
+    capture_probe: bool,
+    /// Seconds one tool run may take before it is stopped and reported.
+    #[arg(long, default_value_t = 900, value_name = "SECS")]
+    run_timeout: u64,
+    /// Passed by `cargo bench`.
+    #[arg(long, hide = true)]
+    bench: bool,
+    #[command(subcommand)]
+    child: Option<ChildRole>,
+}
+
+/// What a re-executed copy of this binary does (the simulated run's two processes).
+#[derive(Debug, Subcommand)]
+enum ChildRole {
+    #[command(hide = true)]
+    SimServe(sim::ServeArgs),
+    #[command(hide = true)]
+    SimController(sim::ControllerArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Case {
+    /// Freshly reset hosts.
+    First,
+    /// Hosts the same tool has just converged.
+    NoChange,
+}
+
+impl Case {
+    pub fn label(self) -> &'static str {
+        match self {
+            Case::First => "first run",
+            Case::NoChange => "no-change",
+        }
+    }
+}
+
+/// Where the bench's files are: the repository and target/bench.
+pub struct Paths {
+    pub repo: PathBuf,
+    pub work: PathBuf,
+    /// The postfleet binary cargo built with this bench (release profile).
+    pub built_postfleet: PathBuf,
+}
+
+impl Paths {
+    fn new() -> Result<Paths> {
+        let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let work = repo.join("target").join("bench");
+        std::fs::create_dir_all(&work).with_context(|| format!("create {}", work.display()))?;
+        Ok(Paths {
+            repo,
+            work,
+            built_postfleet: PathBuf::from(env!("CARGO_BIN_EXE_postfleet")),
+        })
+    }
+
+    pub fn in_repo(&self, rel: &str) -> PathBuf {
+        self.repo.join(rel)
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let result = match args.child {
+        Some(ChildRole::SimServe(ref serve)) => sim::serve(serve),
+        Some(ChildRole::SimController(ref ctl)) => sim::controller(ctl),
+        None => run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<()> {
+    let paths = Paths::new()?;
+    let started = std::time::Instant::now();
+    let mut results = report::Results::new(args.hosts, args.reps, args.sim_forks);
+    if args.capture_probe {
+        let lab = lab::LabRun::prepare(&paths, &args.lab, args.hosts)?;
+        return sim::capture_probe(&paths, &lab);
+    }
+    if !args.sim_only {
+        if args.hosts == 0 || args.reps == 0 {
+            bail!("--hosts and --reps must be at least 1");
+        }
+        let postfleet = args
+            .postfleet
+            .clone()
+            .unwrap_or_else(|| paths.built_postfleet.clone());
+        let lab = lab::LabRun::prepare(&paths, &args.lab, args.hosts)?;
+        let kit = tools::Kit::prepare(&paths, &lab, &postfleet, &args.tools)?;
+        results.ansible_version = kit.ansible_version().map(String::from);
+        let outcome = run_lab_cases(args, &paths, &lab, &kit, &mut results);
+        kit.cleanup();
+        if !args.keep_lab {
+            lab.down()?;
+        }
+        outcome?;
+    }
+    if args.sim_hosts > 0 {
+        results.simulator = Some(sim::run(&paths, args.sim_hosts, args.sim_forks)?);
+    }
+    results.total = started.elapsed();
+    let text = results.render();
+    println!("{text}");
+    if let Some(path) = &args.json {
+        write_json(path, &results)?;
+        println!("results written to {}", path.display());
+    }
+    Ok(())
+}
+
+fn run_lab_cases(
+    args: &Args,
+    paths: &Paths,
+    lab: &lab::LabRun,
+    kit: &tools::Kit,
+    results: &mut report::Results,
+) -> Result<()> {
+    let expected = std::fs::read_to_string(paths.in_repo("benches/check/expected.txt"))
+        .context("read benches/check/expected.txt")?;
+    let mut rtts = vec![0];
+    if args.rtt_ms > 0 {
+        rtts.push(args.rtt_ms);
+    }
+    let timeout = Duration::from_secs(args.run_timeout);
+    for &rtt in &rtts {
+        for rep in 0..args.reps {
+            // Alternate who goes first, so slow drifts of the machine spread over every tool.
+            let mut order = args.tools.clone();
+            let turn = rep % order.len().max(1);
+            order.rotate_left(turn);
+            for &tool in &order {
+                lab.reset_all(rtt)?;
+                for &case in [Case::First, Case::NoChange].iter() {
+                    let wanted = args.cases.contains(&case);
+                    // A no-change run needs hosts this tool converged: the first run happens
+                    // even when only no-change runs are asked for, untimed.
+                    if !wanted && case == Case::NoChange {
+                        continue;
+                    }
+                    lab.wait_until_quiet();
+                    let host_cpu_before = lab.host_cpu();
+                    let mut run = kit.run(tool, case, timeout)?;
+                    run.host_cpu = lab.host_cpu().saturating_sub(host_cpu_before);
+                    run.rtt_ms = rtt;
+                    run.rep = rep;
+                    let verdict = check::verify(lab, &expected);
+                    run.apply_verdict(verdict);
+                    println!("{}", run.progress_line());
+                    if wanted {
+                        results.runs.push(run);
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn write_json(path: &Path, results: &report::Results) -> Result<()> {
+    let text = serde_json::to_string_pretty(&results.to_json())?;
+    std::fs::write(path, text + "\n").with_context(|| format!("write {}", path.display()))
+}
