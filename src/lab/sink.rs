@@ -22,6 +22,10 @@ pub struct SinkMessage {
     pub seq: u64,
     /// When the message was accepted, seconds since the Unix epoch.
     pub time: f64,
+    /// When the client's connection was accepted (the start of its delivery attempt): what
+    /// Postfix's rate delay spaces out.
+    #[serde(default)]
+    pub connected: f64,
     /// The sink port it was sent to.
     pub port: u16,
     /// The sending client, `address:port`.
@@ -152,6 +156,13 @@ pub fn serve(state_dir: &Path, gateway: Ipv4Addr, ports: &[u16], pid_file: &Path
     })
 }
 
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
 /// Longest line accepted (RFC 5321 allows 1000 with CRLF; be generous with long headers).
 const MAX_LINE: usize = 64 * 1024;
 const MAX_MESSAGE: usize = 64 * 1024 * 1024;
@@ -163,6 +174,7 @@ async fn session(
     dir: &Path,
     seq: &AtomicU64,
 ) -> Result<()> {
+    let connected = unix_now();
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
     write
@@ -217,10 +229,8 @@ async fn session(
                 let data = read_data(&mut reader).await?;
                 let message = SinkMessage {
                     seq: seq.fetch_add(1, Ordering::SeqCst) + 1,
-                    time: SystemTime::now()
-                        .duration_since(UNIX_EPOCH)
-                        .map(|d| d.as_secs_f64())
-                        .unwrap_or(0.0),
+                    time: unix_now(),
+                    connected,
                     port,
                     peer: peer.to_string(),
                     helo: helo.clone(),
@@ -324,6 +334,7 @@ mod tests {
         let m = SinkMessage {
             seq: 1,
             time: 0.0,
+            connected: 0.0,
             port: 2525,
             peer: String::new(),
             helo: String::new(),
