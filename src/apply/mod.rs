@@ -3,6 +3,8 @@
 
 pub mod script;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -56,7 +58,9 @@ pub async fn run_fleet(
     let forks = opts.forks;
     crate::fleet::bounded(jobs, forks, move |job: HostJob| {
         let (opts, reporter, stop) = (opts.clone(), reporter.clone(), stop.clone());
-        async move {
+        // Boxed: every host's task exists from the start, but only `forks` of them run; a
+        // waiting task then holds a pointer, not room for a whole connection's state.
+        let host: Pin<Box<dyn Future<Output = HostSummary> + Send>> = Box::pin(async move {
             let summary = if stop.stopped() {
                 HostSummary {
                     host: job.host.name.clone(),
@@ -70,7 +74,8 @@ pub async fn run_fleet(
                 summary: summary.clone(),
             });
             summary
-        }
+        });
+        host
     })
     .await
 }
