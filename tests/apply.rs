@@ -313,16 +313,16 @@ fn a_config_postfix_rejects_is_not_activated_or_is_rolled_back() {
     for f in &failed {
         let msg = f["message"].as_str().unwrap();
         assert!(f["step"].as_str().unwrap().ends_with("restart"), "{f}");
-        // systemd's journal has the master's own reason; a host without syslog has only
-        // postfix-script's verdict (the master dies before its log daemon runs)
-        let words = if f["host"] == "h1" {
-            "fatal: bind 192.0.2.77 port 2600: Cannot assign requested address"
-        } else {
-            "fatal: mail system startup failed"
-        };
+        // Postfix's own words: the master's reason where a log has it (the journal), else
+        // postfix-script's verdict (a host without syslog: the master dies before its log
+        // daemon runs)
+        let words = [
+            "fatal: bind 192.0.2.77 port 2600: Cannot assign requested address",
+            "fatal: mail system startup failed",
+        ];
         assert!(
-            msg.contains(words),
-            "Postfix's own words expected ({words}): {msg}"
+            words.iter().any(|w| msg.contains(w)),
+            "Postfix's own words expected ({words:?}): {msg}"
         );
         assert!(
             msg.contains("rolled back") && msg.contains("is serving"),

@@ -59,6 +59,7 @@ pf_settle() {  # FILE...
 # The last fatal/error lines Postfix logged for an instance (journal or mail log).
 pf_why() {  # NAME UNIT
   if [ -n "$2" ] && command -v journalctl >/dev/null 2>&1; then
+    journalctl --sync 2>/dev/null  # what journald has received is readable
     journalctl -u "$2" -n 30 --no-pager -o cat 2>/dev/null | grep -E 'fatal|error|panic' | tail -n 3
   fi
   log=$(postmulti -i "$1" -x postconf -h maillog_file 2>/dev/null)
