@@ -6,18 +6,11 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use common::{
-    ensure_lab, host_ok, host_sh, json_lines, postfleet, reset_hosts, write_inventory, Lab,
+    ensure_lab, host_ok, host_sh, json_lines, postfleet, reset_hosts, serial, write_inventory, Lab,
 };
 use serde_json::Value;
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 fn playbook() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/apply/site.yml")

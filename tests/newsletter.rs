@@ -5,19 +5,13 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::{
-    ensure_lab, host_ok, json_lines, postfleet, reset_hosts, write_inventory, Lab, SinkMessage,
+    ensure_lab, host_ok, json_lines, postfleet, reset_hosts, serial, write_inventory, Lab,
+    SinkMessage,
 };
 use serde_json::Value;
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
@@ -335,6 +329,26 @@ fn fleet_operations_status_queue_logs_and_removal() {
     assert_eq!(row("h3", "postfix-newsletter")["enabled"], "yes");
     assert_eq!(row("h4", "postfix-newsletter")["state"], "running");
     assert_eq!(row("h4", "postfix-newsletter")["unit"], "-");
+
+    // a host the fleet cannot get into (unknown host key) is unreachable, as for apply
+    let empty_known = dir.path().join("empty_known_hosts");
+    std::fs::write(&empty_known, "").unwrap();
+    let strangers = dir.path().join("strangers.yml");
+    std::fs::write(
+        &strangers,
+        lab.inventory_yaml("root").replace(
+            lab.known_hosts_path().to_str().unwrap(),
+            empty_known.to_str().unwrap(),
+        ),
+    )
+    .unwrap();
+    let out = postfleet(&["status", "-i", strangers.to_str().unwrap(), "--limit", "h3"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("h3: unreachable") && stderr.contains("not known"),
+        "{stderr}"
+    );
 
     // three newsletters get stuck in h3's newsletter queue
     let tag = unique_tag("queue");

@@ -177,11 +177,10 @@ enum HostError {
 }
 
 fn ssh_failure(what: &str, e: SshError) -> HostError {
-    match e {
-        SshError::Disconnected(_) | SshError::Timeout(_) | SshError::Unreachable(_) => {
-            HostError::Lost(format!("{what}: {e}"))
-        }
-        other => HostError::Failed(format!("{what}: {other}")),
+    if e.is_lost_connection() {
+        HostError::Lost(format!("{what}: {e}"))
+    } else {
+        HostError::Failed(format!("{what}: {e}"))
     }
 }
 

@@ -7,14 +7,9 @@ use base64::Engine;
 
 use crate::plan::desired::{InstanceName, MasterService};
 use crate::plan::{mastercf, Action, ConfigEdit, Driver, Plan, Step};
+use crate::ssh::shell_quote as q;
 
 const PRELUDE: &str = include_str!("prelude.sh");
-
-fn q(word: &str) -> String {
-    shlex::try_quote(word)
-        .map(|c| c.into_owned())
-        .unwrap_or_else(|_| "''".into())
-}
 
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use base64::Engine;
 
 use crate::plan::desired::{DesiredHost, InstanceName};
+use crate::ssh::shell_quote;
 
 const PROBE_BODY: &str = include_str!("probe.sh");
 
@@ -81,12 +82,6 @@ impl HostFacts {
     }
 }
 
-fn quote(word: &str) -> String {
-    shlex::try_quote(word)
-        .map(|q| q.into_owned())
-        .unwrap_or_else(|_| "''".into())
-}
-
 /// The probe for a host's desired state: instance names, then `--`, then every managed
 /// file as TYPE:PATH, all quoted into the script's `set --` line.
 pub fn probe_script(desired: &DesiredHost) -> String {
@@ -103,7 +98,7 @@ pub fn probe_script(desired: &DesiredHost) -> String {
             args.push(format!("{kind}:{}", file.path));
         }
     }
-    let quoted: Vec<String> = args.iter().map(|a| quote(a)).collect();
+    let quoted: Vec<String> = args.iter().map(|a| shell_quote(a)).collect();
     format!("set -- {}\n{}", quoted.join(" "), PROBE_BODY)
 }
 

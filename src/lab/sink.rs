@@ -22,10 +22,6 @@ pub struct SinkMessage {
     pub seq: u64,
     /// When the message was accepted, seconds since the Unix epoch.
     pub time: f64,
-    /// When the client's connection was accepted (the start of its delivery attempt): what
-    /// Postfix's rate delay spaces out.
-    #[serde(default)]
-    pub connected: f64,
     /// The sink port it was sent to.
     pub port: u16,
     /// The sending client, `address:port`.
@@ -174,7 +170,6 @@ async fn session(
     dir: &Path,
     seq: &AtomicU64,
 ) -> Result<()> {
-    let connected = unix_now();
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
     write
@@ -230,7 +225,6 @@ async fn session(
                 let message = SinkMessage {
                     seq: seq.fetch_add(1, Ordering::SeqCst) + 1,
                     time: unix_now(),
-                    connected,
                     port,
                     peer: peer.to_string(),
                     helo: helo.clone(),
@@ -334,7 +328,6 @@ mod tests {
         let m = SinkMessage {
             seq: 1,
             time: 0.0,
-            connected: 0.0,
             port: 2525,
             peer: String::new(),
             helo: String::new(),

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::facts::{self, HostFacts, InitSystem};
 use crate::inventory::Host;
 use crate::plan::desired::{DesiredHost, InstanceName};
-use crate::ssh::{ExecOutput, Session, SshError, SshOptions};
+use crate::ssh::{shell_quote, ExecOutput, Session, SshError, SshOptions};
 
 /// What happened on one host: its value, or why there is none.
 #[derive(Debug, Clone)]
@@ -34,11 +34,10 @@ impl std::fmt::Display for HostProblem {
 }
 
 fn problem(e: SshError) -> HostProblem {
-    match e {
-        SshError::Unreachable(_) | SshError::Timeout(_) | SshError::Disconnected(_) => {
-            HostProblem::Unreachable(e.to_string())
-        }
-        other => HostProblem::Failed(other.to_string()),
+    if e.is_lost_connection() {
+        HostProblem::Unreachable(e.to_string())
+    } else {
+        HostProblem::Failed(e.to_string())
     }
 }
 
@@ -62,9 +61,11 @@ where
         let (ssh, make, read) = (ssh.clone(), make.clone(), read.clone());
         async move {
             let result = async {
+                // Any failure to get in (address, host key, auth) counts as unreachable,
+                // as for apply.
                 let session = Session::connect(&host.connection, &ssh)
                     .await
-                    .map_err(problem)?;
+                    .map_err(|e| HostProblem::Unreachable(e.to_string()))?;
                 let out = session.run_script(&make(&host), &mut |_| {}).await;
                 session.close().await;
                 read(&host, out.map_err(problem)?)
@@ -149,12 +150,6 @@ pub fn status_rows(host: &str, facts: &HostFacts) -> Vec<StatusRow> {
         .collect()
 }
 
-fn quote(word: &str) -> String {
-    shlex::try_quote(word)
-        .map(|q| q.into_owned())
-        .unwrap_or_else(|_| "''".into())
-}
-
 /// Shell words selecting instances: the named ones, or every instance postmulti lists.
 pub fn instance_list_shell(instances: &[InstanceName]) -> String {
     if instances.is_empty() {
@@ -162,7 +157,7 @@ pub fn instance_list_shell(instances: &[InstanceName]) -> String {
     } else {
         instances
             .iter()
-            .map(|i| quote(i.as_str()))
+            .map(|i| shell_quote(i.as_str()))
             .collect::<Vec<_>>()
             .join(" ")
     }

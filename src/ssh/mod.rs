@@ -111,8 +111,8 @@ pub enum SshError {
         "HOST KEY CHANGED for {host}: it now presents {fingerprint}, which differs from the key \
          in {known_hosts}; someone may be intercepting the connection. If the host was \
          reinstalled, remove the old entry (`ssh-keygen -R {} -f {}`) and trust the new key",
-        quote(host),
-        quote(known_hosts.rsplit_once(':').map_or(known_hosts.as_str(), |(file, _)| file))
+        shell_quote(host),
+        shell_quote(known_hosts.rsplit_once(':').map_or(known_hosts.as_str(), |(file, _)| file))
     )]
     HostKeyChanged {
         host: String,
@@ -137,9 +137,23 @@ pub enum SshError {
     Other(String),
 }
 
-/// `s` quoted for a shell command line shown to the user.
-fn quote(s: &str) -> String {
-    shlex::try_quote(s).map_or_else(|_| s.to_string(), |q| q.into_owned())
+impl SshError {
+    /// The host could not be reached or the connection was lost (rather than refused for a
+    /// reason: key, auth, sudo). Counted as "unreachable" in summaries and exit codes.
+    pub fn is_lost_connection(&self) -> bool {
+        matches!(
+            self,
+            SshError::Unreachable(_) | SshError::Timeout(_) | SshError::Disconnected(_)
+        )
+    }
+}
+
+/// `word` quoted for a POSIX shell command line (remote commands, hints shown to the user).
+/// A word with a NUL byte cannot be passed at all: it becomes the empty word.
+pub fn shell_quote(word: &str) -> String {
+    shlex::try_quote(word)
+        .map(|q| q.into_owned())
+        .unwrap_or_else(|_| "''".into())
 }
 
 /// `ssh-keyscan` line that appends `host` (a known_hosts name) to `file`.
@@ -148,8 +162,12 @@ fn keyscan_hint(host: &str, file: &str) -> String {
         .strip_prefix('[')
         .and_then(|rest| rest.split_once("]:"))
     {
-        Some((name, port)) => format!("ssh-keyscan -p {port} {} >> {}", quote(name), quote(file)),
-        None => format!("ssh-keyscan {} >> {}", quote(host), quote(file)),
+        Some((name, port)) => format!(
+            "ssh-keyscan -p {port} {} >> {}",
+            shell_quote(name),
+            shell_quote(file)
+        ),
+        None => format!("ssh-keyscan {} >> {}", shell_quote(host), shell_quote(file)),
     }
 }
 
