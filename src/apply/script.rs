@@ -178,6 +178,15 @@ fn step_body(plan: &Plan, i: usize, step: &Step) -> String {
             let cmd = format!("systemctl disable {}", q(&unit));
             report_ok_or_fail(i, &cmd, summary, &cmd)
         }
+        Action::DisableStaleUnit { unit: stale } => {
+            // --now: should it run after all, stop it; reset-failed: forget its failed boots.
+            let cmd = format!("systemctl disable --now {}", q(stale));
+            let body = format!(
+                "{{ {cmd} && {{ systemctl reset-failed {} 2>/dev/null || :; }}; }}",
+                q(stale)
+            );
+            report_ok_or_fail(i, &body, summary, &cmd)
+        }
         Action::PurgeQueue => {
             let cmd = postmulti(&name, "-x postsuper -d ALL");
             report_ok_or_fail(i, &cmd, summary, &cmd)

@@ -122,6 +122,21 @@ pub fn status(args: OpsArgs) -> Exit {
         Ok(o) => o,
         Err(code) => return code,
     };
+    if !args.json {
+        // Once per host: why instances there run without a unit.
+        let mut noted = std::collections::BTreeSet::new();
+        for row in outcomes
+            .iter()
+            .filter_map(|o| o.result.as_ref().ok())
+            .flatten()
+        {
+            if let Some(note) = &row.note {
+                if noted.insert(row.host.clone()) {
+                    eprintln!("{}: {note}", row.host);
+                }
+            }
+        }
+    }
     print_rows(
         args.json,
         &["HOST", "INSTANCE", "ENABLED", "UNIT", "STATE", "QUEUE"],

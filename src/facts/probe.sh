@@ -23,7 +23,7 @@ fi
 rec "version${TAB}$(postconf -h mail_version 2>/dev/null)"
 
 if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
-  systemd=1  # the init record comes with the units, from one systemctl call (below)
+  systemd=1  # the init record comes after the units (below)
 else
   rec "init${TAB}other"
   systemd=0
@@ -73,26 +73,35 @@ printf '%s\n' "$listed" | {
 }
 
 if [ "$systemd" = 1 ]; then
-  units=$( { printf '%s\n' "$listed" | while read -r name _rest; do
-               [ -n "$name" ] && printf 'postfix@%s.service\n' "$name"; done
-             for name in - $wanted; do printf 'postfix@%s.service\n' "$name"; done; } | sort -u)
-  # One call for every unit; blocks of key=value separated by blank lines. The init record
-  # comes from the same call. Debian 12: postfix.service is a oneshot umbrella and postfix@-
-  # runs the default instance; Debian 13 runs it under postfix.service itself.
+  # Which template unit runs which instance, read from the host's own postfix@.service
+  # (unit-template.awk, passed in as $unit_awk): every instance postmulti lists, and the
+  # wanted ones at the config dir `postmulti -e create` will give them.
+  pairs=$( { printf '%s\n' "$listed" | while read -r name _group _enabled dir; do
+               [ -n "$name" ] && printf '%s\t%s\n' "$name" "$dir"; done
+             for name in $wanted; do
+               case "$name" in -) dir=/etc/postfix ;; *) dir=/etc/$name ;; esac
+               printf '%s\t%s\n' "$name" "$dir"; done; } | sort -u)
+  mapping=$(systemctl cat postfix@.service 2>/dev/null | PF_INSTANCES=$pairs awk "$unit_awk")
+  printf '%s\n' "$mapping"
+  # Units asked about: the mapped ones, postfix@NAME for every instance (the unit another
+  # release's naming gives it: an upgraded host may still have it enabled), postfix.service.
+  units=$( { printf '%s\n' "$mapping" | awk -F'\t' '$1 == "unitof" { print $3 ".service" }'
+             printf '%s\n' "$pairs" | while read -r name _dir; do
+               [ -n "$name" ] && printf 'postfix@%s.service\n' "$name"; done; } | sort -u)
+  # One call for every unit; blocks of key=value separated by blank lines.
   # shellcheck disable=SC2086
-  systemctl show -p Id -p ActiveState -p UnitFileState -p Type -p FragmentPath \
+  systemctl show -p Id -p ActiveState -p UnitFileState -p Type -p LoadState \
     $units postfix.service 2>/dev/null |
   awk -F= -v OFS='\t' '
     function flush() {
-      if (id != "") print "unit", id, act, (ufs == "" ? "-" : ufs)
-      if (id == "postfix.service") umbrella = (type == "oneshot")
-      if (id == "postfix@-.service") template = (frag != "")
-      id = act = ufs = type = frag = ""
+      if (id != "") print "unit", id, act, (ufs == "" ? "-" : ufs), (type == "" ? "-" : type), load
+      id = act = ufs = type = load = ""
     }
     /^$/ { flush(); next }
     $1 == "Id" { id = $2 } $1 == "ActiveState" { act = $2 } $1 == "UnitFileState" { ufs = $2 }
-    $1 == "Type" { type = $2 } $1 == "FragmentPath" { frag = $2 }
-    END { flush(); print "init", "systemd", (umbrella && template ? "postfix@-" : "postfix") }'
+    $1 == "Type" { type = $2 } $1 == "LoadState" { load = $2 }
+    END { flush() }'
+  rec "init${TAB}systemd"
 fi
 
 for spec in "$@"; do

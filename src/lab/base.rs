@@ -1,6 +1,7 @@
-//! The base tree: a Debian bookworm root file system shared read-only by every host (the
-//! lower layer of their overlays). Built once with debootstrap from the machine's own apt
-//! mirror, cached under a name that hashes its recipe, so a changed recipe builds a new one.
+//! Base trees: one Debian root file system per release, shared read-only by every host of
+//! that release (the lower layer of their overlays). Built once with debootstrap from the
+//! machine's own apt mirror, cached under a name that holds the release and a hash of its
+//! recipe, so a changed recipe builds a new one.
 
 use std::ffi::OsString;
 use std::fs::{self, File};
@@ -12,19 +13,18 @@ use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
 use super::host::HOST_PATH;
-use super::state::{cache_dir, labs_dir, LabState};
+use super::state::{cache_dir, labs_dir, LabState, Release};
 use super::sys;
 
-const SUITE: &str = "bookworm";
 const VARIANT: &str = "minbase";
 const INCLUDE: &str = "openssh-server,sudo,python3,iproute2,procps,netbase,\
                        systemd,systemd-sysv,dbus,libpam-systemd";
 const RECIPE: &str = include_str!("base-recipe.sh");
 
-/// Short hash of everything that shapes the tree.
-pub fn recipe_hash() -> String {
+/// Short hash of everything that shapes a release's tree.
+pub fn recipe_hash(release: Release) -> String {
     let mut h = Sha256::new();
-    for part in [SUITE, VARIANT, INCLUDE, RECIPE] {
+    for part in [release.suite(), VARIANT, INCLUDE, RECIPE] {
         h.update(part.as_bytes());
         h.update([0u8]);
     }
@@ -34,13 +34,14 @@ pub fn recipe_hash() -> String {
         .collect()
 }
 
-pub fn base_dir() -> PathBuf {
-    cache_dir().join(format!("base-{}", recipe_hash()))
+pub fn base_dir(release: Release) -> PathBuf {
+    cache_dir().join(format!("base-{}-{}", release.suite(), recipe_hash(release)))
 }
 
-/// The base tree for the current recipe, built first if missing. Returns (dir, was built now).
-pub fn ensure_base() -> Result<(PathBuf, bool)> {
-    let dir = base_dir();
+/// The base tree of `release` for the current recipe, built first if missing. Returns (dir,
+/// was built now).
+pub fn ensure_base(release: Release) -> Result<(PathBuf, bool)> {
+    let dir = base_dir(release);
     if dir.is_dir() {
         return Ok((dir, false));
     }
@@ -53,10 +54,11 @@ pub fn ensure_base() -> Result<(PathBuf, bool)> {
         return Ok((dir, false)); // another lab built it while we waited
     }
     remove_unfinished_builds(&cache)?;
-    let mirror = apt_mirror()?;
-    let hash = recipe_hash();
-    let tmp = cache.join(format!(".building-base-{hash}"));
-    let log_path = cache.join(format!("base-{hash}.log"));
+    let mirror = apt_mirror(release)?;
+    let suite = release.suite();
+    let name = format!("base-{suite}-{}", recipe_hash(release));
+    let tmp = cache.join(format!(".building-{name}"));
+    let log_path = cache.join(format!("{name}.log"));
     println!(
         "base: building {} from {mirror} (first use only; a few minutes; log: {})",
         dir.display(),
@@ -69,7 +71,7 @@ pub fn ensure_base() -> Result<(PathBuf, bool)> {
         OsString::from("debootstrap"),
         format!("--variant={VARIANT}").into(),
         format!("--include={INCLUDE}").into(),
-        SUITE.into(),
+        suite.into(),
         tmp.clone().into(),
         mirror.into(),
     ];
@@ -84,7 +86,8 @@ pub fn ensure_base() -> Result<(PathBuf, bool)> {
 
     fs::rename(&tmp, &dir)
         .with_context(|| format!("cannot rename {} to {}", tmp.display(), dir.display()))?;
-    for old in unused_bases(&cache, &dir, &labs_dir()) {
+    let current: Vec<PathBuf> = Release::ALL.iter().map(|r| base_dir(*r)).collect();
+    for old in unused_bases(&cache, &current, &labs_dir()) {
         println!("base: removing {}, made by an older recipe", old.display());
         sys::remove_tree(&old)?;
         let _ = fs::remove_file(old.with_extension("log"));
@@ -92,15 +95,15 @@ pub fn ensure_base() -> Result<(PathBuf, bool)> {
     Ok((dir, true))
 }
 
-/// Base trees other than `current` that no lab's state refers to.
-fn unused_bases(cache: &Path, current: &Path, labs: &Path) -> Vec<PathBuf> {
+/// Base trees other than the `current` ones (one per release) that no lab's host refers to.
+fn unused_bases(cache: &Path, current: &[PathBuf], labs: &Path) -> Vec<PathBuf> {
     let in_use: Vec<PathBuf> = fs::read_dir(labs)
         .into_iter()
         .flatten()
         .flatten()
         .filter_map(|e| fs::read(e.path().join("lab.json")).ok())
         .filter_map(|text| serde_json::from_slice::<LabState>(&text).ok())
-        .map(|state| state.base)
+        .flat_map(|state| state.hosts.into_iter().map(|h| h.base))
         .collect();
     fs::read_dir(cache)
         .into_iter()
@@ -111,7 +114,7 @@ fn unused_bases(cache: &Path, current: &Path, labs: &Path) -> Vec<PathBuf> {
             p.is_dir()
                 && p.file_name()
                     .is_some_and(|n| n.to_string_lossy().starts_with("base-"))
-                && p != current
+                && !current.contains(p)
                 && !in_use.contains(p)
         })
         .collect()
@@ -184,8 +187,9 @@ fn remove_unfinished_builds(cache: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The machine's own Debian mirror, from its apt sources (env POSTFLEET_APT_MIRROR overrides).
-pub fn apt_mirror() -> Result<String> {
+/// The machine's own Debian mirror for `release`, from its apt sources (env
+/// POSTFLEET_APT_MIRROR overrides). A mirror that serves one Debian release serves the others.
+pub fn apt_mirror(release: Release) -> Result<String> {
     if let Ok(m) = std::env::var("POSTFLEET_APT_MIRROR") {
         if !m.is_empty() {
             return Ok(m);
@@ -208,10 +212,11 @@ pub fn apt_mirror() -> Result<String> {
             _ => {}
         }
     }
-    pick_mirror(&sources).ok_or_else(|| {
+    pick_mirror(&sources, release.suite()).ok_or_else(|| {
         anyhow::anyhow!(
             "no Debian mirror found in /etc/apt/sources.list or /etc/apt/sources.list.d/; \
-             set POSTFLEET_APT_MIRROR to a mirror URL that serves {SUITE}"
+             set POSTFLEET_APT_MIRROR to a mirror URL that serves {}",
+            release.suite()
         )
     })
 }
@@ -268,11 +273,11 @@ fn parse_one_line_style(text: &str) -> Vec<Source> {
     out
 }
 
-/// Prefers a source that carries bookworm itself; else any non-security source.
-fn pick_mirror(sources: &[Source]) -> Option<String> {
+/// Prefers a source that carries `suite` itself; else any non-security source.
+fn pick_mirror(sources: &[Source], suite: &str) -> Option<String> {
     sources
         .iter()
-        .find(|(_, suites)| suites.iter().any(|s| s == SUITE))
+        .find(|(_, suites)| suites.iter().any(|s| s == suite))
         .or_else(|| {
             sources.iter().find(|(uri, suites)| {
                 !uri.contains("security") && suites.iter().all(|s| !s.contains("security"))
@@ -294,7 +299,7 @@ mod tests {
         let sources = parse_deb822(text);
         assert_eq!(sources.len(), 2);
         assert_eq!(
-            pick_mirror(&sources).as_deref(),
+            pick_mirror(&sources, "bookworm").as_deref(),
             Some("http://mirror.invalid/debian")
         );
     }
@@ -315,18 +320,19 @@ mod tests {
 
     #[test]
     fn other_releases_fall_back_to_a_non_security_mirror() {
+        // A machine whose sources name bookworm only still serves a trixie lab.
         let sources = vec![
             (
                 "http://m.invalid/debian-security".to_string(),
-                vec!["trixie-security".to_string()],
+                vec!["bookworm-security".to_string()],
             ),
             (
                 "http://m.invalid/debian".to_string(),
-                vec!["trixie".to_string()],
+                vec!["bookworm".to_string()],
             ),
         ];
         assert_eq!(
-            pick_mirror(&sources).as_deref(),
+            pick_mirror(&sources, "trixie").as_deref(),
             Some("http://m.invalid/debian")
         );
     }
@@ -335,28 +341,34 @@ mod tests {
     fn only_bases_no_lab_uses_are_unused() {
         let cache = tempfile::tempdir().unwrap();
         let labs = tempfile::tempdir().unwrap();
-        let current = cache.path().join("base-new");
-        let used = cache.path().join("base-used");
-        let unused = cache.path().join("base-old");
-        for dir in [&current, &used, &unused] {
+        let current = cache.path().join("base-trixie-new");
+        let other_release = cache.path().join("base-bookworm-new");
+        let used = cache.path().join("base-bookworm-used");
+        let unused = cache.path().join("base-trixie-old");
+        for dir in [&current, &other_release, &used, &unused] {
             fs::create_dir(dir).unwrap();
         }
-        fs::write(cache.path().join("base-old.log"), "").unwrap();
+        fs::write(cache.path().join("base-trixie-old.log"), "").unwrap();
         fs::create_dir(labs.path().join("x")).unwrap();
         let state = format!(
-            r#"{{"name":"x","subnet":"10.77.9.0/24","gateway":"10.77.9.1","base":"{}","hosts":[]}}"#,
+            r#"{{"name":"x","subnet":"10.77.9.0/24","gateway":"10.77.9.1","hosts":[
+                {{"name":"h1","index":1,"address":"10.77.9.11","mode":"systemd",
+                  "release":"bookworm","base":"{}"}}]}}"#,
             used.display()
         );
         fs::write(labs.path().join("x/lab.json"), state).unwrap();
         assert_eq!(
-            unused_bases(cache.path(), &current, labs.path()),
+            unused_bases(cache.path(), &[current, other_release], labs.path()),
             vec![unused]
         );
     }
 
     #[test]
-    fn recipe_hash_is_stable_and_short() {
-        assert_eq!(recipe_hash(), recipe_hash());
-        assert_eq!(recipe_hash().len(), 16);
+    fn each_release_has_its_own_short_stable_hash() {
+        assert_eq!(recipe_hash(Release::Trixie), recipe_hash(Release::Trixie));
+        assert_eq!(recipe_hash(Release::Trixie).len(), 16);
+        assert_ne!(recipe_hash(Release::Trixie), recipe_hash(Release::Bookworm));
+        assert!(base_dir(Release::Bookworm)
+            .ends_with(format!("base-bookworm-{}", recipe_hash(Release::Bookworm))));
     }
 }

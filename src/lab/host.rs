@@ -88,7 +88,6 @@ impl Upper<'_> {
 /// What `prepare` needs to know about the lab.
 pub struct PrepareContext<'a> {
     pub names: &'a Names,
-    pub base: &'a Path,
     pub lab_public_key: &'a str,
     pub gateway: Ipv4Addr,
     pub prefix: u8,
@@ -99,7 +98,7 @@ pub struct PrepareContext<'a> {
 pub fn prepare(ctx: &PrepareContext, host: &HostState) -> Result<bool> {
     let files = HostFiles::new(ctx.names, &host.name);
     let upper = Upper {
-        lower: ctx.base,
+        lower: &host.base,
         upper: files.upper(),
     };
     let fresh = !upper
@@ -114,7 +113,7 @@ pub fn prepare(ctx: &PrepareContext, host: &HostState) -> Result<bool> {
     for dir in [files.upper(), files.work(), files.root()] {
         fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    for path in [ctx.base, files.dir.as_path()] {
+    for path in [host.base.as_path(), files.dir.as_path()] {
         let text = path.to_string_lossy();
         if text.contains([',', ':']) {
             bail!("overlayfs cannot use a path with ',' or ':': {text}");
@@ -211,7 +210,7 @@ pub fn known_hosts_lines(names: &Names, host: &HostState) -> Result<Vec<String>>
 }
 
 /// Starts a host's boot helper in the background (own session, outliving this command).
-pub fn spawn_boot(names: &Names, base: &Path, host: &HostState) -> Result<()> {
+pub fn spawn_boot(names: &Names, host: &HostState) -> Result<()> {
     let files = HostFiles::new(names, &host.name);
     for stale in [files.supervisor_pid(), files.init_pid()] {
         let _ = fs::remove_file(stale);
@@ -230,7 +229,7 @@ pub fn spawn_boot(names: &Names, base: &Path, host: &HostState) -> Result<()> {
         ])
         .arg(host.mode.as_str())
         .arg("--lower")
-        .arg(base)
+        .arg(&host.base)
         .stdin(Stdio::null())
         .stdout(console.try_clone()?)
         .stderr(console);

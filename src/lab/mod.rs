@@ -24,7 +24,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Result};
 
 pub use sink::SinkMessage;
-pub use state::{labs_dir, Mode, SINK_PORTS};
+pub use state::{labs_dir, Mode, Release, SINK_PORTS};
 use state::{HostFiles, LabState, Names};
 
 /// `postfleet lab [--lab NAME] <command>`.
@@ -55,6 +55,10 @@ pub enum LabCommand {
         /// How hosts boot: systemd (systemd-nspawn) or plain (sshd and Postfix under tini).
         #[arg(long, value_enum, default_value_t = Mode::Systemd)]
         mode: Mode,
+        /// Debian release of the hosts: trixie (13, stable) or bookworm (12, oldstable). One
+        /// base tree per release is built on first use and cached.
+        #[arg(long, value_enum, default_value_t = Release::Trixie)]
+        release: Release,
         /// IPv4 subnet of the lab (default 10.77.0.0/24 for `lab`, another 10.77.X.0/24 per name).
         #[arg(long, value_name = "CIDR")]
         subnet: Option<String>,
@@ -68,6 +72,9 @@ pub enum LabCommand {
         count: u32,
         #[arg(long, value_enum, default_value_t = Mode::Systemd)]
         mode: Mode,
+        /// Debian release of the new hosts (a lab may mix releases).
+        #[arg(long, value_enum, default_value_t = Release::Trixie)]
+        release: Release,
     },
     /// Boot hosts afresh: their changes are wiped, they get new keys and machine-id.
     Reset {
@@ -162,6 +169,7 @@ fn dispatch(args: LabArgs) -> Result<ExitCode> {
         LabCommand::Up {
             hosts,
             mode,
+            release,
             subnet,
             rtt_ms,
         } => ops::up(
@@ -169,11 +177,16 @@ fn dispatch(args: LabArgs) -> Result<ExitCode> {
             ops::UpOptions {
                 hosts,
                 mode,
+                release,
                 subnet,
                 rtt_ms,
             },
         )?,
-        LabCommand::Add { count, mode } => ops::add(&names, count, mode)?,
+        LabCommand::Add {
+            count,
+            mode,
+            release,
+        } => ops::add(&names, count, mode, release)?,
         LabCommand::Reset { hosts } => ops::reset(&names, &hosts)?,
         LabCommand::Status { json } => return status(&names, json),
         LabCommand::Inventory { user } => print!("{}", Lab::open(&args.lab)?.inventory_yaml(&user)),
@@ -264,6 +277,7 @@ fn status(names: &Names, json: bool) -> Result<ExitCode> {
                 "name": h.name,
                 "address": h.address.to_string(),
                 "mode": h.mode,
+                "release": h.release,
                 "up": h.up,
             })).collect::<Vec<_>>(),
         });
@@ -284,10 +298,11 @@ fn status(names: &Names, json: bool) -> Result<ExitCode> {
     );
     for h in &hosts {
         println!(
-            "{:<6} {:<15} {:<8} {}",
+            "{:<6} {:<15} {:<8} {:<13} {}",
             h.name,
             h.address,
             h.mode.as_str(),
+            format!("{} ({})", h.release.suite(), h.release.version()),
             if h.up { "up" } else { "down" }
         );
     }
@@ -300,6 +315,7 @@ pub struct LabHost {
     pub name: String,
     pub address: Ipv4Addr,
     pub mode: Mode,
+    pub release: Release,
     /// Its PID 1 runs.
     pub up: bool,
 }
@@ -368,6 +384,7 @@ impl Lab {
                 name: h.name.clone(),
                 address: h.address,
                 mode: h.mode,
+                release: h.release,
                 up: self.init_of(&h.name).is_some(),
             })
             .collect();
@@ -466,8 +483,9 @@ impl Lab {
         sink::read_messages(self.state_dir())
     }
 
-    /// The lab as an inventory in postfleet's format: group `mx` with every host, groups
-    /// `lab_systemd` / `lab_plain` by boot mode; `user` other than root gets `become: true`.
+    /// The lab as an inventory in postfleet's format: group `mx` with every host (each with its
+    /// release in `lab_release`), groups `lab_systemd` / `lab_plain` by boot mode and
+    /// `lab_bookworm` / `lab_trixie` by release; `user` other than root gets `become: true`.
     pub fn inventory_yaml(&self, user: &str) -> String {
         let mut y = String::from("all:\n  vars:\n");
         y.push_str(&format!("    ssh_user: {}\n", yaml_scalar(user)));
@@ -489,21 +507,37 @@ impl Lab {
         let hosts = self.hosts();
         for h in &hosts {
             y.push_str(&format!(
-                "        {}: {{ ssh_host: {} }}\n",
-                h.name, h.address
+                "        {}: {{ ssh_host: {}, lab_release: {} }}\n",
+                h.name,
+                h.address,
+                h.release.suite()
             ));
         }
-        for mode in [Mode::Systemd, Mode::Plain] {
-            let members: Vec<&LabHost> = hosts.iter().filter(|h| h.mode == mode).collect();
-            if members.is_empty() {
-                continue;
-            }
-            y.push_str(&format!("    lab_{}:\n      hosts:\n", mode.as_str()));
-            for h in members {
-                y.push_str(&format!("        {}:\n", h.name));
-            }
+        let by_mode = [Mode::Systemd, Mode::Plain]
+            .map(|m| (m.as_str(), hosts.iter().filter(move |h| h.mode == m)));
+        for (group, members) in by_mode {
+            push_group(&mut y, group, members);
+        }
+        for release in Release::ALL {
+            push_group(
+                &mut y,
+                release.suite(),
+                hosts.iter().filter(|h| h.release == release),
+            );
         }
         y
+    }
+}
+
+/// Appends group `lab_NAME` with `members`, unless there are none.
+fn push_group<'a>(y: &mut String, name: &str, members: impl Iterator<Item = &'a LabHost>) {
+    let mut members = members.peekable();
+    if members.peek().is_none() {
+        return;
+    }
+    y.push_str(&format!("    lab_{name}:\n      hosts:\n"));
+    for h in members {
+        y.push_str(&format!("        {}:\n", h.name));
     }
 }
 
@@ -524,23 +558,24 @@ fn yaml_scalar(s: &str) -> String {
 mod tests {
     use super::*;
 
-    fn lab_with(hosts: &[(&str, Mode)]) -> Lab {
+    fn lab_with(hosts: &[(&str, Mode, Release)]) -> Lab {
         let names = Names::new("unit").unwrap();
         let subnet: net::Subnet = "10.77.3.0/24".parse().unwrap();
         let state = LabState {
             name: "unit".into(),
             subnet,
             gateway: subnet.gateway(),
-            base: PathBuf::from("/nonexistent/base"),
             rtt_ms: 0,
             hosts: hosts
                 .iter()
                 .enumerate()
-                .map(|(i, (name, mode))| state::HostState {
+                .map(|(i, (name, mode, release))| state::HostState {
                     name: name.to_string(),
                     index: i as u32 + 1,
                     address: subnet.host_address(i as u32 + 1).unwrap(),
                     mode: *mode,
+                    release: *release,
+                    base: PathBuf::from("/nonexistent/base"),
                     rtt_ms: 0,
                 })
                 .collect(),
@@ -550,22 +585,27 @@ mod tests {
 
     #[test]
     fn inventory_has_the_agreed_shape() {
-        let lab = lab_with(&[("h1", Mode::Systemd), ("h2", Mode::Plain)]);
+        let lab = lab_with(&[
+            ("h1", Mode::Systemd, Release::Trixie),
+            ("h2", Mode::Plain, Release::Bookworm),
+        ]);
         let key = lab.key_path().display().to_string();
         let known = lab.known_hosts_path().display().to_string();
         let expected = format!(
             "all:\n  vars:\n    ssh_user: root\n    ssh_key_file: {key}\n    \
              ssh_known_hosts_file: {known}\n    lab_gateway: 10.77.3.1\n    \
              lab_sink_ports: [2525, 2526, 2527, 2528, 2529]\n  children:\n    mx:\n      hosts:\n        \
-             h1: {{ ssh_host: 10.77.3.11 }}\n        h2: {{ ssh_host: 10.77.3.12 }}\n    \
-             lab_systemd:\n      hosts:\n        h1:\n    lab_plain:\n      hosts:\n        h2:\n"
+             h1: {{ ssh_host: 10.77.3.11, lab_release: trixie }}\n        \
+             h2: {{ ssh_host: 10.77.3.12, lab_release: bookworm }}\n    \
+             lab_systemd:\n      hosts:\n        h1:\n    lab_plain:\n      hosts:\n        h2:\n    \
+             lab_bookworm:\n      hosts:\n        h2:\n    lab_trixie:\n      hosts:\n        h1:\n"
         );
         assert_eq!(lab.inventory_yaml("root"), expected);
     }
 
     #[test]
     fn inventory_for_deploy_becomes_root() {
-        let lab = lab_with(&[("h1", Mode::Systemd)]);
+        let lab = lab_with(&[("h1", Mode::Systemd, Release::Trixie)]);
         let y = lab.inventory_yaml("deploy");
         assert!(
             y.contains("    ssh_user: deploy\n    become: true\n"),
@@ -584,7 +624,10 @@ mod tests {
 
     #[test]
     fn hosts_sort_by_number() {
-        let lab = lab_with(&[("h10", Mode::Systemd), ("h2", Mode::Systemd)]);
+        let lab = lab_with(&[
+            ("h10", Mode::Systemd, Release::Trixie),
+            ("h2", Mode::Systemd, Release::Bookworm),
+        ]);
         let order: Vec<String> = lab.hosts().into_iter().map(|h| h.name).collect();
         assert_eq!(order, vec!["h2", "h10"]);
     }

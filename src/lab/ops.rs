@@ -2,7 +2,6 @@
 
 use std::fs::{self, File};
 use std::os::unix::process::CommandExt;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -12,13 +11,14 @@ use anyhow::{anyhow, bail, Context, Result};
 
 use super::host::{self, PrepareContext};
 use super::net::{self, Subnet};
-use super::state::{labs_dir, HostState, LabState, Mode, Names};
+use super::state::{labs_dir, HostState, LabState, Mode, Names, Release};
 use super::sys::{self, ProcRef};
 use super::{base, cleanup, delay};
 
 pub struct UpOptions {
     pub hosts: u32,
     pub mode: Mode,
+    pub release: Release,
     pub subnet: Option<String>,
     pub rtt_ms: u32,
 }
@@ -97,7 +97,7 @@ pub fn up(names: &Names, opts: UpOptions) -> Result<()> {
 
     // The base first: an interrupted first build leaves nothing of the lab behind.
     let started = Instant::now();
-    let (base, built) = base::ensure_base()?;
+    let (base, built) = base::ensure_base(opts.release)?;
     let base_time = started.elapsed();
     let hosts = (1..=opts.hosts)
         .map(|i| {
@@ -106,16 +106,17 @@ pub fn up(names: &Names, opts: UpOptions) -> Result<()> {
                 index: i,
                 address: subnet.host_address(i)?,
                 mode: opts.mode,
+                release: opts.release,
+                base: base.clone(),
                 rtt_ms: opts.rtt_ms,
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    forget_unwanted_hosts(names, previous.as_ref(), &base, &hosts)?;
+    forget_unwanted_hosts(names, previous.as_ref(), &hosts)?;
     let state = LabState {
         name: names.lab.clone(),
         subnet,
         gateway: subnet.gateway(),
-        base: base.clone(),
         rtt_ms: opts.rtt_ms,
         hosts,
     };
@@ -151,21 +152,23 @@ pub fn up(names: &Names, opts: UpOptions) -> Result<()> {
 }
 
 /// Host dirs kept by a plain `down` are reused by `up`, unless the host is no longer wanted
-/// or its upper layer was made over another base tree.
+/// or its upper layer was made over another base tree (another release or recipe).
 fn forget_unwanted_hosts(
     names: &Names,
     previous: Option<&LabState>,
-    base: &Path,
     wanted: &[HostState],
 ) -> Result<()> {
     let hosts_dir = names.state_dir.join("hosts");
     let Ok(entries) = fs::read_dir(&hosts_dir) else {
         return Ok(());
     };
-    let same_base = previous.is_some_and(|p| p.base == base);
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if !same_base || !wanted.iter().any(|h| h.name == name) {
+        let old_base = previous.and_then(|p| p.host(&name)).map(|h| &h.base);
+        let keep = wanted
+            .iter()
+            .any(|h| h.name == name && Some(&h.base) == old_base);
+        if !keep {
             sys::remove_tree(&entry.path())?;
         }
     }
@@ -193,7 +196,6 @@ fn start_hosts(names: &Names, state: &LabState, hosts: &[HostState]) -> Result<T
         .context("cannot read the lab's public key")?;
     let ctx = PrepareContext {
         names,
-        base: &state.base,
         lab_public_key: &public_key,
         gateway: state.gateway,
         prefix: state.subnet.prefix(),
@@ -204,7 +206,7 @@ fn start_hosts(names: &Names, state: &LabState, hosts: &[HostState]) -> Result<T
 
     let boot_started = Instant::now();
     for h in hosts {
-        host::spawn_boot(names, &state.base, h)?;
+        host::spawn_boot(names, h)?;
     }
     all_ok(parallel(hosts, hosts.len(), |h| host::wait_ready(names, h)))?;
     let delayed: Vec<&HostState> = hosts.iter().filter(|h| h.rtt_ms > 0).collect();
@@ -341,7 +343,7 @@ fn print_summary(names: &Names, state: &LabState) {
     );
 }
 
-pub fn add(names: &Names, count: u32, mode: Mode) -> Result<()> {
+pub fn add(names: &Names, count: u32, mode: Mode, release: Release) -> Result<()> {
     sys::require_root()?;
     check_tools(&[mode])?;
     if count == 0 {
@@ -350,6 +352,7 @@ pub fn add(names: &Names, count: u32, mode: Mode) -> Result<()> {
     let _lock = sys::lock_file(&names.lock_path())?;
     let mut state = require_up(names)?;
     ensure_sink(names)?;
+    let (base, _) = base::ensure_base(release)?;
     let first = state.next_index();
     let new_hosts = (first..first + count)
         .map(|i| {
@@ -358,6 +361,8 @@ pub fn add(names: &Names, count: u32, mode: Mode) -> Result<()> {
                 index: i,
                 address: state.subnet.host_address(i)?,
                 mode,
+                release,
+                base: base.clone(),
                 rtt_ms: state.rtt_ms,
             })
         })
@@ -377,7 +382,13 @@ pub fn add(names: &Names, count: u32, mode: Mode) -> Result<()> {
                 started.elapsed().as_secs_f64()
             );
             for h in &new_hosts {
-                println!("{} {} {} up", h.name, h.address, h.mode.as_str());
+                println!(
+                    "{} {} {} {} up",
+                    h.name,
+                    h.address,
+                    h.mode.as_str(),
+                    h.release.suite()
+                );
             }
             Ok(())
         }
@@ -412,6 +423,8 @@ pub fn reset(names: &Names, host_names: &[String]) -> Result<()> {
         .filter(|h| host_names.contains(&h.name))
     {
         h.rtt_ms = lab_rtt;
+        // Its upper layer is wiped: it boots over the current base of its release.
+        h.base = base::ensure_base(h.release)?.0;
     }
     let hosts: Vec<HostState> = state
         .hosts

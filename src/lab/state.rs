@@ -32,6 +32,53 @@ impl Mode {
     }
 }
 
+/// The Debian release a host runs.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Release {
+    /// Debian 12 (oldstable), Postfix 3.7.
+    Bookworm,
+    /// Debian 13 (stable), Postfix 3.10.
+    Trixie,
+}
+
+impl Release {
+    pub const ALL: [Release; 2] = [Release::Bookworm, Release::Trixie];
+
+    /// The suite name debootstrap and apt know it by.
+    pub fn suite(self) -> &'static str {
+        match self {
+            Release::Bookworm => "bookworm",
+            Release::Trixie => "trixie",
+        }
+    }
+
+    /// Debian's version number.
+    pub fn version(self) -> &'static str {
+        match self {
+            Release::Bookworm => "12",
+            Release::Trixie => "13",
+        }
+    }
+
+    /// Lab state written before releases were recorded only knew bookworm.
+    fn before_releases() -> Release {
+        Release::Bookworm
+    }
+}
+
 /// The parent of all labs' state dirs (env POSTFLEET_LAB_DIR overrides).
 pub fn labs_dir() -> PathBuf {
     std::env::var_os("POSTFLEET_LAB_DIR")
@@ -175,6 +222,11 @@ pub struct HostState {
     pub index: u32,
     pub address: Ipv4Addr,
     pub mode: Mode,
+    #[serde(default = "Release::before_releases")]
+    pub release: Release,
+    /// The base tree its upper layer was made over (empty in state from before releases).
+    #[serde(default)]
+    pub base: PathBuf,
     /// Added round-trip delay in ms (0: none).
     #[serde(default)]
     pub rtt_ms: u32,
@@ -186,8 +238,6 @@ pub struct LabState {
     pub name: String,
     pub subnet: Subnet,
     pub gateway: Ipv4Addr,
-    /// The base tree the hosts' upper layers were made over.
-    pub base: PathBuf,
     /// Delay given to `lab up --rtt-ms`, also used for hosts added or reset later.
     #[serde(default)]
     pub rtt_ms: u32,

@@ -31,7 +31,7 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
 pub struct LogLine {
     pub host: String,
     pub instance: String,
-    /// The file it came from, or `journal`.
+    /// The file it came from, or `journal:UNIT` (the unit whose journal it is).
     pub source: String,
     pub line: String,
 }
@@ -39,7 +39,8 @@ pub struct LogLine {
 /// Lines of the last `since_secs` seconds, at most `max_lines` per instance.
 pub fn script(instances: &[InstanceName], since_secs: u64, max_lines: u32) -> String {
     format!(
-        r#"export LC_ALL=C
+        r#"unit_awk={unit_awk}
+export LC_ALL=C
 PATH=/usr/sbin:/usr/bin:/sbin:/bin
 export PATH
 known=" $(postmulti -l | awk '{{print $1}}' | tr '\n' ' ') "
@@ -57,10 +58,17 @@ for i in {instances}; do
   tag=$(postmulti -i "$i" -x postconf -xh syslog_name)
   log=$(postmulti -i "$i" -x postconf -xh maillog_file)
   if [ -z "$log" ] && [ -d /run/systemd/system ] && command -v journalctl >/dev/null 2>&1; then
-    echo "@@inst $i journal"
-    if [ "$i" = - ]; then units="-u postfix@-.service -u postfix.service"; else units="-u postfix@$i.service"; fi
+    # The unit that runs it, as the host's own postfix@.service maps it (see the facts probe);
+    # the default instance runs under postfix.service or postfix@- depending on the release.
+    [ -n "${{mapping+x}}" ] || mapping=$(systemctl cat postfix@.service 2>/dev/null |
+      PF_INSTANCES=$(postmulti -l | awk -v OFS='\t' '{{print $1, $4}}') awk "$unit_awk")
+    unit=$(printf '%s\n' "$mapping" | awk -F'\t' -v i="$i" '$1 == "unitof" && $2 == i {{ print $3 }}')
+    units=""
+    [ -n "$unit" ] && units="-u $unit.service"
+    [ "$i" = - ] && units="$units -u postfix.service"
+    echo "@@inst $i journal:${{unit:-postfix}}.service"
     # shellcheck disable=SC2086
-    journalctl -q --no-pager -o short-iso --since "$since" $units | tail -n {max_lines}
+    [ -n "$units" ] && journalctl -q --no-pager -o short-iso --since "$since" $units | tail -n {max_lines}
     continue
   fi
   [ -n "$log" ] || log=/var/log/mail.log
@@ -69,7 +77,8 @@ for i in {instances}; do
 done
 exit 0
 "#,
-        instances = instance_list_shell(instances)
+        instances = instance_list_shell(instances),
+        unit_awk = crate::facts::unit_template_awk_word(),
     )
 }
 

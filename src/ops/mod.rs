@@ -101,11 +101,15 @@ pub struct StatusRow {
     pub instance: String,
     /// postmulti's enable flag (`-` for the default instance, which has none).
     pub enabled: String,
-    /// The systemd unit, or `-` without systemd.
+    /// The systemd unit that runs it (`postfix.service`, `postfix@newsletter.service`...), or
+    /// `-`: no systemd, or no unit runs it (driven with `postmulti -p`).
     pub unit: String,
     /// Unit ActiveState with systemd; `running`/`stopped` otherwise.
     pub state: String,
     pub queue: Option<u64>,
+    /// Why a host with systemd runs this instance without a unit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 pub fn status_rows(host: &str, facts: &HostFacts) -> Vec<StatusRow> {
@@ -117,6 +121,7 @@ pub fn status_rows(host: &str, facts: &HostFacts) -> Vec<StatusRow> {
             unit: "-".into(),
             state: "postfix not installed".into(),
             queue: None,
+            note: None,
         }];
     }
     facts
@@ -124,8 +129,10 @@ pub fn status_rows(host: &str, facts: &HostFacts) -> Vec<StatusRow> {
         .values()
         .map(|inst| {
             let unit = facts.unit_for(&inst.name);
+            let note = (facts.init == InitSystem::Systemd && unit.is_none())
+                .then(|| facts.template.describe());
             let state = match (&facts.init, &unit) {
-                (InitSystem::Systemd { .. }, Some(u)) => facts
+                (InitSystem::Systemd, Some(u)) => facts
                     .unit_state(u)
                     .map(|s| s.active.clone())
                     .unwrap_or_else(|| "unknown".into()),
@@ -142,9 +149,10 @@ pub fn status_rows(host: &str, facts: &HostFacts) -> Vec<StatusRow> {
                 } else {
                     "no".into()
                 },
-                unit: unit.unwrap_or_else(|| "-".into()),
+                unit: unit.map_or_else(|| "-".into(), |u| format!("{u}.service")),
                 state,
                 queue: inst.queue_size,
+                note,
             }
         })
         .collect()

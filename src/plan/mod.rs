@@ -75,6 +75,11 @@ pub enum Action {
     EnableUnit,
     /// `systemctl disable UNIT`.
     DisableUnit,
+    /// `systemctl disable --now UNIT; systemctl reset-failed UNIT` for a unit that would run
+    /// the instance under another release's naming (left enabled by an in-place upgrade).
+    DisableStaleUnit {
+        unit: String,
+    },
     Start,
     Reload,
     Restart,
@@ -111,6 +116,7 @@ impl Step {
             Action::DaemonReload => "systemd daemon-reload".to_string(),
             Action::EnableUnit => "enable unit".to_string(),
             Action::DisableUnit => "disable unit".to_string(),
+            Action::DisableStaleUnit { unit } => format!("disable stale unit {unit}"),
             Action::Start => "start".to_string(),
             Action::Reload => "reload".to_string(),
             Action::Restart => "restart".to_string(),
@@ -385,6 +391,7 @@ fn plan_present(
         Driver::Systemd { unit } => facts.unit_state(unit).cloned(),
         Driver::Postmulti => None,
     };
+    plan_stale_unit(inst, facts, driver, out);
     if inst.enabled {
         if let Driver::Systemd { .. } = driver {
             if needs_daemon_reload && !*daemon_reload_done {
@@ -470,6 +477,7 @@ fn plan_absent(
         out.steps
             .push(step(inst, Action::Stop, "instance is to be removed"));
     }
+    plan_stale_unit(inst, facts, driver, out);
     if let Driver::Systemd { unit } = driver {
         if facts
             .unit_state(unit)
@@ -498,7 +506,7 @@ fn plan_absent(
         Action::Destroy,
         format!("postmulti -i {} -e destroy", inst.name),
     ));
-    if matches!(facts.init, InitSystem::Systemd { .. }) {
+    if matches!(facts.init, InitSystem::Systemd) {
         out.steps.push(Step {
             instance: None,
             action: Action::DaemonReload,
@@ -507,6 +515,25 @@ fn plan_absent(
         });
     }
     Ok(())
+}
+
+/// Disables the unit another release's naming gives the instance, when it is enabled here but
+/// is not the unit that runs it (Debian 12's `postfix@postfix-NAME` on an upgraded Debian 13
+/// host fails its assertion at every boot).
+fn plan_stale_unit(inst: &DesiredInstance, facts: &HostFacts, driver: &Driver, out: &mut Plan) {
+    let (Driver::Systemd { unit }, Some(stale)) = (driver, facts.stale_unit_for(&inst.name)) else {
+        return;
+    };
+    out.steps.push(step(
+        inst,
+        Action::DisableStaleUnit {
+            unit: stale.clone(),
+        },
+        format!(
+            "{stale}.service is enabled but does not run this instance here \
+             (another release's unit naming; this host runs it as {unit}.service)"
+        ),
+    ));
 }
 
 /// What one config file of an instance needs: the edits that differ, the file change they

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use super::desired::*;
 use super::*;
-use crate::facts::{FileFacts, HostFacts, InitSystem, InstanceFacts, UnitState};
+use crate::facts::{FileFacts, HostFacts, InitSystem, InstanceFacts, UnitState, UnitTemplate};
 
 const DEFAULT_MAIN: &str = "myhostname = h1.lab.test\ninet_interfaces = all\n";
 const MULTI_MAIN: &str = "myhostname = h1.lab.test\ninet_interfaces = all\nmulti_instance_wrapper = ${command_directory}/postmulti -p --\nmulti_instance_enable = yes\n";
@@ -59,6 +59,8 @@ fn unit(active: &str, file_state: &str) -> UnitState {
     UnitState {
         active: active.into(),
         file_state: file_state.into(),
+        service_type: "forking".into(),
+        loaded: true,
     }
 }
 
@@ -72,12 +74,23 @@ fn fresh_host() -> HostFacts {
         "postfix@postfix-news.service".into(),
         unit("inactive", "disabled"),
     );
+    units.insert(
+        "postfix.service".into(),
+        UnitState {
+            service_type: "oneshot".into(),
+            ..unit("active", "enabled")
+        },
+    );
+    let template_units = [("-", "postfix@-"), ("postfix-news", "postfix@postfix-news")]
+        .into_iter()
+        .map(|(n, u)| (name(n), u.to_string()))
+        .collect();
     HostFacts {
         remote_user: "root".into(),
         postfix_version: Some("3.7.11".into()),
-        init: InitSystem::Systemd {
-            default_unit: "postfix@-".into(),
-        },
+        init: InitSystem::Systemd,
+        template: UnitTemplate::PostmultiName("postmulti -i %i".into()),
+        template_units,
         instances,
         unlisted_dirs: BTreeMap::new(),
         units,
