@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use common::{
-    ensure_lab, host_ok, host_sh, json_lines, postfleet, reset_hosts, serial, write_inventory, Lab,
+    ensure_lab, host_ok, host_sh, json_lines, postfleet, reset_hosts, serial, unit_of,
+    write_inventory, Lab,
 };
 use serde_json::Value;
 
@@ -122,12 +123,14 @@ fn first_apply_converges_and_second_changes_nothing() {
         );
     }
     for h in ["h1", "h2", "h3"] {
+        let (out, default) = (unit_of(&lab, h, "postfix-out"), unit_of(&lab, h, "-"));
         assert_eq!(
-            host_ok(&lab, h, "systemctl is-active postfix@postfix-out postfix@-"),
-            "active\nactive\n"
+            host_ok(&lab, h, &format!("systemctl is-active '{out}' '{default}'")),
+            "active\nactive\n",
+            "{h}: {out} and {default}"
         );
         assert_eq!(
-            host_ok(&lab, h, "systemctl is-enabled postfix@postfix-out").trim(),
+            host_ok(&lab, h, &format!("systemctl is-enabled '{out}'")).trim(),
             "enabled"
         );
     }
@@ -445,8 +448,9 @@ fn host_keys_unreachable_hosts_and_sudo() {
     assert_eq!(code, 0, "{summary}");
     assert!(changed(&summary, "h3") > 0);
     assert_serving(&lab, "h3");
+    let unit = unit_of(&lab, "h3", "postfix-out");
     assert_eq!(
-        host_ok(&lab, "h3", "systemctl is-active postfix@postfix-out").trim(),
+        host_ok(&lab, "h3", &format!("systemctl is-active '{unit}'")).trim(),
         "active"
     );
     let (code, _, summary) =
@@ -529,4 +533,62 @@ fn ctrl_c_finishes_the_host_in_progress_and_starts_no_other() {
     ]);
     assert_eq!(code, 0, "{summary}");
     assert_eq!(changed(&summary, &first), 0, "{summary}");
+}
+
+/// A host whose postfix@.service fits neither rule (here a drop-in replaces Debian 12's
+/// `postmulti -i %i` with a command for one fixed directory) gets its instances driven with
+/// `postmulti -p`, like a host without systemd, and `status` says why. (Debian 13's own
+/// postfix-script hands every `postfix start` of /etc/postfix* to its units, so such a host is
+/// made from Debian 12.)
+#[test]
+fn a_template_unit_that_maps_no_instance_falls_back_to_postmulti() {
+    let _serial = serial();
+    let lab = ensure_lab();
+    assert_eq!(lab.host("h3").unwrap().release, common::Release::Bookworm);
+    let dir = tempfile::tempdir().unwrap();
+    let inv = write_inventory(&lab, "root", dir.path());
+    let (inv_s, pb) = (inv.to_str().unwrap(), playbook());
+    reset_hosts(&lab, &["h3"]);
+    host_ok(
+        &lab,
+        "h3",
+        "mkdir -p /etc/systemd/system/postfix@.service.d && \
+         printf '[Service]\\nExecStart=\\nExecStart=/usr/sbin/postfix -c /etc/postfix-pinned start\\n' \
+           > /etc/systemd/system/postfix@.service.d/pinned.conf && systemctl daemon-reload",
+    );
+    let (code, steps, summary) =
+        run_json(&["apply", "-i", inv_s, pb.to_str().unwrap(), "--limit", "h3"]);
+    assert_eq!(code, 0, "{summary} {steps:?}");
+    let titles: Vec<&str> = steps.iter().map(|s| s["step"].as_str().unwrap()).collect();
+    assert!(titles.contains(&"postfix-out: start"), "{titles:?}");
+    assert!(
+        !titles.iter().any(|t| t.contains("unit")),
+        "no unit may be enabled for an instance no unit runs: {titles:?}"
+    );
+    assert_serving(&lab, "h3");
+    let out = postfleet(&["status", "-i", inv_s, "--limit", "h3", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let rows = json_lines(&out);
+    for instance in ["-", "postfix-out"] {
+        let row = rows.iter().find(|r| r["instance"] == instance).unwrap();
+        assert_eq!(
+            (row["unit"].as_str(), row["state"].as_str()),
+            (Some("-"), Some("running")),
+            "{row}"
+        );
+        assert!(
+            row["note"].as_str().unwrap().contains("postmulti -p"),
+            "{row}"
+        );
+    }
+    let plain = postfleet(&["status", "-i", inv_s, "--limit", "h3"]);
+    assert!(
+        String::from_utf8_lossy(&plain.stderr).contains("h3: no postfix@.service template"),
+        "{}",
+        String::from_utf8_lossy(&plain.stderr)
+    );
+    let (code, _, summary) =
+        run_json(&["apply", "-i", inv_s, pb.to_str().unwrap(), "--limit", "h3"]);
+    assert_eq!((code, changed(&summary, "h3")), (0, 0), "{summary}");
+    reset_hosts(&lab, &["h3"]); // no drop-in left for the other scenarios
 }

@@ -263,13 +263,15 @@ fn three_systemd_hosts_end_to_end() {
         stderr_of(&out)
     );
 
-    // Own identity per host; Postfix runs under systemd.
+    // Own identity per host; Postfix runs under systemd (Debian 13, the default release, runs
+    // the default instance under postfix.service).
     let mut machine_ids = BTreeSet::new();
     for h in &hosts {
+        assert_eq!(h.release, Release::Trixie);
         let out = host_ok(
             &lab,
             &h.name,
-            "cat /etc/machine-id; postconf -h myhostname; systemctl is-active postfix@- ssh",
+            "cat /etc/machine-id; postconf -h myhostname; systemctl is-active postfix ssh",
         );
         let lines: Vec<&str> = out.lines().collect();
         machine_ids.insert(lines[0].to_string());
@@ -397,8 +399,9 @@ fn three_systemd_hosts_end_to_end() {
     }
 }
 
+/// A plain-mode Debian 12 host, then a systemd Debian 13 host beside it: a mixed lab.
 #[test]
-fn plain_mode_host() {
+fn plain_mode_host_and_a_mixed_lab() {
     const LAB: &str = "ltpl";
     lab_ok(LAB, &["down", "--purge"]);
     lab_ok(
@@ -409,6 +412,8 @@ fn plain_mode_host() {
             "1",
             "--mode",
             "plain",
+            "--release",
+            "bookworm",
             "--subnet",
             "10.78.2.0/24",
         ],
@@ -416,6 +421,7 @@ fn plain_mode_host() {
     let lab = Lab::open(LAB).unwrap();
     let h1 = lab.host("h1").unwrap();
     assert!(h1.up && h1.mode == Mode::Plain, "{h1:?}");
+    assert_eq!(h1.release, Release::Bookworm);
 
     let (code, out, err) = lab_ssh(LAB, &["h1", "--", "ps -o comm= -p 1; hostname"], "");
     assert_eq!((code, out.as_str()), (0, "tini\nh1\n"), "{err}");
@@ -428,13 +434,52 @@ fn plain_mode_host() {
     std::io::BufRead::read_line(&mut std::io::BufReader::new(stream), &mut banner).unwrap();
     assert!(banner.starts_with("220 h1.ltpl.test ESMTP"), "{banner}");
 
-    // A systemd host joins the plain one; the inventory groups them by mode.
+    // A Debian 13 systemd host (the default release) joins the plain Debian 12 one; the
+    // inventory groups them by mode and by release, status shows each host's release.
     lab_ok(LAB, &["add", "--mode", "systemd"]);
-    let inventory = Lab::open(LAB).unwrap().inventory_yaml("root");
+    let lab = Lab::open(LAB).unwrap();
+    assert_eq!(lab.host("h2").unwrap().release, Release::Trixie);
+    let inventory = lab.inventory_yaml("root");
     assert!(
         inventory.contains("    lab_systemd:\n      hosts:\n        h2:\n    lab_plain:\n      hosts:\n        h1:\n"),
         "{inventory}"
     );
+    assert!(
+        inventory.contains("    lab_bookworm:\n      hosts:\n        h1:\n    lab_trixie:\n      hosts:\n        h2:\n")
+            && inventory.contains("h1: { ssh_host: 10.78.2.11, lab_release: bookworm }"),
+        "{inventory}"
+    );
+    let status = lab_ok(LAB, &["status"]);
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("h1 ") && l.contains("bookworm (12)"))
+            && status
+                .lines()
+                .any(|l| l.starts_with("h2 ") && l.contains("trixie (13)")),
+        "{status}"
+    );
+    let status: serde_json::Value =
+        serde_json::from_str(&lab_ok(LAB, &["status", "--json"])).unwrap();
+    assert_eq!(status["hosts"][0]["release"], "bookworm");
+    assert_eq!(status["hosts"][1]["release"], "trixie");
+    // what the hosts themselves say
+    for (host, debian, postfix) in [("h1", "12.", "3.7."), ("h2", "13.", "3.10.")] {
+        let version = host_ok(
+            &lab,
+            host,
+            "cat /etc/debian_version; postconf -h mail_version",
+        );
+        let mut lines = version.lines();
+        assert!(
+            lines.next().unwrap().starts_with(debian),
+            "{host}: {version}"
+        );
+        assert!(
+            lines.next().unwrap().starts_with(postfix),
+            "{host}: {version}"
+        );
+    }
     assert_eq!(host_ok(&lab, "h2", "ps -o comm= -p 1"), "systemd\n");
 
     let state_dir = lab.state_dir().to_path_buf();
@@ -571,9 +616,15 @@ fn shared_test_lab_has_three_systemd_hosts_and_a_plain_one() {
     let lab = ensure_lab();
     let again = ensure_lab();
     assert_eq!(lab.hosts(), again.hosts());
-    for (host, init) in [("h1", "systemd"), ("h3", "systemd"), ("h4", "tini")] {
-        let (code, out, _) = host_sh(&lab, host, "ps -o comm= -p 1");
-        assert_eq!((code, out.trim()), (0, init), "{host}");
+    for (host, init, debian) in [
+        ("h1", "systemd", "13."),
+        ("h3", "systemd", "12."),
+        ("h4", "tini", "13."),
+    ] {
+        let (code, out, _) = host_sh(&lab, host, "ps -o comm= -p 1; cat /etc/debian_version");
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!((code, lines[0]), (0, init), "{host}");
+        assert!(lines[1].starts_with(debian), "{host}: {out}");
     }
     assert!(lab.sink_up());
 }

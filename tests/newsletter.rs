@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{
-    ensure_lab, host_ok, json_lines, postfleet, reset_hosts, serial, write_inventory, Lab,
+    ensure_lab, host_ok, json_lines, postfleet, reset_hosts, serial, unit_of, write_inventory, Lab,
     SinkMessage,
 };
 use serde_json::Value;
@@ -214,17 +214,18 @@ fn the_four_routes_and_throttling_with_the_default_values() {
     let lab = ensure_lab();
     let dir = tempfile::tempdir().unwrap();
     let inv = inventory(&lab, dir.path());
-    reset_hosts(&lab, &["h1", "h4"]);
-    let (code, summary) = apply(&inv, "h1:h4", &[]);
+    // Debian 13 with systemd, Debian 12 with systemd, Debian 13 without systemd
+    reset_hosts(&lab, &["h1", "h3", "h4"]);
+    let (code, summary) = apply(&inv, "h1:h3:h4", &[]);
     assert_eq!(code, 0, "{summary}");
-    let (code, summary) = apply(&inv, "h1:h4", &[]);
+    let (code, summary) = apply(&inv, "h1:h3:h4", &[]);
     assert_eq!(
         (code, summary["totals"]["changed"].as_u64()),
         (0, Some(0)),
         "second run: {summary}"
     );
 
-    for host in ["h1", "h4"] {
+    for host in ["h1", "h3", "h4"] {
         let tag = unique_tag(&format!("routes{host}"));
         check_routes(
             &lab,
@@ -234,8 +235,98 @@ fn the_four_routes_and_throttling_with_the_default_values() {
             &format!("newsletter.{host}.invalid"),
         );
     }
-    // the newsletter instance's throttle (2 s by default)
-    check_throttle(&lab, "h1", "news@example.org", "wanadoo.fr", 2.0);
+    // the newsletter instance's throttle (2 s by default), on both releases
+    for host in ["h1", "h3"] {
+        check_throttle(&lab, host, "news@example.org", "wanadoo.fr", 2.0);
+    }
+}
+
+/// A Debian 13 host set up by hand with the seed's Debian 12 commands (or upgraded in place
+/// from 12): `postfix@postfix-newsletter` is enabled but fails its assertion at every boot.
+/// The next run disables it, and enables and starts the unit that runs the instance here.
+#[test]
+fn a_stale_debian_12_unit_on_debian_13_is_replaced_by_the_right_one() {
+    let _serial = serial();
+    let lab = ensure_lab();
+    assert_eq!(lab.host("h1").unwrap().release, common::Release::Trixie);
+    let dir = tempfile::tempdir().unwrap();
+    let inv = inventory(&lab, dir.path());
+    reset_hosts(&lab, &["h1"]);
+    host_ok(
+        &lab,
+        "h1",
+        "postmulti -e init && postmulti -I postfix-newsletter -e create && \
+         postmulti -i postfix-newsletter -e enable && \
+         systemctl enable postfix@postfix-newsletter 2>&1",
+    );
+    // as at boot: the unit fails its assertion
+    let (code, _, _) = common::host_sh(&lab, "h1", "systemctl start postfix@postfix-newsletter");
+    assert_ne!(
+        code, 0,
+        "the Debian 12 unit name must not work on Debian 13"
+    );
+
+    let right = unit_of(&lab, "h1", "postfix-newsletter");
+    assert_eq!(right, "postfix@newsletter.service");
+    let pb = repo("playbooks/newsletter.yml");
+    let out = postfleet(&[
+        "apply",
+        "-i",
+        &inv,
+        pb.to_str().unwrap(),
+        "--limit",
+        "h1",
+        "--json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let lines = json_lines(&out);
+    let changed: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["type"] == "step" && l["status"] == "changed")
+        .map(|l| l["step"].as_str().unwrap())
+        .collect();
+    let stale: Vec<&Value> = lines
+        .iter()
+        .filter(|l| {
+            l["step"] == "postfix-newsletter: disable stale unit postfix@postfix-newsletter"
+        })
+        .collect();
+    assert_eq!(stale.len(), 1, "one line for the stale unit: {changed:?}");
+    assert_eq!(stale[0]["status"], "changed");
+    let why = stale[0]["message"].as_str().unwrap();
+    assert!(
+        why.contains("another release's unit naming") && why.contains(&right),
+        "{why}"
+    );
+    for step in [
+        "postfix-newsletter: enable unit",
+        "postfix-newsletter: start",
+    ] {
+        assert!(changed.contains(&step), "{step} missing: {changed:?}");
+    }
+    assert_eq!(
+        host_ok(
+            &lab,
+            "h1",
+            &format!(
+                "systemctl is-enabled postfix@postfix-newsletter '{right}'; \
+                 systemctl is-active '{right}'; systemctl list-units --failed --no-legend --plain"
+            )
+        ),
+        "disabled\nenabled\nactive\n",
+        "the stale unit is disabled and not failed, the right one enabled and active"
+    );
+    let (code, summary) = apply(&inv, "h1", &[]);
+    assert_eq!(
+        (code, summary["totals"]["changed"].as_u64()),
+        (0, Some(0)),
+        "second run: {summary}"
+    );
 }
 
 #[test]
@@ -290,22 +381,33 @@ fn other_values_given_with_extra_vars_route_accordingly() {
 }
 
 #[test]
-fn fleet_operations_status_queue_logs_and_removal() {
+fn fleet_operations_on_debian_13() {
+    fleet_operations_status_queue_logs_and_removal("h2");
+}
+
+#[test]
+fn fleet_operations_on_debian_12() {
+    fleet_operations_status_queue_logs_and_removal("h3");
+}
+
+/// Status, queue, logs and removal on systemd host `host` and plain host h4.
+fn fleet_operations_status_queue_logs_and_removal(host: &str) {
     let _serial = serial();
     let lab = ensure_lab();
+    let with_plain = format!("{host}:h4");
     let dir = tempfile::tempdir().unwrap();
     let inv = inventory(&lab, dir.path());
-    reset_hosts(&lab, &["h3", "h4"]);
-    // h3's newsletter route leads nowhere: its mail stays in the queue
+    reset_hosts(&lab, &[host, "h4"]);
+    // the host's newsletter route leads nowhere: its mail stays in the queue
     let gw = lab.gateway().to_string();
     let dead_route = format!("newsletter_relay=[{gw}]:2599");
-    let (code, summary) = apply(&inv, "h3", &[&dead_route]);
+    let (code, summary) = apply(&inv, host, &[&dead_route]);
     assert_eq!(code, 0, "{summary}");
     let (code, summary) = apply(&inv, "h4", &[]);
     assert_eq!(code, 0, "{summary}");
 
     // status: one row per host and instance, the default instance included
-    let out = postfleet(&["status", "-i", &inv, "--limit", "h3:h4", "--json"]);
+    let out = postfleet(&["status", "-i", &inv, "--limit", &with_plain, "--json"]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -319,14 +421,14 @@ fn fleet_operations_status_queue_logs_and_removal() {
             .unwrap_or_else(|| panic!("no status row for {host} {inst}: {rows:?}"))
             .clone()
     };
-    assert_eq!(row("h3", "-")["unit"], "postfix@-");
-    assert_eq!(row("h3", "-")["state"], "active");
+    assert_eq!(row(host, "-")["unit"], unit_of(&lab, host, "-").as_str());
+    assert_eq!(row(host, "-")["state"], "active");
     assert_eq!(
-        row("h3", "postfix-newsletter")["unit"],
-        "postfix@postfix-newsletter"
+        row(host, "postfix-newsletter")["unit"],
+        unit_of(&lab, host, "postfix-newsletter").as_str()
     );
-    assert_eq!(row("h3", "postfix-newsletter")["state"], "active");
-    assert_eq!(row("h3", "postfix-newsletter")["enabled"], "yes");
+    assert_eq!(row(host, "postfix-newsletter")["state"], "active");
+    assert_eq!(row(host, "postfix-newsletter")["enabled"], "yes");
     assert_eq!(row("h4", "postfix-newsletter")["state"], "running");
     assert_eq!(row("h4", "postfix-newsletter")["unit"], "-");
 
@@ -342,11 +444,11 @@ fn fleet_operations_status_queue_logs_and_removal() {
         ),
     )
     .unwrap();
-    let out = postfleet(&["status", "-i", strangers.to_str().unwrap(), "--limit", "h3"]);
+    let out = postfleet(&["status", "-i", strangers.to_str().unwrap(), "--limit", host]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(
-        stderr.contains("h3: unreachable") && stderr.contains("not known"),
+        stderr.contains(&format!("{host}: unreachable")) && stderr.contains("not known"),
         "{stderr}"
     );
 
@@ -355,7 +457,7 @@ fn fleet_operations_status_queue_logs_and_removal() {
     for i in 0..3 {
         submit(
             &lab,
-            "h3",
+            host,
             "news@example.org",
             &format!("q{i}+{tag}@gmail.com"),
             &format!("{tag} {i}"),
@@ -369,7 +471,7 @@ fn fleet_operations_status_queue_logs_and_removal() {
             "-i",
             &inv,
             "--limit",
-            "h3",
+            host,
             "--instance",
             "postfix-newsletter",
             "--json",
@@ -394,14 +496,14 @@ fn fleet_operations_status_queue_logs_and_removal() {
     for r in &listed {
         assert_eq!(
             (r["host"].as_str(), r["instance"].as_str()),
-            (Some("h3"), Some("postfix-newsletter"))
+            (Some(host), Some("postfix-newsletter"))
         );
         assert_eq!(r["queue_name"], "deferred");
         assert_eq!(r["sender"], "news@example.org");
         assert!(r["reason"].as_str().unwrap().contains("refused"), "{r}");
     }
     let status = json_lines(&postfleet(&[
-        "status", "-i", &inv, "--limit", "h3", "--json",
+        "status", "-i", &inv, "--limit", host, "--json",
     ]));
     let queued = status
         .iter()
@@ -416,7 +518,7 @@ fn fleet_operations_status_queue_logs_and_removal() {
         "-i",
         &inv,
         "--limit",
-        "h3",
+        host,
         "--instance",
         "postfix-newsletter",
         "--json",
@@ -430,7 +532,7 @@ fn fleet_operations_status_queue_logs_and_removal() {
         "-i",
         &inv,
         "--limit",
-        "h3",
+        host,
         "--instance",
         "postfix-newsletter",
         "--since",
@@ -440,7 +542,7 @@ fn fleet_operations_status_queue_logs_and_removal() {
     assert_eq!(out.status.code(), Some(0));
     assert!(
         text.lines()
-            .all(|l| l.starts_with("h3 postfix-newsletter | ")),
+            .all(|l| l.starts_with(&format!("{host} postfix-newsletter | "))),
         "{text}"
     );
     assert!(
@@ -460,7 +562,7 @@ fn fleet_operations_status_queue_logs_and_removal() {
         &inv,
         absent.to_str().unwrap(),
         "--limit",
-        "h3",
+        host,
         "--output",
         "plain",
     ]);
@@ -470,7 +572,7 @@ fn fleet_operations_status_queue_logs_and_removal() {
         text.contains("3 message(s)") && text.contains("--force"),
         "{text}"
     );
-    assert!(host_ok(&lab, "h3", "postmulti -l").contains("postfix-newsletter"));
+    assert!(host_ok(&lab, host, "postmulti -l").contains("postfix-newsletter"));
 
     // purge: refused without a terminal or --yes; with --yes it says how many it deleted
     let out = postfleet(&[
@@ -479,7 +581,7 @@ fn fleet_operations_status_queue_logs_and_removal() {
         "-i",
         &inv,
         "--limit",
-        "h3",
+        host,
         "--instance",
         "postfix-newsletter",
     ]);
@@ -493,7 +595,7 @@ fn fleet_operations_status_queue_logs_and_removal() {
     assert_eq!(
         host_ok(
             &lab,
-            "h3",
+            host,
             "postmulti -i postfix-newsletter -x postqueue -j | wc -l"
         )
         .trim(),
@@ -505,7 +607,7 @@ fn fleet_operations_status_queue_logs_and_removal() {
         "-i",
         &inv,
         "--limit",
-        "h3",
+        host,
         "--instance",
         "postfix-newsletter",
         "--yes",
@@ -521,7 +623,7 @@ fn fleet_operations_status_queue_logs_and_removal() {
     assert_eq!(
         host_ok(
             &lab,
-            "h3",
+            host,
             "postmulti -i postfix-newsletter -x postqueue -j | wc -l"
         )
         .trim(),
@@ -535,7 +637,7 @@ fn fleet_operations_status_queue_logs_and_removal() {
         "-i",
         &inv,
         "--limit",
-        "h3",
+        host,
         "--instance",
         "postfix-nope",
     ]);
@@ -549,7 +651,7 @@ fn fleet_operations_status_queue_logs_and_removal() {
         &inv,
         absent.to_str().unwrap(),
         "--limit",
-        "h3:h4",
+        &with_plain,
         "--output",
         "plain",
     ]);
@@ -559,19 +661,15 @@ fn fleet_operations_status_queue_logs_and_removal() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    for h in ["h3", "h4"] {
+    for h in [host, "h4"] {
         assert!(
             !host_ok(&lab, h, "postmulti -l").contains("postfix-newsletter"),
             "{h}"
         );
     }
+    let unit = unit_of(&lab, host, "postfix-newsletter");
     assert_ne!(
-        host_ok(
-            &lab,
-            "h3",
-            "systemctl is-active postfix@postfix-newsletter || true"
-        )
-        .trim(),
+        host_ok(&lab, host, &format!("systemctl is-active '{unit}' || true")).trim(),
         "active"
     );
     let out = postfleet(&[
@@ -580,9 +678,57 @@ fn fleet_operations_status_queue_logs_and_removal() {
         &inv,
         absent.to_str().unwrap(),
         "--limit",
-        "h3:h4",
+        &with_plain,
         "--json",
         "--detailed-exitcode",
     ]);
     assert_eq!(out.status.code(), Some(0), "removal is idempotent");
+
+    // logs of an instance without maillog_file come from the journal of the unit that runs
+    // it, which differs by release (postfix.service on Debian 13, postfix@- on 12)
+    let default_unit = unit_of(&lab, host, "-");
+    host_ok(
+        &lab,
+        host,
+        &format!("postconf -X maillog_file && systemctl reload '{default_unit}'"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let lines = loop {
+        let out = postfleet(&[
+            "logs",
+            "-i",
+            &inv,
+            "--limit",
+            host,
+            "--instance",
+            "-",
+            "--since",
+            "10m",
+            "--json",
+        ]);
+        assert_eq!(out.status.code(), Some(0));
+        let lines = json_lines(&out);
+        let reloaded = lines.iter().any(|l| {
+            l["line"]
+                .as_str()
+                .unwrap_or("")
+                .contains("reload -- version")
+        });
+        if reloaded || Instant::now() > deadline {
+            break lines;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert!(
+        lines.iter().any(|l| l["line"]
+            .as_str()
+            .unwrap_or("")
+            .contains("reload -- version")),
+        "{host}: the reload is not in the journal of {default_unit}: {lines:?}"
+    );
+    let source = format!("journal:{default_unit}");
+    assert!(
+        lines.iter().all(|l| l["source"] == source.as_str()),
+        "{lines:?}"
+    );
 }

@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use postfleet::lab::Lab;
+use postfleet::lab::{Lab, Release};
 
 use crate::Paths;
 
@@ -29,20 +29,26 @@ pub struct LabRun {
 }
 
 impl LabRun {
-    /// Brings the lab up with `hosts` hosts (or checks that it is), writes its inventory.
+    /// Brings the lab up with `hosts` Debian 12 hosts (or checks that it is), writes its
+    /// inventory. Debian 12, because the hand-written floor script and the Ansible playbook
+    /// name Debian 12's units, and to keep the figures comparable with earlier runs.
     pub fn prepare(paths: &Paths, name: &str, hosts: u32) -> Result<LabRun> {
         let postfleet = paths.built_postfleet.clone();
         let current = Lab::open(name).ok();
-        let count_up = current
-            .as_ref()
-            .map(|lab| lab.hosts().iter().filter(|h| h.up).count() as u32);
+        let count_up = current.as_ref().map(|lab| {
+            let hosts = lab.hosts();
+            let bookworm = hosts.iter().all(|h| h.release == Release::Bookworm);
+            (hosts.iter().filter(|h| h.up).count() as u32, bookworm)
+        });
+        let count = hosts.to_string();
+        let up = ["up", "--hosts", &count, "--release", "bookworm"];
         match count_up {
-            Some(n) if n == hosts => println!("lab '{name}': {n} hosts already up"),
+            Some((n, true)) if n == hosts => println!("lab '{name}': {n} hosts already up"),
             Some(_) => {
-                lab_cli(&postfleet, name, &["down"])?;
-                lab_cli(&postfleet, name, &["up", "--hosts", &hosts.to_string()])?;
+                lab_cli(&postfleet, name, &["down", "--purge"])?;
+                lab_cli(&postfleet, name, &up)?;
             }
-            None => lab_cli(&postfleet, name, &["up", "--hosts", &hosts.to_string()])?,
+            None => lab_cli(&postfleet, name, &up)?,
         }
         let lab = Lab::open(name)?;
         let inventory = paths.work.join(format!("lab-{name}-inventory.yml"));

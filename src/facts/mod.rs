@@ -39,7 +39,7 @@ impl UnitTemplate {
             UnitTemplate::PostmultiName(p) => format!("postfix@.service runs `{p}`"),
             UnitTemplate::Unusable => "no postfix@.service template that maps instances \
                  (none, or neither MAIL_CONFIG=...%I nor postmulti -i %i): \
-                 instances other than the default are driven with postmulti -p"
+                 instances that no unit runs are driven with postmulti -p"
                 .to_string(),
         }
     }

@@ -1,6 +1,6 @@
 //! Helpers for integration tests: the postfleet binary, the shared test lab (`test`: systemd
-//! hosts h1..h3 and plain host h4, brought up once and left up for other test binaries), and
-//! running shell commands in its hosts.
+//! hosts h1, h2 (Debian 13) and h3 (Debian 12), plain host h4 (Debian 13), brought up once
+//! and left up for other test binaries), and running shell commands in its hosts.
 //!
 //! Each test binary uses only some of these.
 #![allow(dead_code, unused_imports)]
@@ -10,7 +10,7 @@ use std::os::unix::io::AsRawFd;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-pub use postfleet::lab::{Lab, LabHost, Mode, SinkMessage};
+pub use postfleet::lab::{Lab, LabHost, Mode, Release, SinkMessage};
 
 /// The shared lab every integration test may use.
 pub const TEST_LAB: &str = "test";
@@ -66,14 +66,15 @@ fn lock(path: PathBuf) -> FileLock {
     FileLock(file)
 }
 
-const TEST_SHAPE: [(&str, Mode); 4] = [
-    ("h1", Mode::Systemd),
-    ("h2", Mode::Systemd),
-    ("h3", Mode::Systemd),
-    ("h4", Mode::Plain),
+/// A mixed fleet, so that a regression on either supported release fails the suites.
+const TEST_SHAPE: [(&str, Mode, Release); 4] = [
+    ("h1", Mode::Systemd, Release::Trixie),
+    ("h2", Mode::Systemd, Release::Trixie),
+    ("h3", Mode::Systemd, Release::Bookworm),
+    ("h4", Mode::Plain, Release::Trixie),
 ];
 
-/// The test lab's hosts are h1..h3 (systemd) and h4 (plain), and its sink runs.
+/// The test lab has TEST_SHAPE's hosts, and its sink runs.
 fn has_test_shape(lab: &Lab) -> bool {
     let hosts = lab.hosts();
     lab.sink_up()
@@ -81,7 +82,25 @@ fn has_test_shape(lab: &Lab) -> bool {
         && hosts
             .iter()
             .zip(TEST_SHAPE)
-            .all(|(h, (name, mode))| h.name == name && h.mode == mode)
+            .all(|(h, (name, mode, release))| {
+                h.name == name && h.mode == mode && h.release == release
+            })
+}
+
+/// The systemd unit Debian's packaging runs `instance` under on a lab host (the tests'
+/// oracle, written out per release): Debian 12's template is `postmulti -i %i` with
+/// `postfix.service` an umbrella; Debian 13's maps `/etc/postfix-%I` and runs the default
+/// instance under `postfix.service`.
+pub fn unit_of(lab: &Lab, host: &str, instance: &str) -> String {
+    let release = lab.host(host).expect("a lab host").release;
+    match (release, instance) {
+        (Release::Bookworm, name) => format!("postfix@{name}.service"),
+        (Release::Trixie, "-") => "postfix.service".into(),
+        (Release::Trixie, name) => {
+            let dir_part = name.strip_prefix("postfix-").expect("a postmulti name");
+            format!("postfix@{}.service", dir_part.replace('-', "\\x2d"))
+        }
+    }
 }
 
 fn hosts_down(lab: &Lab) -> Vec<String> {
@@ -114,8 +133,9 @@ pub fn ensure_lab() -> Lab {
         }
     }
     lab_ok(TEST_LAB, &["down", "--purge"]);
-    lab_ok(TEST_LAB, &["up", "--hosts", "3"]);
-    lab_ok(TEST_LAB, &["add", "--mode", "plain"]);
+    lab_ok(TEST_LAB, &["up", "--hosts", "2", "--release", "trixie"]);
+    lab_ok(TEST_LAB, &["add", "--release", "bookworm"]);
+    lab_ok(TEST_LAB, &["add", "--mode", "plain", "--release", "trixie"]);
     let lab = Lab::open(TEST_LAB).expect("the test lab is up");
     assert!(
         has_test_shape(&lab) && hosts_down(&lab).is_empty(),
