@@ -303,7 +303,7 @@ fn three_systemd_hosts_end_to_end() {
         &lab,
         "h2",
         &format!(
-            "postconf -e 'relayhost = [{gateway}]:2527' && systemctl reload postfix@- && \
+            "postconf -e 'relayhost = [{gateway}]:2527' && systemctl reload postfix && \
              printf 'Subject: lab-sink-check\\n\\nhello\\n' | sendmail -f from@h2.test to@far.test"
         ),
     );
