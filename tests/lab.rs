@@ -194,6 +194,7 @@ fn other_lab_bridges(lab: &str) -> Vec<String> {
 const INOTIFY_SAVED: &str = ".saved-inotify-max-user-instances";
 
 #[test]
+#[ignore = "needs root and the lab"]
 fn three_systemd_hosts_end_to_end() {
     const LAB: &str = "ltsys";
     lab_ok(LAB, &["down", "--purge"]);
@@ -382,7 +383,7 @@ fn three_systemd_hosts_end_to_end() {
         processes.len() > 20,
         "too few processes found: {processes:?}"
     );
-    let saved_inotify = std::fs::read_to_string(postfleet::lab::labs_dir().join(INOTIFY_SAVED));
+    let saved_inotify = std::fs::read_to_string(postfleet_lab::labs_dir().join(INOTIFY_SAVED));
     let started = Instant::now();
     let down = lab_ok(LAB, &["down", "--purge"]);
     eprintln!(
@@ -401,6 +402,7 @@ fn three_systemd_hosts_end_to_end() {
 
 /// A plain-mode Debian 12 host, then a systemd Debian 13 host beside it: a mixed lab.
 #[test]
+#[ignore = "needs root and the lab"]
 fn plain_mode_host_and_a_mixed_lab() {
     const LAB: &str = "ltpl";
     lab_ok(LAB, &["down", "--purge"]);
@@ -489,6 +491,7 @@ fn plain_mode_host_and_a_mixed_lab() {
 }
 
 #[test]
+#[ignore = "needs root and the lab"]
 fn leftovers_of_a_killed_run_are_refused_then_cleaned() {
     const LAB: &str = "ltkil";
     lab_ok(LAB, &["down", "--purge"]);
@@ -528,7 +531,7 @@ fn leftovers_of_a_killed_run_are_refused_then_cleaned() {
         "{err}"
     );
 
-    let state_dir = postfleet::lab::labs_dir().join(LAB);
+    let state_dir = postfleet_lab::labs_dir().join(LAB);
     let processes = lab_processes(LAB, &state_dir);
     lab_ok(LAB, &["down"]);
     assert_nothing_left(LAB, &state_dir, &processes);
@@ -537,6 +540,7 @@ fn leftovers_of_a_killed_run_are_refused_then_cleaned() {
 }
 
 #[test]
+#[ignore = "needs root and the lab"]
 fn bad_situations_get_one_clear_message() {
     let run = |args: &[&str], tweak: &dyn Fn(&mut Command)| {
         let mut cmd = Command::new(postfleet_bin());
@@ -551,6 +555,8 @@ fn bad_situations_get_one_clear_message() {
     let no_tweak = |_: &mut Command| {};
 
     let not_root = run(&["--lab", "ltbad", "up", "--hosts", "1"], &|c| {
+        // SAFETY: the closure runs in the forked child before exec and only calls setgid and
+        // setuid, which are async-signal-safe.
         unsafe {
             c.pre_exec(|| {
                 if libc::setgid(65534) != 0 || libc::setuid(65534) != 0 {
@@ -612,6 +618,7 @@ fn bad_situations_get_one_clear_message() {
 }
 
 #[test]
+#[ignore = "needs root and the lab"]
 fn shared_test_lab_has_three_systemd_hosts_and_a_plain_one() {
     let lab = ensure_lab();
     let again = ensure_lab();

@@ -209,6 +209,7 @@ fn check_throttle(lab: &Lab, host: &str, from: &str, domain: &str, delay_s: f64)
 }
 
 #[test]
+#[ignore = "needs root and the lab"]
 fn the_four_routes_and_throttling_with_the_default_values() {
     let _serial = serial();
     let lab = ensure_lab();
@@ -245,6 +246,7 @@ fn the_four_routes_and_throttling_with_the_default_values() {
 /// from 12): `postfix@postfix-newsletter` is enabled but fails its assertion at every boot.
 /// The next run disables it, and enables and starts the unit that runs the instance here.
 #[test]
+#[ignore = "needs root and the lab"]
 fn a_stale_debian_12_unit_on_debian_13_is_replaced_by_the_right_one() {
     let _serial = serial();
     let lab = ensure_lab();
@@ -330,6 +332,7 @@ fn a_stale_debian_12_unit_on_debian_13_is_replaced_by_the_right_one() {
 }
 
 #[test]
+#[ignore = "needs root and the lab"]
 fn other_values_given_with_extra_vars_route_accordingly() {
     let _serial = serial();
     let lab = ensure_lab();
@@ -381,11 +384,13 @@ fn other_values_given_with_extra_vars_route_accordingly() {
 }
 
 #[test]
+#[ignore = "needs root and the lab"]
 fn fleet_operations_on_debian_13() {
     fleet_operations_status_queue_logs_and_removal("h2");
 }
 
 #[test]
+#[ignore = "needs root and the lab"]
 fn fleet_operations_on_debian_12() {
     fleet_operations_status_queue_logs_and_removal("h3");
 }

@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use super::{ApplyArgs, ConnectArgs, Exit, InventoryArgs, Output, TargetArgs};
 use crate::apply::{self, HostJob, RunOptions, StopFlag};
-use crate::error::InputError;
-use crate::inventory::{self, Host, Inventory, VarMap};
 use crate::report::{self, Event, HostSummary, OutputMode};
-use crate::ssh::{HostKeyPolicy, SshOptions};
+use postfleet_core::error::InputError;
+use postfleet_core::inventory::{self, Host, Inventory, VarMap};
+use postfleet_ssh::{HostKeyPolicy, SshOptions};
 
 pub(super) fn input_error(e: &InputError) -> Exit {
     eprintln!("error: {e}");
@@ -96,14 +96,14 @@ pub fn apply(args: ApplyArgs, plan_only: bool) -> Exit {
         Ok(t) => t,
         Err(e) => return input_error(&e),
     };
-    let playbook = match crate::playbook::load(&args.playbook) {
+    let playbook = match postfleet_core::playbook::load(&args.playbook) {
         Ok(p) => p,
         Err(e) => return input_error(&e),
     };
     // Render every host before touching any: a template error stops the run here.
     let mut jobs = Vec::with_capacity(hosts.len());
     for host in &hosts {
-        match crate::render::render_host(&playbook, &inv, host, &extra) {
+        match postfleet_core::render::render_host(&playbook, &inv, host, &extra) {
             Ok(desired) if desired.instances.is_empty() => {}
             Ok(desired) => jobs.push(HostJob {
                 host: host.clone(),

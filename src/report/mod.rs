@@ -14,28 +14,9 @@ pub mod progress;
 pub mod recap;
 pub use recap::timings_table;
 mod style;
-pub mod table;
+pub use postfleet_core::table;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum StepStatus {
-    Ok,
-    Changed,
-    Failed,
-    Skipped,
-}
-
-impl StepStatus {
-    /// The lowercase word used in JSON and in the progress display.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StepStatus::Ok => "ok",
-            StepStatus::Changed => "changed",
-            StepStatus::Failed => "failed",
-            StepStatus::Skipped => "skipped",
-        }
-    }
-}
+pub use postfleet_core::apply::StepStatus;
 
 /// Counts and timings for one host, shown in the recap and the JSON summary.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]

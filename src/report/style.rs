@@ -53,26 +53,7 @@ pub(crate) fn paint(text: &str, colour: Colour, enabled: bool) -> String {
     }
 }
 
-/// Columns `text` takes on a terminal: escape sequences take none.
-pub(crate) fn visible_width(text: &str) -> usize {
-    let mut width = 0;
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            // CSI sequence: ESC [ parameters... final byte in @..~
-            if chars.next() == Some('[') {
-                for c in chars.by_ref() {
-                    if ('@'..='~').contains(&c) {
-                        break;
-                    }
-                }
-            }
-        } else {
-            width += 1;
-        }
-    }
-    width
-}
+pub(crate) use postfleet_core::table::visible_width;
 
 #[cfg(test)]
 mod tests {
