@@ -717,7 +717,7 @@ fn fleet_operations_status_queue_logs_and_removal(host: &str) {
             l["line"]
                 .as_str()
                 .unwrap_or("")
-                .contains("reload -- version")
+                .contains("refreshing the Postfix mail system")
         });
         if reloaded || Instant::now() > deadline {
             break lines;
@@ -728,7 +728,7 @@ fn fleet_operations_status_queue_logs_and_removal(host: &str) {
         lines.iter().any(|l| l["line"]
             .as_str()
             .unwrap_or("")
-            .contains("reload -- version")),
+            .contains("refreshing the Postfix mail system")),
         "{host}: the reload is not in the journal of {default_unit}: {lines:?}"
     );
     let source = format!("journal:{default_unit}");
