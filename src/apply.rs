@@ -12,6 +12,7 @@ use postfleet_core::apply::{self as script, ScriptLine};
 use postfleet_core::facts;
 use postfleet_core::inventory::Host;
 use postfleet_core::model::DesiredHost;
+use postfleet_core::outcome::HostProblem;
 use postfleet_core::plan::{self, FileChange, Plan, PlanOptions};
 use postfleet_ssh::{Session, SshError, SshOptions};
 
@@ -62,7 +63,7 @@ pub async fn run_fleet(
             let summary = if stop.stopped() {
                 HostSummary {
                     host: job.host.name.clone(),
-                    error: Some("not started: interrupted".into()),
+                    problem: Some(HostProblem::Failed("not started: interrupted".into())),
                     ..Default::default()
                 }
             } else {
@@ -140,8 +141,7 @@ async fn run_host(job: &HostJob, opts: &RunOptions, reporter: &dyn Reporter) -> 
         Err(e) => {
             summary.timings.connect = t.elapsed();
             summary.duration = started.elapsed();
-            summary.unreachable = true;
-            summary.error = Some(e.to_string());
+            summary.problem = Some(HostProblem::Unreachable(e.to_string()));
             return summary;
         }
     };
@@ -150,35 +150,16 @@ async fn run_host(job: &HostJob, opts: &RunOptions, reporter: &dyn Reporter) -> 
     let result = converge(job, opts, reporter, &session, &mut summary).await;
     summary.round_trips = session.round_trips();
     session.close().await;
-    if let Err(e) = result {
-        match e {
-            HostError::Lost(text) => {
-                summary.unreachable = true;
-                summary.error = Some(text);
-            }
-            HostError::Failed(text) => {
-                if summary.failed == 0 {
-                    summary.failed = 1;
-                }
-                summary.error = Some(text);
-            }
-        }
-    }
+    summary.problem = result.err();
     summary.duration = started.elapsed();
     summary
 }
 
-enum HostError {
-    /// The connection died or timed out mid-run.
-    Lost(String),
-    Failed(String),
-}
-
-fn ssh_failure(what: &str, e: SshError) -> HostError {
-    if e.is_lost_connection() {
-        HostError::Lost(format!("{what}: {e}"))
-    } else {
-        HostError::Failed(format!("{what}: {e}"))
+/// An SSH failure during `what` (facts, apply), as the host's problem.
+fn ssh_failure(what: &str, e: SshError) -> HostProblem {
+    match crate::fleet::problem_of(e) {
+        HostProblem::Unreachable(text) => HostProblem::Unreachable(format!("{what}: {text}")),
+        HostProblem::Failed(text) => HostProblem::Failed(format!("{what}: {text}")),
     }
 }
 
@@ -188,7 +169,7 @@ async fn converge(
     reporter: &dyn Reporter,
     session: &Session,
     summary: &mut HostSummary,
-) -> Result<(), HostError> {
+) -> Result<(), HostProblem> {
     let host = job.host.name.clone();
     reporter.event(&Event::HostPhase {
         host: host.clone(),
@@ -203,13 +184,13 @@ async fn converge(
     let stdout = String::from_utf8_lossy(&out.stdout);
     let facts = facts::parse(&stdout).map_err(|e| {
         let stderr = String::from_utf8_lossy(&out.stderr);
-        HostError::Failed(format!("facts: {e}; {}", stderr.trim()))
+        HostProblem::Failed(format!("facts: {e}; {}", stderr.trim()))
     })?;
     summary.timings.facts = t.elapsed();
 
     let t = Instant::now();
     let plan = plan::plan(&job.desired, &facts, PlanOptions { force: opts.force })
-        .map_err(|e| HostError::Failed(e.to_string()))?;
+        .map_err(|e| HostProblem::Failed(e.to_string()))?;
     summary.timings.plan = t.elapsed();
 
     for refusal in &plan.refusals {
@@ -292,11 +273,11 @@ async fn converge(
     }
     let out = result.map_err(|e| ssh_failure("apply", e))?;
     if let Some(text) = fatal {
-        return Err(HostError::Failed(text));
+        return Err(HostProblem::Failed(text));
     }
     if summary.failed == 0 && out.exit_status != Some(0) {
         let stderr = String::from_utf8_lossy(&out.stderr);
-        return Err(HostError::Failed(format!(
+        return Err(HostProblem::Failed(format!(
             "apply script exited with {:?}: {}",
             out.exit_status,
             stderr.trim()

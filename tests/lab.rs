@@ -330,7 +330,7 @@ fn three_systemd_hosts_end_to_end() {
         "{inventory}"
     );
     assert!(
-        inventory.contains("h3: { ssh_host: 10.78.1.13 }"),
+        inventory.contains("h3: { ssh_host: 10.78.1.13, lab_release: trixie }"),
         "{inventory}"
     );
     assert_eq!(inventory, lab.inventory_yaml("deploy"));

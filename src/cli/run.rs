@@ -196,9 +196,9 @@ pub fn apply(args: ApplyArgs, plan_only: bool) -> Exit {
 fn exit_code(summaries: &[HostSummary], interrupted: bool, detailed: bool) -> Exit {
     if interrupted {
         Exit::Interrupted
-    } else if summaries.iter().any(|s| s.failed > 0) {
+    } else if summaries.iter().any(|s| s.failures() > 0) {
         Exit::HostFailed
-    } else if summaries.iter().any(|s| s.unreachable) {
+    } else if summaries.iter().any(|s| s.unreachable()) {
         Exit::Unreachable
     } else if detailed && summaries.iter().any(|s| s.changed > 0) {
         Exit::Drift

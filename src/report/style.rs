@@ -1,7 +1,7 @@
 //! Colour for terminals: green ok, yellow changed, red failed. Never when the stream is not a
 //! terminal or NO_COLOR is set (https://no-color.org: present and not empty).
 
-use super::{HostOutcome, StepStatus};
+use super::{StepStatus, Verdict};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Colour {
@@ -30,11 +30,11 @@ impl Colour {
         }
     }
 
-    pub(crate) fn of_host(outcome: HostOutcome) -> Colour {
+    pub(crate) fn of_host(outcome: Verdict) -> Colour {
         match outcome {
-            HostOutcome::Ok => Colour::Green,
-            HostOutcome::Changed => Colour::Yellow,
-            HostOutcome::Failed | HostOutcome::Unreachable => Colour::Red,
+            Verdict::Ok => Colour::Green,
+            Verdict::Changed => Colour::Yellow,
+            Verdict::Failed | Verdict::Unreachable => Colour::Red,
         }
     }
 }
