@@ -542,7 +542,9 @@ fn leftovers_of_a_killed_run_are_refused_then_cleaned() {
 #[test]
 #[ignore = "needs root and the lab"]
 fn bad_situations_get_one_clear_message() {
-    let run = |args: &[&str], tweak: &dyn Fn(&mut Command)| {
+    // Exit codes as for every command: 4 for a request that does not fit (nothing changed),
+    // 1 for a machine that cannot run a lab as it is.
+    let run_with = |args: &[&str], tweak: &dyn Fn(&mut Command), code: i32| {
         let mut cmd = Command::new(postfleet_bin());
         cmd.args(["lab"]).args(args).env_remove("POSTFLEET_LAB");
         tweak(&mut cmd);
@@ -550,27 +552,37 @@ fn bad_situations_get_one_clear_message() {
         assert!(!out.status.success(), "{args:?} succeeded");
         let err = stderr_of(&out);
         assert_eq!(err.lines().count(), 1, "not one line: {err}");
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
         err
     };
+    let run = |args: &[&str], tweak: &dyn Fn(&mut Command)| run_with(args, tweak, 4);
     let no_tweak = |_: &mut Command| {};
 
-    let not_root = run(&["--lab", "ltbad", "up", "--hosts", "1"], &|c| {
-        // SAFETY: the closure runs in the forked child before exec and only calls setgid and
-        // setuid, which are async-signal-safe.
-        unsafe {
-            c.pre_exec(|| {
-                if libc::setgid(65534) != 0 || libc::setuid(65534) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            })
-        };
-    });
+    let not_root = run_with(
+        &["--lab", "ltbad", "up", "--hosts", "1"],
+        &|c| {
+            // SAFETY: the closure runs in the forked child before exec and only calls setgid and
+            // setuid, which are async-signal-safe.
+            unsafe {
+                c.pre_exec(|| {
+                    if libc::setgid(65534) != 0 || libc::setuid(65534) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                })
+            };
+        },
+        1,
+    );
     assert!(not_root.contains("must run as root"), "{not_root}");
 
-    let no_tools = run(&["--lab", "ltbad", "up", "--hosts", "1"], &|c| {
-        c.env("PATH", "/nonexistent");
-    });
+    let no_tools = run_with(
+        &["--lab", "ltbad", "up", "--hosts", "1"],
+        &|c| {
+            c.env("PATH", "/nonexistent");
+        },
+        1,
+    );
     assert!(no_tools.contains("apt-get install iproute2"), "{no_tools}");
 
     // 127.0.0.0/8 is a local route on every machine.

@@ -10,9 +10,6 @@ pub enum LabError {
     /// already up, an overlapping subnet, an unknown host. Nothing was changed (exit 4).
     #[error("{0}")]
     BadInput(String),
-    /// Another command is changing this lab right now (exit 6).
-    #[error("{0}")]
-    Busy(String),
     /// Not root, a missing tool: the machine cannot run a lab as it is (exit 1).
     #[error("{0}")]
     Environment(String),
@@ -22,7 +19,6 @@ impl LabError {
     pub fn exit(&self) -> Exit {
         match self {
             LabError::BadInput(_) => Exit::BadInput,
-            LabError::Busy(_) => Exit::Locked,
             LabError::Environment(_) => Exit::Internal,
         }
     }
@@ -35,10 +31,24 @@ impl LabError {
     }
 }
 
-/// `Err(LabError::BadInput(..))` as an anyhow error.
+/// Returns `Err(LabError::BadInput(..))` (as an anyhow error) from the function.
 macro_rules! bad_input {
     ($($arg:tt)*) => {
-        return Err(anyhow::Error::new($crate::error::LabError::BadInput(format!($($arg)*))))
+        return Err($crate::error::bad_input_error!($($arg)*))
     };
 }
-pub(crate) use bad_input;
+
+/// `LabError::BadInput(..)` as an anyhow error.
+macro_rules! bad_input_error {
+    ($($arg:tt)*) => {
+        anyhow::Error::new($crate::error::LabError::BadInput(format!($($arg)*)))
+    };
+}
+
+/// Returns `Err(LabError::Environment(..))` (as an anyhow error) from the function.
+macro_rules! environment {
+    ($($arg:tt)*) => {
+        return Err(anyhow::Error::new($crate::error::LabError::Environment(format!($($arg)*))))
+    };
+}
+pub(crate) use {bad_input, bad_input_error, environment};

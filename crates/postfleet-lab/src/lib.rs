@@ -20,7 +20,7 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 
 pub use error::LabError;
 pub use sink::SinkMessage;
@@ -71,9 +71,9 @@ pub fn status(names: &Names, json: bool) -> Result<()> {
     let Some(lab) = Lab::open_if_exists(names)? else {
         let left = cleanup::leftovers(names);
         if left.is_empty() {
-            bail!("lab '{}' does not exist", names.lab);
+            crate::error::bad_input!("lab '{}' does not exist", names.lab);
         }
-        bail!(
+        crate::error::bad_input!(
             "lab '{}' has no state but leftovers ({}); run `postfleet lab --lab {} down`",
             names.lab,
             left.join(", "),
@@ -148,7 +148,9 @@ impl Lab {
     pub fn open(name: &str) -> Result<Lab> {
         let names = Names::new(name)?;
         Lab::open_if_exists(&names)?.ok_or_else(|| {
-            anyhow!("lab '{name}' does not exist; run `postfleet lab --lab {name} up --hosts N`")
+            crate::error::bad_input_error!(
+                "lab '{name}' does not exist; run `postfleet lab --lab {name} up --hosts N`"
+            )
         })
     }
 
@@ -218,9 +220,9 @@ impl Lab {
 
     /// Runs `cmd` with /bin/sh as root inside `host` (all its namespaces; no ssh involved).
     pub fn exec(&self, host: &str, cmd: &str) -> Result<Output> {
-        let init = self
-            .init_of(host)
-            .ok_or_else(|| anyhow!("{host} of lab '{}' is not up", self.names.lab))?;
+        let init = self.init_of(host).ok_or_else(|| {
+            crate::error::bad_input_error!("{host} of lab '{}' is not up", self.names.lab)
+        })?;
         let out = host::nsenter_command(init, &["/bin/sh", "-c", cmd])
             .stdin(std::process::Stdio::null())
             .output()?;
@@ -230,10 +232,9 @@ impl Lab {
     /// An `ssh` command line to `host` as `user` with the lab's key and strict host-key
     /// checking against the lab's known_hosts; append the remote command's words.
     pub fn ssh_command(&self, host: &str, user: &str) -> Result<Command> {
-        let h = self
-            .state
-            .host(host)
-            .ok_or_else(|| anyhow!("lab '{}' has no host {host}", self.names.lab))?;
+        let h = self.state.host(host).ok_or_else(|| {
+            crate::error::bad_input_error!("lab '{}' has no host {host}", self.names.lab)
+        })?;
         sys::require_tool("ssh", "openssh-client")?;
         let mut cmd = Command::new("ssh");
         cmd.args(["-F", "/dev/null", "-i"])

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::str::FromStr;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::state::Names;
@@ -57,7 +57,7 @@ impl Subnet {
     /// Address of host number `index` (1-based).
     pub fn host_address(&self, index: u32) -> Result<Ipv4Addr> {
         if index == 0 || index > self.capacity() {
-            bail!(
+            crate::error::bad_input!(
                 "subnet {self} has room for {} hosts; h{index} does not fit (choose a larger --subnet)",
                 self.capacity()
             );
@@ -97,20 +97,22 @@ impl FromStr for Subnet {
     type Err = anyhow::Error;
 
     fn from_str(s: &str) -> Result<Subnet> {
-        let (addr, prefix) = s
-            .split_once('/')
-            .ok_or_else(|| anyhow!("subnet {s:?}: expected CIDR like 10.77.0.0/24"))?;
-        let addr: Ipv4Addr = addr
-            .parse()
-            .map_err(|_| anyhow!("subnet {s:?}: {addr:?} is not an IPv4 address"))?;
+        let (addr, prefix) = s.split_once('/').ok_or_else(|| {
+            crate::error::bad_input_error!("subnet {s:?}: expected CIDR like 10.77.0.0/24")
+        })?;
+        let addr: Ipv4Addr = addr.parse().map_err(|_| {
+            crate::error::bad_input_error!("subnet {s:?}: {addr:?} is not an IPv4 address")
+        })?;
         let prefix: u8 = prefix
             .parse()
             .ok()
             .filter(|p| (8..=27).contains(p))
-            .ok_or_else(|| anyhow!("subnet {s:?}: prefix length must be 8 to 27"))?;
+            .ok_or_else(|| {
+                crate::error::bad_input_error!("subnet {s:?}: prefix length must be 8 to 27")
+            })?;
         let network = u32::from(addr) & Subnet::mask(prefix);
         if network != u32::from(addr) {
-            bail!(
+            crate::error::bad_input!(
                 "subnet {s:?} has host bits set; did you mean {}/{prefix}?",
                 Ipv4Addr::from(network)
             );
@@ -213,13 +215,13 @@ pub fn check_subnet_is_free(names: &Names, subnet: &Subnet) -> Result<()> {
             .strip_prefix("pf")
             .and_then(|d| d.strip_suffix("-br"))
         {
-            bail!(
+            crate::error::bad_input!(
                 "subnet {subnet} overlaps lab '{other}' ({} on {}); pick another --subnet",
                 route.destination,
                 route.device
             );
         }
-        bail!(
+        crate::error::bad_input!(
             "subnet {subnet} overlaps the machine's route to {} (dev {}); pick another --subnet",
             route.destination,
             route.device

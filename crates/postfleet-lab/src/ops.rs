@@ -41,7 +41,7 @@ fn lab_flag(names: &Names) -> String {
 fn refuse_if_present(names: &Names) -> Result<()> {
     let live = cleanup::live_processes(names);
     if !live.is_empty() {
-        bail!(
+        crate::error::bad_input!(
             "lab '{}' is already up (running: {}); run `{} down` first",
             names.lab,
             live.join(" "),
@@ -50,7 +50,7 @@ fn refuse_if_present(names: &Names) -> Result<()> {
     }
     let left = cleanup::leftovers(names);
     if !left.is_empty() {
-        bail!(
+        crate::error::bad_input!(
             "lab '{}' has leftovers of an earlier run ({}); run `{} down` to remove them",
             names.lab,
             left.join(", "),
@@ -62,14 +62,14 @@ fn refuse_if_present(names: &Names) -> Result<()> {
 
 fn require_up(names: &Names) -> Result<LabState> {
     let state = LabState::load(names)?.ok_or_else(|| {
-        anyhow!(
+        crate::error::bad_input_error!(
             "lab '{}' does not exist; run `{} up` first",
             names.lab,
             lab_flag(names)
         )
     })?;
     if !net::link_exists(&names.bridge()) {
-        bail!(
+        crate::error::bad_input!(
             "lab '{}' is not up; run `{} up` first",
             names.lab,
             lab_flag(names)
@@ -82,7 +82,7 @@ pub fn up(names: &Names, opts: UpOptions) -> Result<()> {
     sys::require_root()?;
     check_tools(&[opts.mode])?;
     if opts.hosts == 0 {
-        bail!("--hosts must be at least 1");
+        crate::error::bad_input!("--hosts must be at least 1");
     }
     let _lock = sys::lock_file(&names.lock_path())?;
     refuse_if_present(names)?;
@@ -348,7 +348,7 @@ pub fn add(names: &Names, count: u32, mode: Mode, release: Release) -> Result<()
     sys::require_root()?;
     check_tools(&[mode])?;
     if count == 0 {
-        bail!("--count must be at least 1");
+        crate::error::bad_input!("--count must be at least 1");
     }
     let _lock = sys::lock_file(&names.lock_path())?;
     let mut state = require_up(names)?;
@@ -412,7 +412,7 @@ pub fn reset(names: &Names, host_names: &[String]) -> Result<()> {
     let mut state = require_up(names)?;
     for name in host_names {
         if state.host(name).is_none() {
-            bail!("lab '{}' has no host {name}", names.lab);
+            crate::error::bad_input!("lab '{}' has no host {name}", names.lab);
         }
     }
     ensure_sink(names)?;
@@ -491,7 +491,7 @@ pub fn rtt(names: &Names, rtt_ms: u32, host_names: &[String]) -> Result<()> {
     };
     for name in &targets {
         if state.host(name).is_none() {
-            bail!("lab '{}' has no host {name}", names.lab);
+            crate::error::bad_input!("lab '{}' has no host {name}", names.lab);
         }
     }
     all_ok(parallel(&targets, 8, |h| delay::set_rtt(names, h, rtt_ms)))?;
@@ -513,7 +513,7 @@ pub fn sink(names: &Names) -> Result<()> {
     let state = require_up(names)?;
     if let Some(running) = ProcRef::read(&names.sink_pid_path()).filter(|p| p.alive()) {
         if running.pid != std::process::id() as i32 {
-            bail!(
+            crate::error::bad_input!(
                 "the sink of lab '{}' already runs (pid {}); `{} down` stops it",
                 names.lab,
                 running.pid,

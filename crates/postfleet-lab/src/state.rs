@@ -4,7 +4,7 @@ use std::fs;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::net::Subnet;
@@ -90,7 +90,7 @@ pub fn validate_name(name: &str) -> Result<()> {
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
     if !ok {
-        bail!(
+        crate::error::bad_input!(
             "invalid lab name {name:?}: use 1 to 6 characters a-z 0-9, starting with a letter \
              (it prefixes network interface names)"
         );

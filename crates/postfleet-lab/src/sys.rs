@@ -16,7 +16,7 @@ use anyhow::{anyhow, bail, Context, Result};
 pub fn require_root() -> Result<()> {
     // SAFETY: geteuid takes no arguments and cannot fail.
     if unsafe { libc::geteuid() } != 0 {
-        bail!(
+        crate::error::environment!(
             "postfleet lab must run as root (it creates network namespaces, mounts and cgroups); \
              run it with sudo"
         );
@@ -33,7 +33,9 @@ pub fn require_tool(tool: &str, apt_package: &str) -> Result<PathBuf> {
             return Ok(candidate);
         }
     }
-    bail!("`{tool}` not found on PATH: install it with `apt-get install {apt_package}`")
+    crate::error::environment!(
+        "`{tool}` not found on PATH: install it with `apt-get install {apt_package}`"
+    )
 }
 
 fn is_executable(path: &Path) -> bool {
