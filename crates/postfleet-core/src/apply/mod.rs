@@ -23,7 +23,7 @@ fn b64q(message: &str) -> String {
 
 /// The script for a plan. Step N of `plan.steps` reports as `@@step N ...`.
 pub fn build(plan: &Plan) -> String {
-    let mut s = String::from(PRELUDE);
+    let mut s = format!("{}{PRELUDE}", crate::scripts::PREAMBLE);
     let mut txn: Option<InstanceName> = None;
     let mut i = 0;
     while i < plan.steps.len() {

@@ -3,11 +3,7 @@
 # A failed step stops the run; steps not reached print nothing.
 # A dropped connection must not kill the run half-way: ignore HUP and PIPE.
 trap '' HUP PIPE
-export LC_ALL=C
-PATH=/usr/sbin:/usr/bin:/sbin:/bin
-export PATH
 umask 022
-PF_STATE=/var/lib/postfleet
 PF_NL='
 '
 pf_failed=

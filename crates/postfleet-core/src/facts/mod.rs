@@ -5,11 +5,10 @@ use std::collections::BTreeMap;
 use base64::Engine;
 
 use crate::model::{DesiredHost, InstanceName};
-use postfleet_shell::quote as shell_quote;
 
 const PROBE_BODY: &str = include_str!("probe.sh");
 /// Reads the host's postfix@.service and maps instances to the units that run them.
-const UNIT_TEMPLATE_AWK: &str = include_str!("unit-template.awk");
+pub const UNIT_TEMPLATE_AWK: &str = include_str!("unit-template.awk");
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InitSystem {
@@ -143,15 +142,10 @@ impl HostFacts {
     }
 }
 
-/// The unit-mapping awk program as one quoted shell word (the logs script uses it too).
-pub fn unit_template_awk_word() -> String {
-    shell_quote(UNIT_TEMPLATE_AWK)
-}
-
-/// The probe for a host's desired state: instance names, then `--`, then every managed
-/// file as TYPE:PATH, all quoted into the script's `set --` line.
+/// The probe for a host's desired state: the unit-mapping awk program, instance names, then
+/// `--`, then every managed file as TYPE:PATH, all quoted into the script's `set --` line.
 pub fn probe_script(desired: &DesiredHost) -> String {
-    let mut args: Vec<String> = vec!["-".into()];
+    let mut args: Vec<String> = vec![UNIT_TEMPLATE_AWK.into(), "-".into()];
     for inst in &desired.instances {
         if !inst.name.is_default() {
             args.push(inst.name.as_str().into());
@@ -164,13 +158,7 @@ pub fn probe_script(desired: &DesiredHost) -> String {
             args.push(format!("{kind}:{}", file.path));
         }
     }
-    let quoted: Vec<String> = args.iter().map(|a| shell_quote(a)).collect();
-    format!(
-        "set -- {}\nunit_awk={}\n{}",
-        quoted.join(" "),
-        unit_template_awk_word(),
-        PROBE_BODY
-    )
+    crate::scripts::script(&args, PROBE_BODY)
 }
 
 fn decode(field: &str) -> Result<Vec<u8>, String> {
@@ -322,10 +310,10 @@ mod tests {
         let script = probe_script(&DesiredHost {
             instances: vec![inst],
         });
-        let first = script.lines().next().unwrap();
-        assert_eq!(
-            first,
-            r#"set -- - postfix-news -- "hash:/etc/postfix-news/it's""#
+        assert!(script.starts_with("set -- "), "{script}");
+        assert!(
+            script.contains(" - postfix-news -- \"hash:/etc/postfix-news/it's\"\n"),
+            "{script}"
         );
     }
 

@@ -1,10 +1,9 @@
 # postfleet facts probe: reads, in one round trip, everything the planner needs.
-# Arguments (set by the caller): instance names to look at, then "--", then managed files
-# as TYPE:PATH (TYPE "-" for files that are not lookup tables). Prints one record per line,
-# tab-separated; free text is base64. Changes nothing on the host.
-export LC_ALL=C
-PATH=/usr/sbin:/usr/bin:/sbin:/bin
-export PATH
+# Arguments (set by the caller): the unit-mapping awk program (unit-template.awk), instance
+# names to look at, then "--", then managed files as TYPE:PATH (TYPE "-" for files that are not
+# lookup tables). Prints one record per line, tab-separated; free text is base64. Changes
+# nothing on the host.
+unit_awk=$1; shift
 rec() { printf '%s\n' "$*"; }
 b64file() { base64 -w0 < "$1" 2>/dev/null; }
 TAB=$(printf '\t')
@@ -54,7 +53,7 @@ describe() {  # NAME CONFIG_DIR
     n=$(find "$qdir/incoming" "$qdir/active" "$qdir/deferred" "$qdir/hold" "$qdir/maildrop" -type f 2>/dev/null | wc -l)
     rec "queue${TAB}$name${TAB}$n"
   fi
-  [ -f "/var/lib/postfleet/pending/$name" ] && rec "pending${TAB}$name${TAB}$(head -n1 "/var/lib/postfleet/pending/$name")"
+  [ -f "$PF_STATE/pending/$name" ] && rec "pending${TAB}$name${TAB}$(head -n1 "$PF_STATE/pending/$name")"
 }
 
 seen=" "

@@ -3,7 +3,6 @@
 
 use serde::Serialize;
 
-use super::status::instance_list_shell;
 use crate::model::InstanceName;
 use crate::outcome::HostProblem;
 use postfleet_shell::ExecOutput;
@@ -37,50 +36,15 @@ pub struct LogLine {
     pub line: String,
 }
 
+const LOGS_SH: &str = include_str!("logs.sh");
+
 /// Lines of the last `since_secs` seconds, at most `max_lines` per instance.
 pub fn script(instances: &[InstanceName], since_secs: u64, max_lines: u32) -> String {
-    format!(
-        r#"unit_awk={unit_awk}
-export LC_ALL=C
-PATH=/usr/sbin:/usr/bin:/sbin:/bin
-export PATH
-known=" $(postmulti -l | awk '{{print $1}}' | tr '\n' ' ') "
-now=$(date +%s)
-cut=$(date -d "@$((now - {since_secs}))" +%m%d%H%M%S)
-since="@$((now - {since_secs}))"
-# file lines: "Mon DD HH:MM:SS host tag[pid]: ..." (or ISO 8601); keep those at or after the cut
-recent() {{
-  awk -v cut="$cut" 'BEGIN {{ split("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec", m, " "); for (i = 1; i <= 12; i++) mon[m[i]] = sprintf("%02d", i) }}
-    $1 ~ /^[0-9][0-9][0-9][0-9]-/ {{ k = substr($1, 6, 2) substr($1, 9, 2) substr($1, 12, 2) substr($1, 15, 2) substr($1, 18, 2); if (k >= cut) print; next }}
-    ($1 in mon) {{ split($3, t, ":"); k = mon[$1] sprintf("%02d", $2) t[1] t[2] substr(t[3], 1, 2); if (k >= cut) print }}'
-}}
-for i in {instances}; do
-  case "$known" in *" $i "*) ;; *) echo "@@missing $i"; continue ;; esac
-  tag=$(postmulti -i "$i" -x postconf -xh syslog_name)
-  log=$(postmulti -i "$i" -x postconf -xh maillog_file)
-  if [ -z "$log" ] && [ -d /run/systemd/system ] && command -v journalctl >/dev/null 2>&1; then
-    # The unit that runs it, as the host's own postfix@.service maps it (see the facts probe);
-    # the default instance runs under postfix.service or postfix@- depending on the release.
-    [ -n "${{mapping+x}}" ] || mapping=$(systemctl cat postfix@.service 2>/dev/null |
-      PF_INSTANCES=$(postmulti -l | awk -v OFS='\t' '{{print $1, $4}}') awk "$unit_awk")
-    unit=$(printf '%s\n' "$mapping" | awk -F'\t' -v i="$i" '$1 == "unitof" && $2 == i {{ print $3 }}')
-    units=""
-    [ -n "$unit" ] && units="-u $unit.service"
-    [ "$i" = - ] && units="$units -u postfix.service"
-    echo "@@inst $i journal:${{unit:-postfix}}.service"
-    # shellcheck disable=SC2086
-    [ -n "$units" ] && journalctl -q --no-pager -o short-iso --since "$since" $units | tail -n {max_lines}
-    continue
-  fi
-  [ -n "$log" ] || log=/var/log/mail.log
-  echo "@@inst $i $log"
-  [ -r "$log" ] && tail -n 50000 "$log" | grep -F " $tag/" | recent | tail -n {max_lines}
-done
-exit 0
-"#,
-        instances = instance_list_shell(instances),
-        unit_awk = crate::facts::unit_template_awk_word(),
-    )
+    let (since, max) = (since_secs.to_string(), max_lines.to_string());
+    let args = [crate::facts::UNIT_TEMPLATE_AWK, &since, &max]
+        .into_iter()
+        .chain(instances.iter().map(InstanceName::as_str));
+    crate::scripts::script(args, LOGS_SH)
 }
 
 pub fn read(host: &str, out: ExecOutput) -> Result<Vec<LogLine>, HostProblem> {

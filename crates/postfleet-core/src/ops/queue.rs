@@ -3,13 +3,17 @@
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
-use super::status::instance_list_shell;
 use crate::model::InstanceName;
 use crate::outcome::HostProblem;
 use postfleet_shell::ExecOutput;
 
-const PRELUDE: &str = "export LC_ALL=C\nPATH=/usr/sbin:/usr/bin:/sbin:/bin\nexport PATH\n\
-known=\" $(postmulti -l | awk '{print $1}' | tr '\\n' ' ') \"\n";
+const QUEUE_SH: &str = include_str!("queue.sh");
+
+/// queue.sh with `action` for `instances` (none: every instance).
+fn queue_script(action: &str, instances: &[InstanceName]) -> String {
+    let args = std::iter::once(action).chain(instances.iter().map(InstanceName::as_str));
+    crate::scripts::script(args, QUEUE_SH)
+}
 
 /// One queued message (from `postqueue -j`, which `mailq` formats for people).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -47,10 +51,7 @@ struct PostqueueEntry {
 
 /// Per instance: `@@inst NAME`, then its `postqueue -j` lines; unknown names say so.
 pub fn list_script(instances: &[InstanceName]) -> String {
-    format!(
-        "{PRELUDE}for i in {}; do\n  case \"$known\" in *\" $i \"*) ;; *) echo \"@@missing $i\"; continue ;; esac\n  echo \"@@inst $i\"\n  postmulti -i \"$i\" -x postqueue -j\ndone\n",
-        instance_list_shell(instances)
-    )
+    queue_script("list", instances)
 }
 
 fn missing(name: &str) -> HostProblem {
@@ -112,26 +113,17 @@ pub struct QueueAction {
 
 /// Counts messages per instance (`@@count NAME N`).
 pub fn count_script(instances: &[InstanceName]) -> String {
-    format!(
-        "{PRELUDE}for i in {}; do\n  case \"$known\" in *\" $i \"*) ;; *) echo \"@@missing $i\"; continue ;; esac\n  echo \"@@count $i $(postmulti -i \"$i\" -x postqueue -j | wc -l)\"\ndone\n",
-        instance_list_shell(instances)
-    )
+    queue_script("count", instances)
 }
 
 /// `postqueue -f` per instance, with the count of messages it asked to deliver.
 pub fn flush_script(instances: &[InstanceName]) -> String {
-    format!(
-        "{PRELUDE}for i in {}; do\n  case \"$known\" in *\" $i \"*) ;; *) echo \"@@missing $i\"; continue ;; esac\n  echo \"@@count $i $(postmulti -i \"$i\" -x postqueue -j | wc -l)\"\n  out=$(postmulti -i \"$i\" -x postqueue -f 2>&1) || {{ echo \"@@error $(printf '%s' \"$out\" | base64 -w0)\"; exit 1; }}\ndone\n",
-        instance_list_shell(instances)
-    )
+    queue_script("flush", instances)
 }
 
 /// `postsuper -d ALL` per instance; postsuper tells how many it deleted.
 pub fn purge_script(instances: &[InstanceName]) -> String {
-    format!(
-        "{PRELUDE}for i in {}; do\n  case \"$known\" in *\" $i \"*) ;; *) echo \"@@missing $i\"; continue ;; esac\n  out=$(postmulti -i \"$i\" -x postsuper -d ALL 2>&1) || {{ echo \"@@error $(printf '%s' \"$out\" | base64 -w0)\"; exit 1; }}\n  n=$(printf '%s\\n' \"$out\" | sed -n 's/.*Deleted: \\([0-9]*\\) message.*/\\1/p' | tail -n 1)\n  echo \"@@count $i ${{n:-0}}\"\ndone\n",
-        instance_list_shell(instances)
-    )
+    queue_script("purge", instances)
 }
 
 pub fn read_counts(host: &str, out: ExecOutput) -> Result<Vec<QueueAction>, HostProblem> {

@@ -1,9 +1,8 @@
 //! `postfleet status`: the facts probe with no managed files, read into one row per instance.
 
 use crate::facts::{self, HostFacts, InitSystem};
-use crate::model::{DesiredHost, InstanceName};
+use crate::model::DesiredHost;
 use crate::outcome::HostProblem;
-use postfleet_shell::quote as shell_quote;
 use postfleet_shell::ExecOutput;
 
 /// The facts probe with no managed files: instances, units, queues.
@@ -82,17 +81,4 @@ pub fn status_rows(host: &str, facts: &HostFacts) -> Vec<StatusRow> {
             }
         })
         .collect()
-}
-
-/// Shell words selecting instances: the named ones, or every instance postmulti lists.
-pub fn instance_list_shell(instances: &[InstanceName]) -> String {
-    if instances.is_empty() {
-        "$(postmulti -l | awk '{print $1}')".into()
-    } else {
-        instances
-            .iter()
-            .map(|i| shell_quote(i.as_str()))
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
 }
