@@ -690,13 +690,19 @@ fn fleet_operations_status_queue_logs_and_removal(host: &str) {
     assert_eq!(out.status.code(), Some(0), "removal is idempotent");
 
     // logs of an instance without maillog_file come from the journal of the unit that runs
-    // it, which differs by release (postfix.service on Debian 13, postfix@- on 12)
+    // it, which differs by release (postfix.service on Debian 13, postfix@- on 12): the
+    // reload done here shows there as systemd's "Reloaded UNIT" line
     let default_unit = unit_of(&lab, host, "-");
+    let before = host_ok(&lab, host, "date -u +%Y-%m-%dT%H:%M:%S");
     host_ok(
         &lab,
         host,
         &format!("postconf -X maillog_file && systemctl reload '{default_unit}'"),
     );
+    let reloaded_here = |l: &Value| {
+        let line = l["line"].as_str().unwrap_or("");
+        line.contains(&format!("Reloaded {default_unit}")) && line[..19] >= *before.trim()
+    };
     let deadline = Instant::now() + Duration::from_secs(20);
     let lines = loop {
         let out = postfleet(&[
@@ -713,22 +719,13 @@ fn fleet_operations_status_queue_logs_and_removal(host: &str) {
         ]);
         assert_eq!(out.status.code(), Some(0));
         let lines = json_lines(&out);
-        let reloaded = lines.iter().any(|l| {
-            l["line"]
-                .as_str()
-                .unwrap_or("")
-                .contains("refreshing the Postfix mail system")
-        });
-        if reloaded || Instant::now() > deadline {
+        if lines.iter().any(reloaded_here) || Instant::now() > deadline {
             break lines;
         }
         std::thread::sleep(Duration::from_millis(300));
     };
     assert!(
-        lines.iter().any(|l| l["line"]
-            .as_str()
-            .unwrap_or("")
-            .contains("refreshing the Postfix mail system")),
+        lines.iter().any(reloaded_here),
         "{host}: the reload is not in the journal of {default_unit}: {lines:?}"
     );
     let source = format!("journal:{default_unit}");

@@ -8,7 +8,7 @@
 //!
 //! ```no_run
 //! # async fn demo(client_key: russh::keys::PublicKey) -> std::io::Result<()> {
-//! use postfleet::ssh::simulator::{SimHost, SimReply, Simulator};
+//! use postfleet_sim::{SimHost, SimReply, Simulator};
 //! let hosts = (0..3)
 //!     .map(|i| {
 //!         SimHost::new(format!("mx{i}"), client_key.clone(), |cmd| {
