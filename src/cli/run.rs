@@ -100,18 +100,21 @@ pub fn apply(args: ApplyArgs, plan_only: bool) -> Exit {
         Ok(p) => p,
         Err(e) => return input_error(&e),
     };
-    // Render every host before touching any: a template error stops the run here.
-    let mut jobs = Vec::with_capacity(hosts.len());
-    for host in &hosts {
-        match postfleet_core::render::render_host(&playbook, &inv, host, &extra) {
-            Ok(desired) if desired.instances.is_empty() => {}
-            Ok(desired) => jobs.push(HostJob {
-                host: host.clone(),
-                desired,
-            }),
-            Err(e) => return input_error(&e),
-        }
-    }
+    // Render every host before touching any: a template error stops the run here (the
+    // first one is reported, as for every input error).
+    let desired = match postfleet_core::render::render_all(&playbook, &inv, &hosts, &extra) {
+        Ok(desired) => desired,
+        Err(errors) => return input_error(&errors[0]),
+    };
+    let jobs: Vec<HostJob> = hosts
+        .iter()
+        .zip(desired)
+        .filter(|(_, desired)| !desired.instances.is_empty())
+        .map(|(host, desired)| HostJob {
+            host: host.clone(),
+            desired,
+        })
+        .collect();
     if jobs.is_empty() {
         eprintln!(
             "error: no play of {} targets the selected hosts",

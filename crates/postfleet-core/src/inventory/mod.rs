@@ -11,7 +11,7 @@ mod show;
 pub(crate) mod yaml;
 
 pub use load::{load, parse};
-pub use pattern::{select, select_lenient, HostPattern};
+pub use pattern::{select, HostPattern};
 pub use show::describe;
 
 /// Variables as template values: JSON values so tera can take them as they are.

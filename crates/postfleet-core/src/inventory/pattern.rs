@@ -182,11 +182,6 @@ pub fn select<'a>(inventory: &'a Inventory, pattern: &str) -> Result<Vec<&'a Hos
     Ok(hosts)
 }
 
-/// The lenient variant, for plays' `hosts:`: a pattern that matches nothing selects nothing.
-pub fn select_lenient<'a>(inventory: &'a Inventory, pattern: &HostPattern) -> Vec<&'a Host> {
-    pattern.select(inventory)
-}
-
 fn known_names(inventory: &Inventory) -> String {
     const SHOWN: usize = 10;
     let groups: Vec<&str> = inventory.groups.keys().map(String::as_str).collect();

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde_json::Value;
 
 use crate::error::SourcePos;
-use crate::inventory::{Host, HostPattern, Inventory};
+use crate::inventory::HostPattern;
 use crate::model::{InstanceName, InstanceState};
 
 pub mod checks;
@@ -24,17 +24,6 @@ pub struct Playbook {
     pub plays: Vec<Play>,
     /// Every template file and templated value, compiled once.
     pub templates: TemplateSet,
-}
-
-impl Playbook {
-    /// Hosts targeted by at least one play, in inventory order.
-    pub fn hosts<'a>(&self, inventory: &'a Inventory) -> Vec<&'a Host> {
-        inventory
-            .hosts
-            .iter()
-            .filter(|host| self.plays.iter().any(|play| play.hosts.matches(host)))
-            .collect()
-    }
 }
 
 #[derive(Debug)]
