@@ -37,6 +37,30 @@ where
     out
 }
 
+/// How an SSH failure counts for a host: a lost or impossible connection is "unreachable",
+/// anything else (refused key, sudo, ...) is a failure.
+pub fn problem_of(e: postfleet_ssh::SshError) -> postfleet_core::outcome::HostProblem {
+    use postfleet_core::outcome::HostProblem;
+    if e.is_lost_connection() {
+        HostProblem::Unreachable(e.to_string())
+    } else {
+        HostProblem::Failed(e.to_string())
+    }
+}
+
+/// The SSH target of an inventory host.
+pub fn target(host: &postfleet_core::inventory::Host) -> postfleet_ssh::Target {
+    let c = &host.connection;
+    postfleet_ssh::Target {
+        address: c.address.clone(),
+        port: c.port,
+        user: c.user.clone(),
+        key_files: c.key_files.clone(),
+        become_root: c.become_root,
+        known_hosts: c.known_hosts.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -85,6 +85,7 @@ fn converge_fresh(lab: &Lab, inv: &Path) {
 }
 
 #[test]
+#[ignore = "needs root and the lab"]
 fn first_apply_converges_and_second_changes_nothing() {
     let _serial = serial();
     let lab = ensure_lab();
@@ -175,6 +176,7 @@ fn first_apply_converges_and_second_changes_nothing() {
 }
 
 #[test]
+#[ignore = "needs root and the lab"]
 fn drift_is_planned_for_that_host_only_and_plan_changes_nothing() {
     let _serial = serial();
     let lab = ensure_lab();
@@ -254,6 +256,7 @@ fn drift_is_planned_for_that_host_only_and_plan_changes_nothing() {
 }
 
 #[test]
+#[ignore = "needs root and the lab"]
 fn a_config_postfix_rejects_is_not_activated_or_is_rolled_back() {
     let _serial = serial();
     let lab = ensure_lab();
@@ -347,6 +350,7 @@ fn a_config_postfix_rejects_is_not_activated_or_is_rolled_back() {
 }
 
 #[test]
+#[ignore = "needs root and the lab"]
 fn host_keys_unreachable_hosts_and_sudo() {
     let _serial = serial();
     let lab = ensure_lab();
@@ -459,6 +463,7 @@ fn host_keys_unreachable_hosts_and_sudo() {
 }
 
 #[test]
+#[ignore = "needs root and the lab"]
 fn ctrl_c_finishes_the_host_in_progress_and_starts_no_other() {
     use std::io::{BufRead, BufReader};
     let _serial = serial();
@@ -541,6 +546,7 @@ fn ctrl_c_finishes_the_host_in_progress_and_starts_no_other() {
 /// postfix-script hands every `postfix start` of /etc/postfix* to its units, so such a host is
 /// made from Debian 12.)
 #[test]
+#[ignore = "needs root and the lab"]
 fn a_template_unit_that_maps_no_instance_falls_back_to_postmulti() {
     let _serial = serial();
     let lab = ensure_lab();

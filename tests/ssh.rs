@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, KeyInit, Mac};
-use postfleet::inventory::Connection;
-use postfleet::ssh::simulator::{Fault, SimCommand, SimHost, SimReply, Simulator};
-use postfleet::ssh::{guard_stdin, HostKeyPolicy, KeyStore, Session, SshError, SshOptions};
+use postfleet_sim::{Fault, SimCommand, SimHost, SimReply, Simulator};
+use postfleet_ssh::Target as Connection;
+use postfleet_ssh::{guard_stdin, HostKeyPolicy, KeyStore, Session, SshError, SshOptions};
 use russh::keys::ssh_key::LineEnding;
 use russh::keys::{Algorithm, HashAlg, PrivateKey, PublicKey};
 
@@ -545,12 +545,12 @@ async fn an_encrypted_key_opens_with_the_passphrase_variable_only() {
     assert!(error.to_string().contains("does not decrypt"), "{error}");
 
     // The variable, read by KeyStore::from_env (the only test that sets it).
-    std::env::set_var(postfleet::ssh::auth::PASSPHRASE_VAR, "correct horse");
+    std::env::set_var(postfleet_ssh::auth::PASSPHRASE_VAR, "correct horse");
     let from_env = SshOptions {
         keys: Arc::new(KeyStore::from_env()),
         ..fx.options()
     };
-    std::env::remove_var(postfleet::ssh::auth::PASSPHRASE_VAR);
+    std::env::remove_var(postfleet_ssh::auth::PASSPHRASE_VAR);
     let session = Session::connect(&conn, &from_env).await.unwrap();
     assert_eq!(session.exec(&["true"]).await.unwrap().exit_status, Some(0));
 }

@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use postfleet::lab::{Lab, Release};
+use postfleet_lab::{Lab, Release};
 
 use crate::Paths;
 

@@ -19,7 +19,7 @@ mod sim;
 mod tools;
 
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
+use std::process::{Command, ExitCode};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -77,13 +77,11 @@ struct Args {
     child: Option<ChildRole>,
 }
 
-/// What a re-executed copy of this binary does (the simulated run's two processes).
+/// What a re-executed copy of this binary does (the simulated hosts' process).
 #[derive(Debug, Subcommand)]
 enum ChildRole {
     #[command(hide = true)]
     SimServe(sim::ServeArgs),
-    #[command(hide = true)]
-    SimController(sim::ControllerArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum, serde::Serialize)]
@@ -108,19 +106,39 @@ impl Case {
 pub struct Paths {
     pub repo: PathBuf,
     pub work: PathBuf,
-    /// The postfleet binary cargo built with this bench (release profile).
+    /// The postfleet binary of this checkout, release profile (built first if stale).
     pub built_postfleet: PathBuf,
 }
 
 impl Paths {
     fn new() -> Result<Paths> {
-        let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        // This bench is the package crates/postfleet-bench: the repository is two levels up.
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .canonicalize()?;
         let work = repo.join("target").join("bench");
         std::fs::create_dir_all(&work).with_context(|| format!("create {}", work.display()))?;
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let built = Command::new(cargo)
+            .args([
+                "build",
+                "--release",
+                "--locked",
+                "-p",
+                "postfleet",
+                "--bin",
+                "postfleet",
+            ])
+            .current_dir(&repo)
+            .status()
+            .context("build postfleet (release)")?;
+        if !built.success() {
+            bail!("building postfleet failed ({built})");
+        }
         Ok(Paths {
+            built_postfleet: repo.join("target/release/postfleet"),
             repo,
             work,
-            built_postfleet: PathBuf::from(env!("CARGO_BIN_EXE_postfleet")),
         })
     }
 
@@ -133,7 +151,6 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let result = match args.child {
         Some(ChildRole::SimServe(ref serve)) => sim::serve(serve),
-        Some(ChildRole::SimController(ref ctl)) => sim::controller(ctl),
         None => run(&args),
     };
     match result {
@@ -172,7 +189,16 @@ fn run(args: &Args) -> Result<()> {
         outcome?;
     }
     if args.sim_hosts > 0 {
-        results.simulator = Some(sim::run(&paths, args.sim_hosts, args.sim_forks)?);
+        let postfleet = args
+            .postfleet
+            .clone()
+            .unwrap_or_else(|| paths.built_postfleet.clone());
+        results.simulator = Some(sim::run(
+            &paths,
+            &postfleet,
+            args.sim_hosts,
+            args.sim_forks,
+        )?);
     }
     results.total = started.elapsed();
     let text = results.render();

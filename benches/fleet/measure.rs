@@ -126,8 +126,10 @@ pub fn wait(child: Child, deadline: Instant) -> Ended {
     loop {
         let mut status = 0;
         // SAFETY: rusage is plain data, filled by the kernel.
+        // SAFETY: rusage is plain old data; all-zero is a valid value.
         let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
         // SAFETY: valid pointers to locals; pid is our own child.
+        // SAFETY: `status` and `usage` are live locals the call writes to.
         let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
         if r == pid {
             let code = if libc::WIFEXITED(status) {
@@ -151,6 +153,7 @@ pub fn wait(child: Child, deadline: Instant) -> Ended {
         if !timed_out && Instant::now() >= deadline {
             timed_out = true;
             // SAFETY: signals our own child's process group (it was made its leader).
+            // SAFETY: kill takes no pointers; the group is the child's own.
             unsafe { libc::kill(-pid, libc::SIGKILL) };
         }
         std::thread::sleep(Duration::from_millis(5));

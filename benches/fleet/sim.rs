@@ -1,9 +1,10 @@
 //! Controller scale. A separate process (this binary, `sim-serve`) runs postfleet's SSH
 //! simulator: N hosts on loopback, each answering the facts probe with the output captured
 //! from a converged lab host (benches/sim/converged-probe.json), its host name swapped in.
-//! Another process (`sim-controller`) converges them through the library, `run_fleet` with
-//! a quiet reporter: a no-change run, one round trip per host. Its wall time and peak RSS
-//! (wait4) are measured at 1 host and at N hosts; the difference gives the cost per host.
+//! The postfleet binary then converges them as a user runs it (`apply --json`: inventory,
+//! render, plan, fleet runner, report and recap all included): a no-change run, one round
+//! trip per host. Its wall time, CPU and peak RSS (wait4) are measured at 1 host and at N
+//! hosts; the difference gives the cost per host.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -13,10 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use base64::Engine;
-use postfleet::apply::{run_fleet, HostJob, RunOptions, StopFlag};
-use postfleet::report::{Event, HostSummary, Reporter};
-use postfleet::ssh::simulator::{SimHost, SimReply, Simulator};
-use postfleet::ssh::{HostKeyPolicy, KeyStore, SshOptions};
+use postfleet_sim::{SimHost, SimReply, Simulator};
 use serde_json::{json, Value};
 
 use crate::lab::LabRun;
@@ -53,27 +51,12 @@ pub struct ServeArgs {
     dir: PathBuf,
 }
 
-#[derive(Debug, clap::Args)]
-pub struct ControllerArgs {
-    #[arg(long)]
-    hosts: usize,
-    #[arg(long)]
-    forks: usize,
-    /// The simulator's directory (known_hosts, ports, key).
-    #[arg(long)]
-    dir: PathBuf,
-    #[arg(long)]
-    playbook: PathBuf,
-    #[arg(long)]
-    gateway: String,
-}
-
 /// What the simulated run measured.
 #[derive(Debug, Clone)]
 pub struct SimResult {
     pub hosts: usize,
     pub forks: usize,
-    /// run_fleet's wall time at N hosts, and at 1.
+    /// The postfleet run's wall time at N hosts, and at 1 (from start to exit).
     pub wall: Duration,
     pub wall_one: Duration,
     /// The controller process's peak RSS at N hosts, and at 1.
@@ -97,7 +80,7 @@ impl SimResult {
     pub fn render(&self) -> String {
         let mut s = format!(
             "controller scale: {} simulated hosts (postfleet's SSH simulator, a separate process \
-             on the same cores), no-change run through run_fleet, forks {}\n",
+             on the same cores), no-change run of the postfleet binary, forks {}\n",
             self.hosts, self.forks
         );
         s.push_str(&format!(
@@ -143,8 +126,8 @@ impl SimResult {
     }
 }
 
-/// The simulated run: starts the simulator, measures the controller at 1 and N hosts.
-pub fn run(paths: &Paths, hosts: usize, forks: usize) -> Result<SimResult> {
+/// The simulated run: starts the simulator, measures `postfleet` at 1 and N hosts.
+pub fn run(paths: &Paths, postfleet: &Path, hosts: usize, forks: usize) -> Result<SimResult> {
     let fixture: ProbeFixture = serde_json::from_str(
         &std::fs::read_to_string(paths.in_repo(FIXTURE))
             .with_context(|| format!("read {FIXTURE}"))?,
@@ -174,39 +157,45 @@ pub fn run(paths: &Paths, hosts: usize, forks: usize) -> Result<SimResult> {
         let _ = server.kill();
         bail!("the simulator did not start: {ready:?}");
     }
+    let ports_file = std::fs::read_to_string(dir.join("ports"))?;
+    let ports: Vec<u16> = ports_file
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
     let controller = |n: usize| -> Result<(Value, u64, Duration)> {
+        let inventory = write_inventory(&dir, &ports[..n], &fixture.gateway)?;
         let cgroup = measure::RunCgroup::create("pfbench-sim")?;
         let cpu_before = cgroup.cpu();
-        let mut cmd = Command::new(&me);
-        cmd.arg("sim-controller")
-            .args(["--hosts", &n.to_string(), "--forks", &forks.to_string()])
-            .arg("--dir")
-            .arg(&dir)
-            .arg("--playbook")
+        let mut cmd = Command::new(postfleet);
+        cmd.arg("apply")
+            .arg("-i")
+            .arg(&inventory)
             .arg(paths.in_repo("playbooks/newsletter.yml"))
-            .args(["--gateway", &fixture.gateway])
+            .args(["--json", "--forks", &forks.to_string()])
+            .args(["--connect-timeout", "60", "--command-timeout", "120"])
+            .env_remove("SSH_AUTH_SOCK")
+            .stdin(Stdio::null())
             .stdout(Stdio::piped());
         measure::own_group(&mut cmd);
         cgroup.put(&mut cmd);
-        let mut child = cmd.spawn().context("start the simulated controller")?;
+        let started = Instant::now();
+        let mut child = cmd.spawn().context("start postfleet")?;
         let mut stdout = String::new();
         child
             .stdout
             .take()
-            .context("controller stdout")?
+            .context("postfleet stdout")?
             .read_to_string(&mut stdout)?;
         let ended = measure::wait(child, Instant::now() + Duration::from_secs(600));
+        let wall = started.elapsed();
         let cpu = cgroup.cpu().saturating_sub(cpu_before);
         cgroup.remove();
-        if ended.status != Some(0) {
-            bail!(
-                "the simulated controller failed ({:?}): {stdout}",
-                ended.status
-            );
-        }
-        let result: Value = serde_json::from_str(stdout.trim())
-            .with_context(|| format!("controller output: {stdout}"))?;
-        Ok((result, ended.max_rss, cpu))
+        let summary: Value = stdout
+            .lines()
+            .last()
+            .and_then(|l| serde_json::from_str(l).ok())
+            .with_context(|| format!("no JSON summary from postfleet ({:?})", ended.status))?;
+        Ok((read_summary(&summary, wall), ended.max_rss, cpu))
     };
     let one = controller(1);
     let all = one.and_then(|one| Ok((one, controller(hosts)?)));
@@ -337,120 +326,73 @@ fn replace_word(text: &str, from: &str, to: &str) -> String {
     out
 }
 
-/// Ignores every event: the measured run prints nothing.
-struct Quiet;
-
-impl Reporter for Quiet {
-    fn event(&self, _: &Event) {}
-    fn finish(&self, _: &[HostSummary], _: Duration) {}
-}
-
-/// `sim-controller`: a no-change run over the first N simulated hosts, through the library.
-pub fn controller(args: &ControllerArgs) -> Result<()> {
-    let ports: Vec<u16> = std::fs::read_to_string(args.dir.join("ports"))?
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect();
-    if ports.len() < args.hosts {
-        bail!(
-            "the simulator runs {} hosts, not {}",
-            ports.len(),
-            args.hosts
-        );
-    }
+/// The simulated fleet as an inventory: every host on 127.0.0.1 at its port.
+fn write_inventory(dir: &Path, ports: &[u16], gateway: &str) -> Result<PathBuf> {
     let mut inventory = format!(
         "all:\n  vars:\n    ssh_user: root\n    ssh_key_file: {}\n    ssh_known_hosts_file: {}\n    \
-         lab_gateway: {}\n  children:\n    mx:\n      hosts:\n",
-        args.dir.join("client_ed25519").display(),
-        args.dir.join("known_hosts").display(),
-        args.gateway
+         lab_gateway: {gateway}\n  children:\n    mx:\n      hosts:\n",
+        dir.join("client_ed25519").display(),
+        dir.join("known_hosts").display(),
     );
-    for (i, port) in ports.iter().take(args.hosts).enumerate() {
+    for (i, port) in ports.iter().enumerate() {
         inventory.push_str(&format!(
             "        h{}: {{ ssh_host: 127.0.0.1, ssh_port: {port} }}\n",
             i + 1
         ));
     }
-    let inventory_path = args.dir.join(format!("inventory-{}.yml", args.hosts));
-    std::fs::write(&inventory_path, inventory)?;
-    let extra = postfleet::inventory::VarMap::new();
-    let inv =
-        postfleet::inventory::load(&inventory_path, &extra).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let playbook = postfleet::playbook::load(&args.playbook).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let jobs = inv
-        .hosts
-        .iter()
-        .map(|host| {
-            postfleet::render::render_host(&playbook, &inv, host, &extra)
-                .map(|desired| HostJob {
-                    host: host.clone(),
-                    desired,
-                })
-                .map_err(|e| anyhow::anyhow!("{e}"))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let options = Arc::new(RunOptions {
-        check: false,
-        force: false,
-        forks: args.forks,
-        ssh: SshOptions {
-            host_key_policy: HostKeyPolicy::Strict,
-            connect_timeout: Duration::from_secs(60),
-            command_timeout: Duration::from_secs(120),
-            default_known_hosts: args.dir.join("known_hosts"),
-            keepalive_interval: Duration::from_secs(15),
-            keepalive_max: 3,
-            agent_socket: None,
-            keys: Arc::new(KeyStore::new(None, false)),
-        },
-    });
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let started = Instant::now();
-    let summaries = runtime.block_on(run_fleet(
-        jobs,
-        options,
-        Arc::new(Quiet),
-        Arc::new(StopFlag::default()),
-    ));
-    let wall = started.elapsed();
-    let in_sync = |s: &&HostSummary| {
-        s.error.is_none() && !s.unreachable && s.failed == 0 && s.changed == 0 && s.round_trips == 1
+    let path = dir.join(format!("inventory-{}.yml", ports.len()));
+    std::fs::write(&path, inventory)?;
+    Ok(path)
+}
+
+/// The figures of one run from postfleet's JSON summary: hosts in sync in one round trip,
+/// the first errors, mean phase timings.
+fn read_summary(summary: &Value, wall: Duration) -> Value {
+    let hosts = summary["hosts"].as_object().cloned().unwrap_or_default();
+    let in_sync = |h: &Value| {
+        h["error"].is_null()
+            && h["unreachable"] == false
+            && h["failed"] == 0
+            && h["changed"] == 0
+            && h["round_trips"] == 1
     };
-    let errors: Vec<String> = summaries
+    let errors: Vec<String> = hosts
         .iter()
-        .filter(|s| !in_sync(s))
+        .filter(|(_, h)| !in_sync(h))
         .take(5)
-        .map(|s| {
+        .map(|(name, h)| {
             format!(
-                "{}: changed {}, round trips {}, {}",
-                s.host,
-                s.changed,
-                s.round_trips,
-                s.error.as_deref().unwrap_or("no error")
+                "{name}: changed {}, round trips {}, {}",
+                h["changed"], h["round_trips"], h["error"]
             )
         })
         .collect();
-    let n = summaries.len().max(1) as f64;
-    let mean = |f: fn(&HostSummary) -> f64| summaries.iter().map(f).sum::<f64>() / n;
-    let phases = Phases {
-        connect: mean(|s| s.timings.connect.as_secs_f64()),
-        facts: mean(|s| s.timings.facts.as_secs_f64()),
-        plan: mean(|s| s.timings.plan.as_secs_f64()),
-        apply: mean(|s| s.timings.apply.as_secs_f64()),
-        total: mean(|s| s.duration.as_secs_f64()),
+    let n = hosts.len().max(1) as f64;
+    let mean = |key: &str| {
+        hosts
+            .values()
+            .map(|h| {
+                h["timings"][key]
+                    .as_f64()
+                    .or(h[key].as_f64())
+                    .unwrap_or(0.0)
+            })
+            .sum::<f64>()
+            / n
     };
-    println!(
-        "{}",
-        json!({
-            "wall_s": wall.as_secs_f64(),
-            "converged": summaries.iter().filter(in_sync).count(),
-            "errors": errors,
-            "phases": phases,
-        })
-    );
-    Ok(())
+    let phases = Phases {
+        connect: mean("connect"),
+        facts: mean("facts"),
+        plan: mean("plan"),
+        apply: mean("apply"),
+        total: mean("duration"),
+    };
+    json!({
+        "wall_s": wall.as_secs_f64(),
+        "converged": hosts.values().filter(|h| in_sync(h)).count(),
+        "errors": errors,
+        "phases": phases,
+    })
 }
 
 /// `--capture-probe`: converges h1 of the lab with this build, runs the facts probe on it
@@ -468,17 +410,17 @@ pub fn capture_probe(paths: &Paths, lab: &LabRun) -> Result<()> {
     if !status.success() {
         bail!("could not converge {} ({status})", host.name);
     }
-    let extra = postfleet::inventory::VarMap::new();
-    let inv =
-        postfleet::inventory::load(&lab.inventory, &extra).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let playbook = postfleet::playbook::load(&paths.in_repo("playbooks/newsletter.yml"))
+    let extra = postfleet_core::inventory::VarMap::new();
+    let inv = postfleet_core::inventory::load(&lab.inventory, &extra)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let playbook = postfleet_core::playbook::load(&paths.in_repo("playbooks/newsletter.yml"))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let inv_host = inv
         .hosts
         .iter()
         .find(|h| h.name == host.name)
         .context("h1 is not in the lab's inventory")?;
-    let desired = postfleet::render::render_host(&playbook, &inv, inv_host, &extra)
+    let desired = postfleet_core::render::render_host(&playbook, &inv, inv_host, &extra)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut child = lab
         .ssh(host)
@@ -490,10 +432,10 @@ pub fn capture_probe(paths: &Paths, lab: &LabRun) -> Result<()> {
         .stdin
         .take()
         .context("ssh stdin")?
-        .write_all(postfleet::facts::probe_script(&desired).as_bytes())?;
+        .write_all(postfleet_core::facts::probe_script(&desired).as_bytes())?;
     let out = child.wait_with_output()?;
     let output = String::from_utf8(out.stdout)?;
-    postfleet::facts::parse(&output).map_err(|e| anyhow::anyhow!("the probe output: {e}"))?;
+    postfleet_core::facts::parse(&output).map_err(|e| anyhow::anyhow!("the probe output: {e}"))?;
     let fixture = ProbeFixture {
         host: host.name.clone(),
         lab: lab.name.clone(),

@@ -1,5 +1,6 @@
 //! Command line: parses arguments, runs the job, maps the outcome to an exit code.
 
+mod lab;
 mod ops;
 mod run;
 
@@ -7,31 +8,11 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-/// Exit codes (documented in the README; tests assert them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
-    /// Every host converged (or, with --check, would need nothing... unless --detailed-exitcode).
-    Success = 0,
-    /// A bug or an environment problem postfleet did not expect.
-    Internal = 1,
-    /// At least one host failed a step.
-    HostFailed = 2,
-    /// At least one host could not be reached (and none failed).
-    Unreachable = 3,
-    /// Bad input: options, inventory, playbook, templates. Nothing was touched.
-    BadInput = 4,
-    /// With --detailed-exitcode: changes were needed (check) or made (apply), none failed.
-    Drift = 5,
-    /// Another postfleet run holds the lock for this inventory.
-    Locked = 6,
-    /// Interrupted by Ctrl-C.
-    Interrupted = 130,
-}
+pub use postfleet_core::exit::Exit;
 
-impl From<Exit> for ExitCode {
-    fn from(e: Exit) -> ExitCode {
-        ExitCode::from(e as u8)
-    }
+/// The exit code of a run.
+pub fn exit_code(e: Exit) -> ExitCode {
+    ExitCode::from(e.code())
 }
 
 const AFTER_HELP: &str = "\
@@ -90,7 +71,7 @@ pub enum Command {
         lines: u32,
     },
     /// Throwaway real mail hosts on this machine, for tests, demos and rehearsals.
-    Lab(crate::lab::LabArgs),
+    Lab(lab::LabArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -231,21 +212,21 @@ pub fn main() -> ExitCode {
                 Exit::Success
             };
             let _ = e.print();
-            return code.into();
+            return exit_code(code);
         }
     };
-    match cli.command {
-        Command::Apply(args) => run::apply(args, false).into(),
-        Command::Plan(args) => run::apply(args, true).into(),
-        Command::Inventory(args) => run::inventory(args).into(),
-        Command::Status(args) => ops::status(args).into(),
-        Command::Queue(cmd) => ops::queue(cmd).into(),
+    exit_code(match cli.command {
+        Command::Apply(args) => run::apply(args, false),
+        Command::Plan(args) => run::apply(args, true),
+        Command::Inventory(args) => run::inventory(args),
+        Command::Status(args) => ops::status(args),
+        Command::Queue(cmd) => ops::queue(cmd),
         Command::Logs {
             ops: args,
             instances,
             since,
             lines,
-        } => ops::logs(args, instances, &since, lines).into(),
-        Command::Lab(cmd) => crate::lab::run(cmd),
-    }
+        } => ops::logs(args, instances, &since, lines),
+        Command::Lab(cmd) => lab::run(cmd),
+    })
 }

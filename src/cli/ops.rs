@@ -7,11 +7,13 @@ use serde::Serialize;
 
 use super::run::{input_error, load_targets, runtime, ssh_options};
 use super::{Exit, OpsArgs, QueueCommand};
-use crate::error::InputError;
-use crate::inventory::Host;
-use crate::ops::{self, logs, queue, HostOutcome, HostProblem};
-use crate::plan::desired::InstanceName;
-use crate::ssh::ExecOutput;
+use crate::ops;
+use postfleet_core::error::InputError;
+use postfleet_core::inventory::Host;
+use postfleet_core::model::InstanceName;
+use postfleet_core::ops::{logs, queue, status};
+use postfleet_core::outcome::{HostProblem, HostResult as HostOutcome};
+use postfleet_ssh::ExecOutput;
 
 fn parse_instances(raw: &[String]) -> Result<Vec<InstanceName>, InputError> {
     raw.iter()
@@ -81,7 +83,7 @@ fn print_rows<T: Serialize>(
         let _ = write!(
             stdout,
             "{}",
-            crate::report::table::render(headers, &table_rows)
+            postfleet_core::table::render(headers, &table_rows)
         );
     }
     for outcome in outcomes {
@@ -116,8 +118,8 @@ pub fn status(args: OpsArgs) -> Exit {
         Ok(h) => h,
         Err(code) => return code,
     };
-    let outcomes = match gather(&args, hosts, ops::status_script(), |host, out| {
-        ops::read_facts(out).map(|facts| ops::status_rows(&host.name, &facts))
+    let outcomes = match gather(&args, hosts, status::status_script(), |host, out| {
+        status::read_facts(out).map(|facts| status::status_rows(&host.name, &facts))
     }) {
         Ok(o) => o,
         Err(code) => return code,

@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use super::{ApplyArgs, ConnectArgs, Exit, InventoryArgs, Output, TargetArgs};
 use crate::apply::{self, HostJob, RunOptions, StopFlag};
-use crate::error::InputError;
-use crate::inventory::{self, Host, Inventory, VarMap};
 use crate::report::{self, Event, HostSummary, OutputMode};
-use crate::ssh::{HostKeyPolicy, SshOptions};
+use postfleet_core::error::InputError;
+use postfleet_core::inventory::{self, Host, Inventory, VarMap};
+use postfleet_ssh::{HostKeyPolicy, SshOptions};
 
 pub(super) fn input_error(e: &InputError) -> Exit {
     eprintln!("error: {e}");
@@ -96,22 +96,25 @@ pub fn apply(args: ApplyArgs, plan_only: bool) -> Exit {
         Ok(t) => t,
         Err(e) => return input_error(&e),
     };
-    let playbook = match crate::playbook::load(&args.playbook) {
+    let playbook = match postfleet_core::playbook::load(&args.playbook) {
         Ok(p) => p,
         Err(e) => return input_error(&e),
     };
-    // Render every host before touching any: a template error stops the run here.
-    let mut jobs = Vec::with_capacity(hosts.len());
-    for host in &hosts {
-        match crate::render::render_host(&playbook, &inv, host, &extra) {
-            Ok(desired) if desired.instances.is_empty() => {}
-            Ok(desired) => jobs.push(HostJob {
-                host: host.clone(),
-                desired,
-            }),
-            Err(e) => return input_error(&e),
-        }
-    }
+    // Render every host before touching any: a template error stops the run here (the
+    // first one is reported, as for every input error).
+    let desired = match postfleet_core::render::render_all(&playbook, &inv, &hosts, &extra) {
+        Ok(desired) => desired,
+        Err(errors) => return input_error(&errors[0]),
+    };
+    let jobs: Vec<HostJob> = hosts
+        .iter()
+        .zip(desired)
+        .filter(|(_, desired)| !desired.instances.is_empty())
+        .map(|(host, desired)| HostJob {
+            host: host.clone(),
+            desired,
+        })
+        .collect();
     if jobs.is_empty() {
         eprintln!(
             "error: no play of {} targets the selected hosts",
@@ -196,9 +199,9 @@ pub fn apply(args: ApplyArgs, plan_only: bool) -> Exit {
 fn exit_code(summaries: &[HostSummary], interrupted: bool, detailed: bool) -> Exit {
     if interrupted {
         Exit::Interrupted
-    } else if summaries.iter().any(|s| s.failed > 0) {
+    } else if summaries.iter().any(|s| s.failures() > 0) {
         Exit::HostFailed
-    } else if summaries.iter().any(|s| s.unreachable) {
+    } else if summaries.iter().any(|s| s.unreachable()) {
         Exit::Unreachable
     } else if detailed && summaries.iter().any(|s| s.changed > 0) {
         Exit::Drift

@@ -51,8 +51,9 @@ enum Line<'a> {
         diff: Option<&'a str>,
     },
     Host {
+        host: &'a str,
         #[serde(flatten)]
-        summary: &'a HostSummary,
+        counts: HostCounts<'a>,
     },
     Summary {
         hosts: BTreeMap<&'a str, HostCounts<'a>>,
@@ -73,6 +74,21 @@ struct HostCounts<'a> {
     round_trips: u32,
     timings: &'a Timings,
     error: Option<&'a str>,
+}
+
+impl<'a> HostCounts<'a> {
+    fn of(s: &'a HostSummary) -> HostCounts<'a> {
+        HostCounts {
+            ok: s.ok,
+            changed: s.changed,
+            failed: s.failures(),
+            unreachable: s.unreachable(),
+            duration: s.duration,
+            round_trips: s.round_trips,
+            timings: &s.timings,
+            error: s.error(),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -107,7 +123,10 @@ impl Reporter for JsonReporter {
                 message: message.as_deref(),
                 diff: diff.as_deref().filter(|_| self.show_diff),
             }),
-            Event::HostDone { summary } => self.write_line(&Line::Host { summary }),
+            Event::HostDone { summary } => self.write_line(&Line::Host {
+                host: &summary.host,
+                counts: HostCounts::of(summary),
+            }),
         }
     }
 
@@ -119,26 +138,14 @@ impl Reporter for JsonReporter {
 fn summary_line(summaries: &[HostSummary], elapsed: Duration) -> Line<'_> {
     let hosts = summaries
         .iter()
-        .map(|s| {
-            let counts = HostCounts {
-                ok: s.ok,
-                changed: s.changed,
-                failed: s.failed,
-                unreachable: s.unreachable,
-                duration: s.duration,
-                round_trips: s.round_trips,
-                timings: &s.timings,
-                error: s.error.as_deref(),
-            };
-            (s.host.as_str(), counts)
-        })
+        .map(|s| (s.host.as_str(), HostCounts::of(s)))
         .collect();
     let totals = Totals {
         hosts: summaries.len(),
         ok: summaries.iter().map(|s| s.ok).sum(),
         changed: summaries.iter().map(|s| s.changed).sum(),
-        failed: summaries.iter().map(|s| s.failed).sum(),
-        unreachable: summaries.iter().filter(|s| s.unreachable).count(),
+        failed: summaries.iter().map(|s| s.failures()).sum(),
+        unreachable: summaries.iter().filter(|s| s.unreachable()).count(),
     };
     Line::Summary {
         hosts,
@@ -151,6 +158,7 @@ fn summary_line(summaries: &[HostSummary], elapsed: Duration) -> Line<'_> {
 mod tests {
     use super::*;
     use crate::report::test_support::SharedBuf;
+    use postfleet_core::outcome::HostProblem;
     use serde_json::{json, Value};
 
     fn run(show_diff: bool) -> Vec<Value> {
@@ -172,9 +180,10 @@ mod tests {
         };
         let down = HostSummary {
             host: "mx2".into(),
-            unreachable: true,
             duration: Duration::from_secs(10),
-            error: Some("connect to 10.0.0.2:22: timed out".into()),
+            problem: Some(HostProblem::Unreachable(
+                "connect to 10.0.0.2:22: timed out".into(),
+            )),
             ..Default::default()
         };
         reporter.event(&Event::RunStarted {

@@ -14,45 +14,26 @@ pub mod progress;
 pub mod recap;
 pub use recap::timings_table;
 mod style;
-pub mod table;
+pub use postfleet_core::table;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum StepStatus {
-    Ok,
-    Changed,
-    Failed,
-    Skipped,
-}
-
-impl StepStatus {
-    /// The lowercase word used in JSON and in the progress display.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StepStatus::Ok => "ok",
-            StepStatus::Changed => "changed",
-            StepStatus::Failed => "failed",
-            StepStatus::Skipped => "skipped",
-        }
-    }
-}
+pub use postfleet_core::apply::StepStatus;
+use postfleet_core::outcome::HostProblem;
 
 /// Counts and timings for one host, shown in the recap and the JSON summary.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct HostSummary {
     pub host: String,
     pub ok: u32,
     pub changed: u32,
+    /// Steps that failed.
     pub failed: u32,
-    pub unreachable: bool,
     /// SSH commands (channel round trips) this run used on the host.
     pub round_trips: u32,
-    #[serde(serialize_with = "ser_secs")]
     pub duration: Duration,
     /// Phase timings in seconds: connect, facts, plan, apply.
     pub timings: Timings,
-    /// The reason a host failed or was unreachable.
-    pub error: Option<String>,
+    /// Why the host could not be finished: unreachable, or failed outside (or after) a step.
+    pub problem: Option<HostProblem>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
@@ -69,35 +50,55 @@ pub struct Timings {
 
 impl HostSummary {
     /// One word for how the host ended, worst first: unreachable, failed, changed, ok.
-    pub fn outcome(&self) -> HostOutcome {
-        if self.unreachable {
-            HostOutcome::Unreachable
-        } else if self.failed > 0 || self.error.is_some() {
-            HostOutcome::Failed
+    pub fn verdict(&self) -> Verdict {
+        if self.unreachable() {
+            Verdict::Unreachable
+        } else if self.failed > 0 || self.problem.is_some() {
+            Verdict::Failed
         } else if self.changed > 0 {
-            HostOutcome::Changed
+            Verdict::Changed
         } else {
-            HostOutcome::Ok
+            Verdict::Ok
+        }
+    }
+
+    pub fn unreachable(&self) -> bool {
+        self.problem
+            .as_ref()
+            .is_some_and(HostProblem::is_unreachable)
+    }
+
+    /// The reason the host failed or was unreachable.
+    pub fn error(&self) -> Option<&str> {
+        self.problem.as_ref().map(HostProblem::reason)
+    }
+
+    /// Failures as the recap counts them: each failed step, or the host itself once when it
+    /// failed outside any step (e.g. its facts could not be read).
+    pub fn failures(&self) -> u32 {
+        match &self.problem {
+            Some(HostProblem::Failed(_)) => self.failed.max(1),
+            _ => self.failed,
         }
     }
 }
 
 /// How a host ended, as shown on host-done lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HostOutcome {
+pub enum Verdict {
     Ok,
     Changed,
     Failed,
     Unreachable,
 }
 
-impl HostOutcome {
+impl Verdict {
     pub fn as_str(self) -> &'static str {
         match self {
-            HostOutcome::Ok => "ok",
-            HostOutcome::Changed => "changed",
-            HostOutcome::Failed => "failed",
-            HostOutcome::Unreachable => "unreachable",
+            Verdict::Ok => "ok",
+            Verdict::Changed => "changed",
+            Verdict::Failed => "failed",
+            Verdict::Unreachable => "unreachable",
         }
     }
 }
@@ -247,12 +248,12 @@ mod tests {
             ok: 3,
             ..Default::default()
         };
-        assert_eq!(summary.outcome(), HostOutcome::Ok);
+        assert_eq!(summary.verdict(), Verdict::Ok);
         summary.changed = 1;
-        assert_eq!(summary.outcome(), HostOutcome::Changed);
-        summary.error = Some("postconf: warning".into());
-        assert_eq!(summary.outcome(), HostOutcome::Failed);
-        summary.unreachable = true;
-        assert_eq!(summary.outcome(), HostOutcome::Unreachable);
+        assert_eq!(summary.verdict(), Verdict::Changed);
+        summary.problem = Some(HostProblem::Failed("postconf: warning".into()));
+        assert_eq!(summary.verdict(), Verdict::Failed);
+        summary.problem = Some(HostProblem::Unreachable("gone".into()));
+        assert_eq!(summary.verdict(), Verdict::Unreachable);
     }
 }

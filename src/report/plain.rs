@@ -94,7 +94,7 @@ pub fn event_lines(event: &Event, show_diff: bool, verbosity: u8, colour: bool) 
             Some(text)
         }
         Event::HostDone { summary } => {
-            let outcome = summary.outcome();
+            let outcome = summary.verdict();
             let word = paint(
                 &outcome.as_str().to_uppercase(),
                 Colour::of_host(outcome),
@@ -104,11 +104,11 @@ pub fn event_lines(event: &Event, show_diff: bool, verbosity: u8, colour: bool) 
                 "ok={} changed={} failed={} round_trips={} duration={}",
                 summary.ok,
                 summary.changed,
-                summary.failed,
+                summary.failures(),
                 summary.round_trips,
                 human_duration(summary.duration)
             );
-            if let Some(error) = &summary.error {
+            if let Some(error) = summary.error() {
                 message.push_str("; error: ");
                 message.push_str(&one_line(error));
             }
@@ -145,6 +145,7 @@ mod tests {
     use super::*;
     use crate::report::test_support::SharedBuf;
     use crate::report::StepStatus;
+    use postfleet_core::outcome::HostProblem;
 
     fn step(status: StepStatus, message: Option<&str>, diff: Option<&str>) -> Event {
         Event::Step {
@@ -226,9 +227,10 @@ mod tests {
         let done = Event::HostDone {
             summary: HostSummary {
                 host: "mx3".into(),
-                unreachable: true,
                 duration: Duration::from_secs(10),
-                error: Some("connect to 10.0.0.3:22: connection refused".into()),
+                problem: Some(HostProblem::Unreachable(
+                    "connect to 10.0.0.3:22: connection refused".into(),
+                )),
                 ..Default::default()
             },
         };

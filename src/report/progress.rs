@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::style::{paint, Colour};
-use super::{human_duration, recap, Event, HostOutcome, HostSummary, Reporter, StepStatus};
+use super::{human_duration, recap, Event, HostSummary, Reporter, StepStatus, Verdict};
 
 /// Host lines shown at once; more hosts in progress are counted on a "+N more" line, so a
 /// fleet of 500 does not flood the screen.
@@ -247,18 +247,16 @@ impl Reporter for ProgressReporter {
             }
             Event::HostDone { summary } => {
                 self.host_done(&mut state, &summary.host);
-                let outcome = summary.outcome();
+                let outcome = summary.verdict();
                 match outcome {
-                    HostOutcome::Ok => {}
-                    HostOutcome::Changed => state.changed_hosts += 1,
-                    HostOutcome::Failed => state.failed_hosts += 1,
-                    HostOutcome::Unreachable => state.unreachable_hosts += 1,
+                    Verdict::Ok => {}
+                    Verdict::Changed => state.changed_hosts += 1,
+                    Verdict::Failed => state.failed_hosts += 1,
+                    Verdict::Unreachable => state.unreachable_hosts += 1,
                 }
                 self.overall(&mut state).inc(1);
                 self.update_counts(&mut state);
-                if matches!(outcome, HostOutcome::Failed | HostOutcome::Unreachable)
-                    || self.verbosity > 0
-                {
+                if matches!(outcome, Verdict::Failed | Verdict::Unreachable) || self.verbosity > 0 {
                     self.print_above(&host_text(summary, self.colour));
                 }
             }
@@ -331,7 +329,7 @@ pub fn step_text(
 
 /// What is printed above the bars when a host finishes: its outcome, counts and error.
 pub fn host_text(summary: &HostSummary, colour: bool) -> String {
-    let outcome = summary.outcome();
+    let outcome = summary.verdict();
     let word = paint(
         &format!("{:<7}", outcome.as_str()),
         Colour::of_host(outcome),
@@ -342,10 +340,10 @@ pub fn host_text(summary: &HostSummary, colour: bool) -> String {
         summary.host,
         summary.ok,
         summary.changed,
-        summary.failed,
+        summary.failures(),
         human_duration(summary.duration)
     );
-    if let Some(error) = &summary.error {
+    if let Some(error) = summary.error() {
         text.push_str(" — ");
         text.push_str(&error.trim().replace('\n', "\n        "));
     }
@@ -356,6 +354,7 @@ pub fn host_text(summary: &HostSummary, colour: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use postfleet_core::outcome::HostProblem;
 
     #[test]
     fn step_text_names_status_host_step_and_message() {
@@ -411,9 +410,10 @@ mod tests {
     fn host_text_gives_counts_and_error() {
         let summary = HostSummary {
             host: "mx3".into(),
-            unreachable: true,
             duration: Duration::from_secs(10),
-            error: Some("connect to 10.0.0.3:22: connection refused".into()),
+            problem: Some(HostProblem::Unreachable(
+                "connect to 10.0.0.3:22: connection refused".into(),
+            )),
             ..Default::default()
         };
         assert_eq!(
@@ -503,7 +503,7 @@ mod tests {
             },
             HostSummary {
                 host: "d".into(),
-                unreachable: true,
+                problem: Some(HostProblem::Unreachable("gone".into())),
                 ..Default::default()
             },
         ];

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::style::{paint, visible_width, Colour};
 use super::table::{render_aligned, Align};
-use super::{human_duration, HostOutcome, HostSummary};
+use super::{human_duration, HostSummary, Verdict};
 
 const HEADERS: [&str; 7] = [
     "HOST",
@@ -40,11 +40,11 @@ pub fn render(summaries: &[HostSummary], elapsed: Duration, colour: bool) -> Str
         .iter()
         .map(|summary| {
             vec![
-                paint(&summary.host, Colour::of_host(summary.outcome()), colour),
+                paint(&summary.host, Colour::of_host(summary.verdict()), colour),
                 count(summary.ok, Colour::Green),
                 count(summary.changed, Colour::Yellow),
-                count(summary.failed, Colour::Red),
-                count(u32::from(summary.unreachable), Colour::Red),
+                count(summary.failures(), Colour::Red),
+                count(u32::from(summary.unreachable()), Colour::Red),
                 summary.round_trips.to_string(),
                 human_duration(summary.duration),
             ]
@@ -61,8 +61,8 @@ pub fn render(summaries: &[HostSummary], elapsed: Duration, colour: bool) -> Str
         format!("total: {} {host_word}", summaries.len()),
         count(total(|s| s.ok), Colour::Green),
         count(total(|s| s.changed), Colour::Yellow),
-        count(total(|s| s.failed), Colour::Red),
-        count(total(|s| u32::from(s.unreachable)), Colour::Red),
+        count(total(|s| s.failures()), Colour::Red),
+        count(total(|s| u32::from(s.unreachable())), Colour::Red),
         total(|s| s.round_trips).to_string(),
         human_duration(elapsed),
     ]);
@@ -83,11 +83,11 @@ pub fn render(summaries: &[HostSummary], elapsed: Duration, colour: bool) -> Str
 fn errors(summaries: &[HostSummary], colour: bool) -> String {
     let mut out = String::new();
     for summary in summaries {
-        let outcome = summary.outcome();
-        let reason = match (&summary.error, outcome) {
-            (Some(error), _) => error.as_str(),
-            (None, HostOutcome::Failed) => "a step failed (see above)",
-            (None, HostOutcome::Unreachable) => "no reason given",
+        let outcome = summary.verdict();
+        let reason = match (summary.error(), outcome) {
+            (Some(error), _) => error,
+            (None, Verdict::Failed) => "a step failed (see above)",
+            (None, Verdict::Unreachable) => "no reason given",
             (None, _) => continue,
         };
         let label = format!("{} ({})", summary.host, outcome.as_str());
@@ -133,6 +133,7 @@ pub fn timings_table(summaries: &[HostSummary]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use postfleet_core::outcome::HostProblem;
 
     fn summary(host: &str, ok: u32, changed: u32, failed: u32, millis: u64) -> HostSummary {
         HostSummary {
@@ -148,17 +149,18 @@ mod tests {
 
     fn fleet() -> Vec<HostSummary> {
         let mut failed = summary("mx2.example.org", 4, 1, 1, 2_300);
-        failed.error = Some(
+        failed.problem = Some(HostProblem::Failed(
             "reload failed: postfix/postfix-script: fatal: bad config\n\
              previous files restored"
                 .into(),
-        );
+        ));
         let unreachable = HostSummary {
             host: "mx10".into(),
-            unreachable: true,
             round_trips: 0,
             duration: Duration::from_secs(10),
-            error: Some("connect to 10.0.0.10:22: timed out after 10s".into()),
+            problem: Some(HostProblem::Unreachable(
+                "connect to 10.0.0.10:22: timed out after 10s".into(),
+            )),
             ..Default::default()
         };
         vec![summary("mx1", 12, 3, 0, 1_250), failed, unreachable]

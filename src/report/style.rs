@@ -1,7 +1,7 @@
 //! Colour for terminals: green ok, yellow changed, red failed. Never when the stream is not a
 //! terminal or NO_COLOR is set (https://no-color.org: present and not empty).
 
-use super::{HostOutcome, StepStatus};
+use super::{StepStatus, Verdict};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Colour {
@@ -30,11 +30,11 @@ impl Colour {
         }
     }
 
-    pub(crate) fn of_host(outcome: HostOutcome) -> Colour {
+    pub(crate) fn of_host(outcome: Verdict) -> Colour {
         match outcome {
-            HostOutcome::Ok => Colour::Green,
-            HostOutcome::Changed => Colour::Yellow,
-            HostOutcome::Failed | HostOutcome::Unreachable => Colour::Red,
+            Verdict::Ok => Colour::Green,
+            Verdict::Changed => Colour::Yellow,
+            Verdict::Failed | Verdict::Unreachable => Colour::Red,
         }
     }
 }
@@ -53,26 +53,7 @@ pub(crate) fn paint(text: &str, colour: Colour, enabled: bool) -> String {
     }
 }
 
-/// Columns `text` takes on a terminal: escape sequences take none.
-pub(crate) fn visible_width(text: &str) -> usize {
-    let mut width = 0;
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            // CSI sequence: ESC [ parameters... final byte in @..~
-            if chars.next() == Some('[') {
-                for c in chars.by_ref() {
-                    if ('@'..='~').contains(&c) {
-                        break;
-                    }
-                }
-            }
-        } else {
-            width += 1;
-        }
-    }
-    width
-}
+pub(crate) use postfleet_core::table::visible_width;
 
 #[cfg(test)]
 mod tests {

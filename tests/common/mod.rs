@@ -10,7 +10,7 @@ use std::os::unix::io::AsRawFd;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-pub use postfleet::lab::{Lab, LabHost, Mode, Release, SinkMessage};
+pub use postfleet_lab::{Lab, LabHost, Mode, Release, SinkMessage};
 
 /// The shared lab every integration test may use.
 pub const TEST_LAB: &str = "test";
@@ -55,6 +55,7 @@ fn lock(path: PathBuf) -> FileLock {
         .write(true)
         .open(&path)
         .expect("lock file opens");
+    // SAFETY: flock on the descriptor of a File held for the whole call.
     while unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
         let err = std::io::Error::last_os_error();
         assert_eq!(
@@ -115,7 +116,7 @@ fn hosts_down(lab: &Lab) -> Vec<String> {
 /// plain). Safe to call from many tests and test binaries at once. A host another test is
 /// resetting is waited for; a host that stays down is reset.
 pub fn ensure_lab() -> Lab {
-    let _guard = lock(postfleet::lab::labs_dir().join(".test-lab-ensure.lock"));
+    let _guard = lock(postfleet_lab::labs_dir().join(".test-lab-ensure.lock"));
     if let Ok(lab) = Lab::open(TEST_LAB) {
         if has_test_shape(&lab) {
             if hosts_down(&lab).is_empty() {

@@ -1,0 +1,143 @@
+# postfleet apply: generated for one host. Each step prints one line
+#   @@step INDEX ok|changed|failed BASE64(message)
+# A failed step stops the run; steps not reached print nothing.
+# A dropped connection must not kill the run half-way: ignore HUP and PIPE.
+trap '' HUP PIPE
+umask 022
+PF_NL='
+'
+pf_failed=
+pf_b64() { printf '%s' "$1" | base64 -w0; }
+pf_report() { printf '@@step %s %s %s\n' "$1" "$2" "$(pf_b64 "$3")"; }
+pf_report64() { printf '@@step %s %s %s\n' "$1" "$2" "$3"; }  # message already base64
+pf_fail() { pf_report "$1" failed "$2"; pf_failed=1; }
+pf_fatal() { printf '@@error %s\n' "$(pf_b64 "$1")"; exit 3; }
+
+mkdir -p "$PF_STATE/pending" 2>/dev/null || pf_fatal "cannot create $PF_STATE on the host (read-only or full disk?)"
+# One run at a time per host, whichever controller started it.
+exec 9>"$PF_STATE/lock" || pf_fatal "cannot open $PF_STATE/lock"
+flock -n 9 || pf_fatal "another postfleet run is applying changes to this host right now"
+
+# postfix-script reports through postlog, which writes to stderr only on a terminal:
+# give postmulti -p one, so its words reach the report.
+pf_tty() {
+  if command -v script >/dev/null 2>&1; then
+    pf_out=$(script -qec "$*" /dev/null); pf_rc=$?
+    printf '%s\n' "$pf_out" | tr -d '\r'
+    return $pf_rc
+  fi
+  "$@"
+}
+
+# Is the instance's master process running? `postfix status` (through postmulti -x, some ten
+# processes) decides with `master -t` (exit 0: the master.pid lock is free, no master runs):
+# asked here directly. Without its queue or daemon directory an instance is not running.
+pf_running() {  # CONFIG_DIR
+  pf_dirs=$(postconf -c "$1" -h queue_directory daemon_directory 2>/dev/null) || return 1
+  pf_queue=${pf_dirs%%"$PF_NL"*}; pf_daemons=${pf_dirs#*"$PF_NL"}
+  [ -n "$pf_queue" ] && [ -d "$pf_queue" ] && [ -x "$pf_daemons/master" ] &&
+    ! "$pf_daemons/master" -c "$1" -t >/dev/null 2>&1
+}
+
+# Postfix programs pause before reading a main.cf changed within the last two seconds, in
+# case it is still being written ("cool down": 300 ms naps, 2 s in all). Every main.cf here is
+# whole when it gets its name (postconf and this script rename files into place), so a fresh
+# one is dated two seconds back: validation, postmap, reload and start then read it at once.
+pf_settle() {  # FILE...
+  pf_past="$PF_STATE/two-seconds-ago"
+  touch -d '2 seconds ago' "$pf_past" || return 0
+  for f in "$@"; do
+    [ -f "$f" ] && [ "$f" -nt "$pf_past" ] && touch -c -m -r "$pf_past" "$f"
+  done
+  return 0
+}
+
+# The last fatal/error lines Postfix logged for an instance (journal or mail log).
+pf_why() {  # NAME UNIT
+  if [ -n "$2" ] && command -v journalctl >/dev/null 2>&1; then
+    journalctl --sync 2>/dev/null  # what journald has received is readable
+    journalctl -u "$2" -n 30 --no-pager -o cat 2>/dev/null | grep -E 'fatal|error|panic' | tail -n 3
+  fi
+  log=$(postmulti -i "$1" -x postconf -h maillog_file 2>/dev/null)
+  [ -n "$log" ] && [ -f "$log" ] && tail -n 50 "$log" | grep -E 'fatal|panic' | tail -n 4
+}
+
+# Transactions: every file an instance step replaces is saved first, so a failed
+# activation can put the previous files back.
+# The reload or restart the instance will owe once a live file is replaced is recorded in
+# $PF_STATE/pending/NAME first, so an interrupted run leaves the debt for the next one.
+pf_txn_begin() {  # CONFIG_DIR INSTANCE OWED(reload|restart|-)
+  PF_TXN="$1/.postfleet-backup"
+  rm -rf "$PF_TXN" && mkdir -m 700 "$PF_TXN" && : > "$PF_TXN/list"
+  [ "$3" = - ] || printf '%s %s\n' "$2" "$3" > "$PF_TXN/owed"
+}
+pf_save() {  # PATH
+  [ -n "$PF_TXN" ] || return 0
+  if [ -f "$PF_TXN/owed" ]; then
+    read -r name owed < "$PF_TXN/owed" && printf '%s\n' "$owed" > "$PF_STATE/pending/$name" || return 1
+  fi
+  # Saved already? (read by the shell itself: no process per check)
+  n=0
+  while read -r _kind saved; do
+    [ "$saved" = "$1" ] && return 0
+    n=$((n + 1))
+  done < "$PF_TXN/list"
+  if [ -e "$1" ]; then
+    cp -p "$1" "$PF_TXN/$n" || return 1
+    printf 'k %s\n' "$1" >> "$PF_TXN/list"
+  else
+    printf 'n %s\n' "$1" >> "$PF_TXN/list"
+  fi
+}
+pf_restore() {  # CONFIG_DIR: put every saved file back, re-index restored tables
+  [ -n "$PF_TXN" ] && [ -f "$PF_TXN/list" ] || return 0
+  i=0
+  while read -r kind path; do
+    if [ "$kind" = k ]; then mv -f "$PF_TXN/$i" "$path"; else rm -f "$path"; fi
+    i=$((i + 1))
+  done < "$PF_TXN/list"
+  [ -f "$PF_TXN/maps" ] && while read -r map; do postmap -c "$1" "$map" 2>/dev/null; done < "$PF_TXN/maps"
+  return 0
+}
+pf_txn_end() {
+  [ -n "$PF_TXN" ] && rm -rf "$PF_TXN"
+  PF_TXN=
+}
+pf_postmap() {  # CONFIG_DIR TYPE:PATH (remembered so a rollback re-indexes the old source)
+  postmap -c "$1" "$2" || return 1
+  [ -n "$PF_TXN" ] && printf '%s\n' "$2" >> "$PF_TXN/maps"
+  return 0
+}
+
+# Atomic write: temp file in the same directory, then rename.
+pf_write() {  # PATH MODE BASE64
+  tmp="$1.postfleet-tmp"
+  printf '%s' "$3" | base64 -d > "$tmp" && chmod "$2" "$tmp" && pf_save "$1" && mv -f "$tmp" "$1" && return 0
+  rm -f "$tmp"
+  return 1
+}
+
+# Stage main.cf and master.cf of an instance in a scratch copy of its config dir
+# ($PF_STAGE, set by the caller: this runs in a command substitution).
+pf_stage() {  # CONFIG_DIR
+  rm -rf "$PF_STAGE" && mkdir -m 755 "$PF_STAGE" || return 1
+  for f in main.cf master.cf dynamicmaps.cf; do
+    [ -e "$1/$f" ] && { cp -p "$1/$f" "$PF_STAGE/$f" || return 1; }
+  done
+  [ -d "$1/dynamicmaps.cf.d" ] && cp -rp "$1/dynamicmaps.cf.d" "$PF_STAGE/"
+  return 0
+}
+# postconf's complaints about the staged files are failures: nothing is moved into place.
+pf_validate() {  # CONFIG_DIR
+  pf_settle "$PF_STAGE/main.cf"
+  err=$( { postconf -c "$PF_STAGE" -n >/dev/null; postconf -c "$PF_STAGE" -M >/dev/null;
+           postmap -c "$PF_STAGE" -q postfleet-validate static:ok >/dev/null; } 2>&1 )
+  [ -z "$err" ] && return 0
+  printf '%s' "$err" | sed "s#$PF_STAGE#$1#g"
+  return 1
+}
+# Moves one staged file into place when it differs; prints "same" or "moved".
+pf_activate_file() {  # CONFIG_DIR FILE
+  if cmp -s "$PF_STAGE/$2" "$1/$2"; then echo same; return 0; fi
+  pf_save "$1/$2" && mv -f "$PF_STAGE/$2" "$1/$2" && echo moved
+}

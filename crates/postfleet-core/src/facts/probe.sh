@@ -1,0 +1,124 @@
+# postfleet facts probe: reads, in one round trip, everything the planner needs.
+# Arguments (set by the caller): the unit-mapping awk program (unit-template.awk), instance
+# names to look at, then "--", then managed files as TYPE:PATH (TYPE "-" for files that are not
+# lookup tables). Prints one record per line, tab-separated; free text is base64. Changes
+# nothing on the host.
+unit_awk=$1; shift
+rec() { printf '%s\n' "$*"; }
+b64file() { base64 -w0 < "$1" 2>/dev/null; }
+TAB=$(printf '\t')
+NL='
+'
+
+wanted=""
+while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do wanted="$wanted $1"; shift; done
+[ "$#" -gt 0 ] && shift
+
+rec "user${TAB}$(id -un)"
+if ! command -v postconf >/dev/null 2>&1 || ! command -v postmulti >/dev/null 2>&1; then
+  rec "postfix${TAB}missing"
+  exit 0
+fi
+rec "version${TAB}$(postconf -h mail_version 2>/dev/null)"
+
+if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+  systemd=1  # the init record comes after the units (below)
+else
+  rec "init${TAB}other"
+  systemd=0
+fi
+
+# Instances known to postmulti: name group enabled config_directory
+listed=$(postmulti -l 2>/dev/null)
+printf '%s\n' "$listed" | while read -r name group enabled dir; do
+  [ -n "$name" ] && rec "instance${TAB}$name${TAB}$group${TAB}$enabled${TAB}$dir"
+done
+
+describe() {  # NAME CONFIG_DIR
+  name=$1; dir=$2
+  [ -f "$dir/main.cf" ] && rec "maincf${TAB}$name${TAB}$(b64file "$dir/main.cf")"
+  [ -f "$dir/master.cf" ] && rec "mastercf${TAB}$name${TAB}$(b64file "$dir/master.cf")"
+  # `postfix status` through postmulti -x is ~10 processes; its verdict is `master -t` (exit 0:
+  # the master.pid lock is free, no master runs), asked here directly. An instance without
+  # its queue or daemon directory counts as not running, as with postfix status.
+  dirs=$(postconf -c "$dir" -h queue_directory daemon_directory 2>/dev/null)
+  qdir=${dirs%%"$NL"*}; ddir=${dirs#*"$NL"}
+  if [ -n "$qdir" ] && [ -d "$qdir" ] && [ -x "$ddir/master" ] &&
+     ! "$ddir/master" -c "$dir" -t >/dev/null 2>&1; then
+    rec "running${TAB}$name${TAB}yes"
+  else
+    rec "running${TAB}$name${TAB}no"
+  fi
+  if [ -n "$qdir" ] && [ -d "$qdir" ]; then
+    n=$(find "$qdir/incoming" "$qdir/active" "$qdir/deferred" "$qdir/hold" "$qdir/maildrop" -type f 2>/dev/null | wc -l)
+    rec "queue${TAB}$name${TAB}$n"
+  fi
+  [ -f "$PF_STATE/pending/$name" ] && rec "pending${TAB}$name${TAB}$(head -n1 "$PF_STATE/pending/$name")"
+}
+
+seen=" "
+printf '%s\n' "$listed" | {
+  while read -r name group enabled dir; do
+    [ -n "$name" ] || continue
+    describe "$name" "$dir"
+    seen="$seen$name "
+  done
+  for name in $wanted; do
+    case "$seen" in *" $name "*) continue ;; esac
+    # not listed: an unmanaged config dir may still exist (postmulti create would import it)
+    [ "$name" = "-" ] && continue
+    [ -d "/etc/$name" ] && rec "unlisted${TAB}$name${TAB}/etc/$name"
+  done
+}
+
+if [ "$systemd" = 1 ]; then
+  # Which template unit runs which instance, read from the host's own postfix@.service
+  # (unit-template.awk, passed in as $unit_awk): every instance postmulti lists, and the
+  # wanted ones at the config dir `postmulti -e create` will give them.
+  pairs=$( { printf '%s\n' "$listed" | while read -r name _group _enabled dir; do
+               [ -n "$name" ] && printf '%s\t%s\n' "$name" "$dir"; done
+             for name in $wanted; do
+               case "$name" in -) dir=/etc/postfix ;; *) dir=/etc/$name ;; esac
+               printf '%s\t%s\n' "$name" "$dir"; done; } | sort -u)
+  mapping=$(systemctl cat postfix@.service 2>/dev/null | PF_INSTANCES=$pairs awk "$unit_awk")
+  printf '%s\n' "$mapping"
+  # Units asked about: the mapped ones, postfix@NAME for every instance (the unit another
+  # release's naming gives it: an upgraded host may still have it enabled), postfix.service.
+  units=$( { printf '%s\n' "$mapping" | awk -F'\t' '$1 == "unitof" { print $3 ".service" }'
+             printf '%s\n' "$pairs" | while read -r name _dir; do
+               [ -n "$name" ] && printf 'postfix@%s.service\n' "$name"; done; } | sort -u)
+  # One call for every unit; blocks of key=value separated by blank lines.
+  # shellcheck disable=SC2086
+  systemctl show -p Id -p ActiveState -p UnitFileState -p Type -p LoadState \
+    $units postfix.service 2>/dev/null |
+  awk -F= -v OFS='\t' '
+    function flush() {
+      if (id != "") print "unit", id, act, (ufs == "" ? "-" : ufs), (type == "" ? "-" : type), load
+      id = act = ufs = type = load = ""
+    }
+    /^$/ { flush(); next }
+    $1 == "Id" { id = $2 } $1 == "ActiveState" { act = $2 } $1 == "UnitFileState" { ufs = $2 }
+    $1 == "Type" { type = $2 } $1 == "LoadState" { load = $2 }
+    END { flush() }'
+  rec "init${TAB}systemd"
+fi
+
+for spec in "$@"; do
+  type=${spec%%:*}; path=${spec#*:}
+  if [ -f "$path" ]; then
+    rec "file${TAB}$path${TAB}$(stat -c %a "$path")${TAB}$(b64file "$path")"
+    case "$type" in
+      hash|btree) db="$path.db" ;;
+      lmdb) db="$path.lmdb" ;;
+      cdb) db="$path.cdb" ;;
+      dbm|sdbm) db="$path.pag" ;;
+      *) db="" ;;
+    esac
+    if [ -n "$db" ]; then
+      if [ -e "$db" ] && ! [ "$path" -nt "$db" ]; then rec "mapfresh${TAB}$path${TAB}yes"; else rec "mapfresh${TAB}$path${TAB}no"; fi
+    fi
+  else
+    rec "file${TAB}$path${TAB}missing"
+  fi
+done
+rec "end"

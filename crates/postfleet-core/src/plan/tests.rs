@@ -1,0 +1,450 @@
+//! The planner's cases: fresh host, converged host, drift, absent <-> present, listeners.
+
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::facts::{FileFacts, HostFacts, InitSystem, InstanceFacts, UnitState, UnitTemplate};
+use crate::model::*;
+
+const DEFAULT_MAIN: &str = "myhostname = h1.lab.test\ninet_interfaces = all\n";
+const MULTI_MAIN: &str = "myhostname = h1.lab.test\ninet_interfaces = all\nmulti_instance_wrapper = ${command_directory}/postmulti -p --\nmulti_instance_enable = yes\n";
+const MASTER: &str = "smtp      inet  n       -       y       -       -       smtpd\npickup    unix  n       -       y       60      1       pickup\n";
+
+fn name(n: &str) -> InstanceName {
+    InstanceName::parse(n).unwrap()
+}
+
+fn newsletter() -> DesiredInstance {
+    let mut i = DesiredInstance::new(name("postfix-news"));
+    i.main_cf_params
+        .insert("relayhost".into(), Some("[10.0.0.1]:2527".into()));
+    i.master_services.push(MasterService {
+        service: "slow".into(),
+        kind: "unix".into(),
+        entry: Some(MasterEntry {
+            private: "-".into(),
+            unpriv: "-".into(),
+            chroot: "n".into(),
+            wakeup: "-".into(),
+            maxproc: "-".into(),
+            command: "smtp".into(),
+            args: vec![],
+        }),
+    });
+    i.files.push(DesiredFile {
+        path: "/etc/postfix-news/transport".into(),
+        content: b"orange.fr slow:\n".to_vec(),
+        mode: 0o644,
+        map_type: Some("hash".into()),
+        secret: false,
+    });
+    i
+}
+
+fn instance_facts(n: &str, main: &str, master: &str, running: bool) -> InstanceFacts {
+    InstanceFacts {
+        name: name(n),
+        group: None,
+        enabled: true,
+        config_dir: name(n).config_dir(),
+        main_cf: Some(main.into()),
+        master_cf: Some(master.into()),
+        running,
+        queue_size: Some(0),
+        pending: None,
+    }
+}
+
+fn unit(active: &str, file_state: &str) -> UnitState {
+    UnitState {
+        active: active.into(),
+        file_state: file_state.into(),
+        service_type: "forking".into(),
+        loaded: true,
+    }
+}
+
+/// A stock Debian 12 host: the default instance only, running under systemd.
+fn fresh_host() -> HostFacts {
+    let mut instances = BTreeMap::new();
+    instances.insert(name("-"), instance_facts("-", DEFAULT_MAIN, MASTER, true));
+    let mut units = BTreeMap::new();
+    units.insert("postfix@-.service".into(), unit("active", "enabled"));
+    units.insert(
+        "postfix@postfix-news.service".into(),
+        unit("inactive", "disabled"),
+    );
+    units.insert(
+        "postfix.service".into(),
+        UnitState {
+            service_type: "oneshot".into(),
+            ..unit("active", "enabled")
+        },
+    );
+    let template_units = [("-", "postfix@-"), ("postfix-news", "postfix@postfix-news")]
+        .into_iter()
+        .map(|(n, u)| (name(n), u.to_string()))
+        .collect();
+    HostFacts {
+        remote_user: "root".into(),
+        postfix_version: Some("3.7.11".into()),
+        init: InitSystem::Systemd,
+        template: UnitTemplate::PostmultiName("postmulti -i %i".into()),
+        template_units,
+        instances,
+        unlisted_dirs: BTreeMap::new(),
+        units,
+        files: BTreeMap::new(),
+    }
+}
+
+/// The same host after a successful apply of `newsletter()`.
+fn converged_host() -> HostFacts {
+    let mut facts = fresh_host();
+    facts.instances.get_mut(&name("-")).unwrap().main_cf = Some(MULTI_MAIN.into());
+    let desired = newsletter();
+    let main = maincf::edit(
+        "queue_directory = /var/spool/postfix-news\n",
+        [("relayhost", Some("[10.0.0.1]:2527"))],
+    );
+    let master = mastercf::edit(MASTER, &desired.master_services);
+    facts.instances.insert(
+        name("postfix-news"),
+        instance_facts("postfix-news", &main, &master, true),
+    );
+    facts.units.insert(
+        "postfix@postfix-news.service".into(),
+        unit("active", "enabled"),
+    );
+    facts.files.insert(
+        "/etc/postfix-news/transport".into(),
+        FileFacts {
+            content: Some(b"orange.fr slow:\n".to_vec()),
+            mode: Some(0o644),
+            map_fresh: Some(true),
+        },
+    );
+    facts
+}
+
+fn actions(plan: &Plan) -> Vec<String> {
+    plan.steps.iter().map(Step::title).collect()
+}
+
+fn host(instances: Vec<DesiredInstance>) -> DesiredHost {
+    DesiredHost { instances }
+}
+
+#[test]
+fn fresh_host_gets_init_create_config_enable_start() {
+    let plan = plan(
+        &host(vec![newsletter()]),
+        &fresh_host(),
+        PlanOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        actions(&plan),
+        [
+            "postmulti init",
+            "postfix-news: create instance",
+            "postfix-news: main.cf",
+            "postfix-news: master.cf",
+            "postfix-news: file /etc/postfix-news/transport",
+            "postfix-news: enable instance",
+            "systemd daemon-reload",
+            "postfix-news: enable unit",
+            "postfix-news: start",
+        ]
+    );
+    // a new instance's main.cf edit carries every parameter
+    let Action::WriteMainCf(edit) = &plan.steps[2].action else {
+        panic!("expected main.cf step")
+    };
+    assert_eq!(
+        edit.params,
+        [("relayhost".to_string(), Some("[10.0.0.1]:2527".to_string()))]
+    );
+}
+
+#[test]
+fn converged_host_has_no_steps() {
+    let plan = plan(
+        &host(vec![newsletter()]),
+        &converged_host(),
+        PlanOptions::default(),
+    )
+    .unwrap();
+    assert!(
+        plan.is_converged(),
+        "unexpected steps: {:?}",
+        actions(&plan)
+    );
+}
+
+#[test]
+fn one_drifted_parameter_is_set_and_reloaded() {
+    let mut facts = converged_host();
+    let news = facts.instances.get_mut(&name("postfix-news")).unwrap();
+    news.main_cf = Some(maincf::edit(
+        news.main_cf.as_deref().unwrap(),
+        [("relayhost", Some("[10.9.9.9]"))],
+    ));
+    let plan = plan(&host(vec![newsletter()]), &facts, PlanOptions::default()).unwrap();
+    assert_eq!(
+        actions(&plan),
+        ["postfix-news: main.cf", "postfix-news: reload"]
+    );
+    let change = &plan.steps[0].changes[0];
+    assert!(change
+        .old
+        .as_deref()
+        .unwrap()
+        .contains("relayhost = [10.9.9.9]"));
+    assert!(change.new.contains("relayhost = [10.0.0.1]:2527"));
+}
+
+#[test]
+fn drifted_table_is_rewritten_without_reload() {
+    let mut facts = converged_host();
+    facts
+        .files
+        .get_mut("/etc/postfix-news/transport")
+        .unwrap()
+        .content = Some(b"x\n".to_vec());
+    let plan = plan(&host(vec![newsletter()]), &facts, PlanOptions::default()).unwrap();
+    // hash tables are reopened by the daemons: no reload
+    assert_eq!(
+        actions(&plan),
+        ["postfix-news: file /etc/postfix-news/transport"]
+    );
+}
+
+#[test]
+fn stale_index_is_rebuilt() {
+    let mut facts = converged_host();
+    facts
+        .files
+        .get_mut("/etc/postfix-news/transport")
+        .unwrap()
+        .map_fresh = Some(false);
+    let plan = plan(&host(vec![newsletter()]), &facts, PlanOptions::default()).unwrap();
+    assert_eq!(
+        actions(&plan),
+        ["postfix-news: postmap /etc/postfix-news/transport"]
+    );
+}
+
+#[test]
+fn listener_change_needs_a_restart() {
+    let mut desired = newsletter();
+    desired.master_services.push(MasterService {
+        service: "127.0.0.1:2525".into(),
+        kind: "inet".into(),
+        entry: Some(MasterEntry {
+            private: "n".into(),
+            unpriv: "-".into(),
+            chroot: "n".into(),
+            wakeup: "-".into(),
+            maxproc: "-".into(),
+            command: "smtpd".into(),
+            args: vec![],
+        }),
+    });
+    let plan = plan(
+        &host(vec![desired]),
+        &converged_host(),
+        PlanOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        actions(&plan),
+        ["postfix-news: master.cf", "postfix-news: restart"]
+    );
+}
+
+#[test]
+fn inet_interfaces_change_needs_a_restart() {
+    let mut desired = newsletter();
+    desired
+        .main_cf_params
+        .insert("inet_interfaces".into(), Some("loopback-only".into()));
+    let plan = plan(
+        &host(vec![desired]),
+        &converged_host(),
+        PlanOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        actions(&plan),
+        ["postfix-news: main.cf", "postfix-news: restart"]
+    );
+}
+
+#[test]
+fn present_to_absent_stops_disables_and_destroys() {
+    let mut gone = newsletter();
+    gone.state = InstanceState::Absent;
+    let plan = plan(&host(vec![gone]), &converged_host(), PlanOptions::default()).unwrap();
+    assert_eq!(
+        actions(&plan),
+        [
+            "postfix-news: stop",
+            "postfix-news: disable unit",
+            "postfix-news: disable instance",
+            "postfix-news: destroy instance",
+            "systemd daemon-reload",
+        ]
+    );
+}
+
+#[test]
+fn absent_with_queued_mail_is_refused_unless_forced() {
+    let mut facts = converged_host();
+    facts
+        .instances
+        .get_mut(&name("postfix-news"))
+        .unwrap()
+        .queue_size = Some(4);
+    let mut gone = newsletter();
+    gone.state = InstanceState::Absent;
+    let refused = plan(&host(vec![gone.clone()]), &facts, PlanOptions::default()).unwrap();
+    assert!(refused.steps.is_empty());
+    assert!(refused.refusals[0].reason.contains("4 message(s)"));
+    let forced = plan(&host(vec![gone]), &facts, PlanOptions { force: true }).unwrap();
+    assert!(actions(&forced).contains(&"postfix-news: purge queue".to_string()));
+}
+
+#[test]
+fn absent_instance_that_does_not_exist_is_converged() {
+    let mut gone = newsletter();
+    gone.state = InstanceState::Absent;
+    assert!(
+        plan(&host(vec![gone]), &fresh_host(), PlanOptions::default())
+            .unwrap()
+            .is_converged()
+    );
+}
+
+#[test]
+fn absent_to_present_after_destroy_recreates() {
+    // the converged host, then the instance destroyed by hand: created again
+    let mut facts = converged_host();
+    facts.instances.remove(&name("postfix-news"));
+    facts.files.clear();
+    let plan = plan(&host(vec![newsletter()]), &facts, PlanOptions::default()).unwrap();
+    let titles = actions(&plan);
+    assert_eq!(
+        titles[0], "postfix-news: create instance",
+        "no init: already done"
+    );
+    assert!(titles.contains(&"postfix-news: start".to_string()));
+}
+
+#[test]
+fn stopped_instance_is_started_and_owed_reload_is_honoured() {
+    let mut facts = converged_host();
+    facts
+        .instances
+        .get_mut(&name("postfix-news"))
+        .unwrap()
+        .running = false;
+    facts.units.insert(
+        "postfix@postfix-news.service".into(),
+        unit("failed", "enabled"),
+    );
+    let plan1 = plan(&host(vec![newsletter()]), &facts, PlanOptions::default()).unwrap();
+    assert_eq!(actions(&plan1), ["postfix-news: start"]);
+
+    let mut facts = converged_host();
+    facts
+        .instances
+        .get_mut(&name("postfix-news"))
+        .unwrap()
+        .pending = Some("reload".into());
+    let plan2 = plan(&host(vec![newsletter()]), &facts, PlanOptions::default()).unwrap();
+    assert_eq!(actions(&plan2), ["postfix-news: reload"]);
+}
+
+#[test]
+fn plain_host_uses_postmulti_and_no_units() {
+    let mut facts = fresh_host();
+    facts.init = InitSystem::Other;
+    facts.units.clear();
+    let plan = plan(&host(vec![newsletter()]), &facts, PlanOptions::default()).unwrap();
+    let titles = actions(&plan);
+    assert!(!titles
+        .iter()
+        .any(|t| t.contains("unit") || t.contains("daemon-reload")));
+    assert_eq!(plan.drivers[&name("postfix-news")], Driver::Postmulti);
+    assert_eq!(titles.last().unwrap(), "postfix-news: start");
+}
+
+#[test]
+fn template_owned_main_cf_is_compared_whole() {
+    let mut desired = DesiredInstance::new(name("-"));
+    desired.main_cf = Some(DEFAULT_MAIN.into());
+    assert!(plan(
+        &host(vec![desired.clone()]),
+        &fresh_host(),
+        PlanOptions::default()
+    )
+    .unwrap()
+    .is_converged());
+    desired.main_cf = Some(format!("{DEFAULT_MAIN}# managed\n"));
+    let plan = plan(&host(vec![desired]), &fresh_host(), PlanOptions::default()).unwrap();
+    assert_eq!(actions(&plan), ["-: main.cf", "-: reload"]);
+}
+
+#[test]
+fn missing_postfix_is_a_plan_error() {
+    let mut facts = fresh_host();
+    facts.postfix_version = None;
+    assert!(plan(&host(vec![newsletter()]), &facts, PlanOptions::default()).is_err());
+}
+
+#[test]
+fn apply_scripts_are_valid_shell() {
+    let mut gone = newsletter();
+    gone.state = InstanceState::Absent;
+    let mut drifted = converged_host();
+    drifted
+        .instances
+        .get_mut(&name("postfix-news"))
+        .unwrap()
+        .main_cf = Some("relayhost = x\n".into());
+    let cases = [
+        plan(
+            &host(vec![newsletter()]),
+            &fresh_host(),
+            PlanOptions::default(),
+        )
+        .unwrap(),
+        plan(&host(vec![newsletter()]), &drifted, PlanOptions::default()).unwrap(),
+        plan(
+            &host(vec![gone]),
+            &converged_host(),
+            PlanOptions { force: true },
+        )
+        .unwrap(),
+    ];
+    for p in cases {
+        let script = crate::apply::build(&p);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("apply.sh");
+        std::fs::write(&path, &script).unwrap();
+        let status = std::process::Command::new("sh")
+            .arg("-n")
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(status.success(), "sh -n rejects:\n{script}");
+        for (i, _) in p.steps.iter().enumerate() {
+            assert!(
+                script.contains(&format!("pf_report {i} "))
+                    || script.contains(&format!("pf_fail {i} ")),
+                "step {i} never reports"
+            );
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! Rendering: a playbook, an inventory and extra vars become each host's desired state.
+//! Every error (undefined variable, bad rendered value) names the template position and
+//! the host; nothing here touches a host.
+
+use crate::error::InputError;
+use crate::inventory::{Host, Inventory, VarMap};
+use crate::model::DesiredHost;
+use crate::playbook::Playbook;
+
+mod context;
+mod instance;
+
+pub use context::play_context;
+
+/// The desired state of `host`: every play whose pattern matches it, in order; a later play
+/// declaring the same instance overrides what it sets (parameters by name, master.cf
+/// entries by service/type, files by path, and the scalar fields it gives).
+pub fn render_host(
+    playbook: &Playbook,
+    inventory: &Inventory,
+    host: &Host,
+    extra_vars: &VarMap,
+) -> Result<DesiredHost, InputError> {
+    let mut desired = DesiredHost::default();
+    for play in playbook
+        .plays
+        .iter()
+        .filter(|play| play.hosts.matches(host))
+    {
+        let context = play_context(playbook, inventory, host, play, extra_vars)?;
+        for spec in &play.instances {
+            let index = match desired.instances.iter().position(|i| i.name == spec.name) {
+                Some(index) => index,
+                None => {
+                    desired
+                        .instances
+                        .push(crate::model::DesiredInstance::new(spec.name.clone()));
+                    desired.instances.len() - 1
+                }
+            };
+            let renderer = instance::Renderer {
+                templates: &playbook.templates,
+                context: &context,
+                host: &host.name,
+            };
+            renderer.apply(spec, &mut desired.instances[index])?;
+        }
+    }
+    Ok(desired)
+}
+
+/// Renders every host in `hosts` (same order in the result) before anything else happens;
+/// on failure, the first error of each host that failed.
+pub fn render_all(
+    playbook: &Playbook,
+    inventory: &Inventory,
+    hosts: &[Host],
+    extra_vars: &VarMap,
+) -> Result<Vec<DesiredHost>, Vec<InputError>> {
+    let mut rendered = Vec::with_capacity(hosts.len());
+    let mut errors = Vec::new();
+    for host in hosts {
+        match render_host(playbook, inventory, host, extra_vars) {
+            Ok(desired) => rendered.push(desired),
+            Err(error) => errors.push(error),
+        }
+    }
+    if errors.is_empty() {
+        Ok(rendered)
+    } else {
+        Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,610 @@
+//! One authenticated russh connection per host; every command is one exec channel on it.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use russh::client::{self, DisconnectReason, Handle};
+use russh::keys::{Algorithm, PublicKeyOrCertificate};
+use russh::{Channel, ChannelMsg, Disconnect, Preferred};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+use super::auth::{self, Sources};
+use super::known_hosts::{self, Verdict};
+use super::{ExecOutput, HostKeyPolicy, SshError, SshOptions, Target};
+
+/// OpenSSH's `MaxSessions` is 10 per connection: stay below it.
+pub const CHANNELS_PER_CONNECTION: usize = 8;
+
+/// Output kept per stream of one command; a command that prints more is cut off with an
+/// error rather than exhausting memory.
+pub const MAX_OUTPUT_BYTES: usize = 256 << 20;
+
+/// What the russh session task learned that its caller needs for a precise error.
+#[derive(Default)]
+struct Findings {
+    host_key_problem: Option<SshError>,
+    lost: Option<String>,
+}
+
+struct ClientHandler {
+    address: String,
+    port: u16,
+    known_hosts: PathBuf,
+    policy: HostKeyPolicy,
+    findings: Arc<Mutex<Findings>>,
+}
+
+impl ClientHandler {
+    fn judge(&self, key: &russh::keys::PublicKey) -> Result<(), SshError> {
+        let name = known_hosts::host_entry_name(&self.address, self.port);
+        let file = self.known_hosts.display().to_string();
+        let fingerprint = format!(
+            "{} {}",
+            key.algorithm().as_str(),
+            known_hosts::fingerprint(key)
+        );
+        let io_error = |e: std::io::Error| SshError::Other(format!("known_hosts {file}: {e}"));
+        let verdict = known_hosts::check(&self.known_hosts, &self.address, self.port, key)
+            .map_err(io_error)?;
+        match verdict {
+            Verdict::Known { .. } => Ok(()),
+            Verdict::Changed { line } => Err(SshError::HostKeyChanged {
+                host: name,
+                fingerprint,
+                known_hosts: format!("{file}:{line}"),
+            }),
+            Verdict::Revoked { line } => Err(SshError::Other(format!(
+                "host key of {name} ({fingerprint}) is marked @revoked in {file}:{line}: refusing \
+                 to connect"
+            ))),
+            // We asked for the known types first: a host that offers none of them now is not
+            // "new", and learning its key would let an impostor in.
+            Verdict::Unknown { other_types }
+                if self.policy == HostKeyPolicy::AcceptNew && !other_types.is_empty() =>
+            {
+                Err(SshError::Other(format!(
+                    "{name} presented a key of another type ({fingerprint}) than the {} key(s) \
+                     {file} has for it: not learning it. If the host's keys really changed, \
+                     check the fingerprint and add the key by hand",
+                    other_types.join(", ")
+                )))
+            }
+            Verdict::Unknown { .. } if self.policy == HostKeyPolicy::AcceptNew => {
+                match known_hosts::learn(&self.known_hosts, &self.address, self.port, key)
+                    .map_err(io_error)?
+                {
+                    Verdict::Known { .. } => Ok(()),
+                    // Another connection learned a different key for this name meanwhile.
+                    Verdict::Changed { line } => Err(SshError::HostKeyChanged {
+                        host: name,
+                        fingerprint,
+                        known_hosts: format!("{file}:{line}"),
+                    }),
+                    other => Err(SshError::Other(format!(
+                        "could not learn the host key of {name} into {file}: {other:?}"
+                    ))),
+                }
+            }
+            Verdict::Unknown { .. } => Err(SshError::HostKeyUnknown {
+                host: name,
+                fingerprint,
+                known_hosts: file,
+            }),
+        }
+    }
+}
+
+impl client::Handler for ClientHandler {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        presented: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        let verdict = match presented {
+            PublicKeyOrCertificate::PublicKey { key, .. } => self.judge(key),
+            PublicKeyOrCertificate::Certificate(_) => Err(SshError::Other(format!(
+                "{}:{} presented a host certificate: not supported, list its plain key in \
+                 known_hosts",
+                self.address, self.port
+            ))),
+        };
+        match verdict {
+            Ok(()) => Ok(true),
+            Err(problem) => {
+                self.findings
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .host_key_problem = Some(problem);
+                Ok(false)
+            }
+        }
+    }
+
+    async fn disconnected(
+        &mut self,
+        reason: DisconnectReason<Self::Error>,
+    ) -> Result<(), Self::Error> {
+        let description = match &reason {
+            DisconnectReason::ReceivedDisconnect(info) => {
+                format!("the server closed the connection ({})", info.message)
+            }
+            DisconnectReason::Error(russh::Error::KeepaliveTimeout) => {
+                "the server stopped answering keepalives".to_string()
+            }
+            DisconnectReason::Error(e) => e.to_string(),
+        };
+        self.findings.lock().unwrap_or_else(|p| p.into_inner()).lost = Some(description);
+        match reason {
+            DisconnectReason::ReceivedDisconnect(_) => Ok(()),
+            DisconnectReason::Error(e) => Err(e),
+        }
+    }
+}
+
+/// An authenticated connection to one host.
+pub struct Session {
+    handle: Handle<ClientHandler>,
+    findings: Arc<Mutex<Findings>>,
+    /// `user@address:port`, for messages.
+    target: String,
+    user: String,
+    address: String,
+    become_root: bool,
+    command_timeout: Duration,
+    channel_slots: Semaphore,
+    round_trips: AtomicU32,
+}
+
+impl Session {
+    /// Connects, checks the host key, authenticates (agent, then key files). TCP connect and
+    /// handshake must finish within `opts.connect_timeout`, and so must authentication (time
+    /// spent asking for a key's passphrase not counted).
+    pub async fn connect(conn: &Target, opts: &SshOptions) -> Result<Session, SshError> {
+        let address = format!("{}:{}", conn.address, conn.port);
+        let known_hosts = conn
+            .known_hosts
+            .clone()
+            .unwrap_or_else(|| opts.default_known_hosts.clone());
+        let findings = Arc::new(Mutex::new(Findings::default()));
+        let handler = ClientHandler {
+            address: conn.address.clone(),
+            port: conn.port,
+            known_hosts: known_hosts.clone(),
+            policy: opts.host_key_policy,
+            findings: findings.clone(),
+        };
+        let config = Arc::new(client::Config {
+            keepalive_interval: Some(opts.keepalive_interval),
+            keepalive_max: opts.keepalive_max,
+            nodelay: true,
+            preferred: Preferred {
+                key: host_key_preference(&known_hosts::known_algorithms(
+                    &known_hosts,
+                    &conn.address,
+                    conn.port,
+                ))
+                .into(),
+                ..Preferred::default()
+            },
+            ..client::Config::default()
+        });
+        let deadline = Instant::now() + opts.connect_timeout;
+        let late = |what: &str| {
+            SshError::Unreachable(format!(
+                "{address}: {what} within {:?}",
+                opts.connect_timeout
+            ))
+        };
+        let connecting = tokio::net::TcpStream::connect((conn.address.as_str(), conn.port));
+        let tcp = tokio::time::timeout_at(deadline, connecting)
+            .await
+            .map_err(|_| late("no TCP connection"))?
+            .map_err(|e| SshError::Unreachable(format!("{address}: {e}")))?;
+        tcp.set_nodelay(true).ok();
+        let handshake = client::connect_stream(config, tcp, handler);
+        let mut handle = tokio::time::timeout_at(deadline, handshake)
+            .await
+            .map_err(|_| late("TCP connected but no SSH handshake"))?
+            .map_err(|e| {
+                let mut found = findings.lock().unwrap_or_else(|p| p.into_inner());
+                match found.host_key_problem.take() {
+                    Some(problem) => problem,
+                    None => SshError::Unreachable(format!("{address}: SSH handshake failed: {e}")),
+                }
+            })?;
+
+        let home = super::home_dir();
+        let key_files = auth::key_files(&conn.key_files, home.as_deref());
+        let sources = Sources {
+            agent_socket: opts.agent_socket.as_deref(),
+            key_files: &key_files,
+            keys: &opts.keys,
+        };
+        let target = format!("{}@{address}", conn.user);
+        auth::authenticate(&mut handle, &conn.user, sources, deadline)
+            .await
+            .map_err(|e| match e {
+                SshError::AuthFailed { user, detail } => SshError::AuthFailed {
+                    user: format!("{user}@{address}"),
+                    detail,
+                },
+                SshError::Unreachable(why) => SshError::Unreachable(format!("{address}: {why}")),
+                other => other,
+            })?;
+
+        Ok(Session {
+            handle,
+            findings,
+            target,
+            user: conn.user.clone(),
+            address: conn.address.clone(),
+            become_root: conn.become_root && conn.user != "root",
+            command_timeout: opts.command_timeout,
+            channel_slots: Semaphore::new(CHANNELS_PER_CONNECTION),
+            round_trips: AtomicU32::new(0),
+        })
+    }
+
+    /// `user@address:port`.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// Whether remote work goes through `sudo -n`.
+    pub fn becomes_root(&self) -> bool {
+        self.become_root
+    }
+
+    /// Runs `script` with `/bin/sh -s` (through `sudo -n` when the connection becomes
+    /// root and the user is not root). `on_line` sees each stdout line as it arrives.
+    pub async fn run_script(
+        &self,
+        script: &str,
+        on_line: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<ExecOutput, SshError> {
+        let command = if self.become_root {
+            "sudo -n /bin/sh -s"
+        } else {
+            "/bin/sh -s"
+        };
+        self.run(command, guard_stdin(script).as_bytes(), on_line)
+            .await
+    }
+
+    /// Runs one command given as separate arguments, each quoted for the remote shell (and
+    /// through `sudo -n` like [`Session::run_script`]). Nothing is sent on its stdin.
+    pub async fn exec(&self, argv: &[&str]) -> Result<ExecOutput, SshError> {
+        if let Some(arg) = argv.iter().find(|a| a.contains('\0')) {
+            return Err(SshError::Other(format!(
+                "cannot pass an argument with a NUL byte: {arg:?}"
+            )));
+        }
+        let mut line = postfleet_shell::Line::new();
+        if self.become_root {
+            line = line.text("sudo -n --");
+        }
+        let line = line.words(argv);
+        self.run(line.as_str(), b"", &mut |_| {}).await
+    }
+
+    /// Commands run so far on this connection (each is one round trip).
+    pub fn round_trips(&self) -> u32 {
+        self.round_trips.load(Ordering::Relaxed)
+    }
+
+    /// Says goodbye to the server (bounded: a dead host does not hold this up).
+    pub async fn close(self) {
+        let goodbye = self
+            .handle
+            .disconnect(Disconnect::ByApplication, "postfleet done", "en");
+        let _ = tokio::time::timeout(Duration::from_secs(2), goodbye).await;
+    }
+
+    async fn run(
+        &self,
+        command: &str,
+        stdin: &[u8],
+        on_line: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<ExecOutput, SshError> {
+        let _slot = self
+            .channel_slots
+            .acquire()
+            .await
+            .map_err(|_| SshError::Other("session closed".into()))?;
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+        let deadline = Instant::now() + self.command_timeout;
+        let timed_out = || SshError::Timeout(self.command_timeout);
+        let channel = self.open_channel(deadline).await?;
+        let (mut reader, writer) = channel.split();
+        tokio::time::timeout_at(deadline, writer.exec(true, command))
+            .await
+            .map_err(|_| timed_out())?
+            .map_err(|e| self.lost(format!("cannot start the command: {e}")))?;
+
+        let feed = async {
+            writer.data_bytes(stdin.to_vec()).await?;
+            writer.eof().await
+        };
+        let collect = async {
+            let mut output = ExecOutput::default();
+            let mut lines = LineSplitter::default();
+            let mut refused = false;
+            let mut closed = false;
+            let mut too_large = false;
+            let mut signalled = false;
+            tokio::pin!(feed);
+            let mut feeding = true;
+            loop {
+                tokio::select! {
+                    // A failed feed (the command exited without reading all of its stdin) is
+                    // not an error in itself: the exit status says how it went.
+                    _ = &mut feed, if feeding => feeding = false,
+                    message = reader.wait() => match message {
+                        // The session drops its channels without a Close only when the
+                        // connection is gone.
+                        None => break,
+                        Some(ChannelMsg::Close) => {
+                            closed = true;
+                            break;
+                        }
+                        Some(ChannelMsg::Data { data }) => {
+                            output.stdout.extend_from_slice(&data);
+                            lines.push(&data, on_line);
+                        }
+                        Some(ChannelMsg::ExtendedData { data, ext: 1 }) => {
+                            output.stderr.extend_from_slice(&data)
+                        }
+                        Some(ChannelMsg::ExitStatus { exit_status }) => {
+                            output.exit_status = Some(exit_status)
+                        }
+                        // Leaves exit_status None, as documented.
+                        Some(ChannelMsg::ExitSignal { .. }) => signalled = true,
+                        Some(ChannelMsg::Failure) => refused = true,
+                        Some(_) => {}
+                    },
+                }
+                if output.stdout.len().max(output.stderr.len()) > MAX_OUTPUT_BYTES {
+                    too_large = true;
+                    break;
+                }
+            }
+            lines.finish(on_line);
+            (output, refused, closed, too_large, signalled)
+        };
+        let collected = tokio::time::timeout_at(deadline, collect).await;
+        let (output, refused, closed, too_large, signalled) = match collected {
+            Ok(collected) => collected,
+            Err(_) => {
+                let _ = tokio::time::timeout(Duration::from_secs(1), writer.close()).await;
+                return Err(timed_out());
+            }
+        };
+        if too_large {
+            let _ = tokio::time::timeout(Duration::from_secs(1), writer.close()).await;
+            return Err(SshError::Other(format!(
+                "{}: `{command}` printed more than {} MiB: stopped",
+                self.target,
+                MAX_OUTPUT_BYTES >> 20
+            )));
+        }
+        if refused {
+            return Err(SshError::Other(format!(
+                "{} refused to run `{command}`",
+                self.target
+            )));
+        }
+        if output.exit_status.is_none() && !signalled && (!closed || self.handle.is_closed()) {
+            return Err(self.lost("the connection closed before the command finished".into()));
+        }
+        if self.become_root {
+            self.check_sudo(&output)?;
+        }
+        Ok(output)
+    }
+
+    /// Opens a session channel. OpenSSH frees a finished session's MaxSessions slot only on a
+    /// later pass of its main loop, so an open sent right after a close may be refused even
+    /// below the limit: such refusals are retried for a short while.
+    async fn open_channel(&self, deadline: Instant) -> Result<Channel<client::Msg>, SshError> {
+        let mut pause = Duration::from_millis(5);
+        let mut retries_left = 8;
+        loop {
+            let opening = self.handle.channel_open_session();
+            match tokio::time::timeout_at(deadline, opening).await {
+                Err(_) => return Err(SshError::Timeout(self.command_timeout)),
+                Ok(Ok(channel)) => return Ok(channel),
+                Ok(Err(russh::Error::ChannelOpenFailure(reason))) if !self.handle.is_closed() => {
+                    if retries_left == 0 || Instant::now() + pause >= deadline {
+                        return Err(SshError::Other(format!(
+                            "{}: the server keeps refusing new channels ({reason:?}); is its \
+                             MaxSessions below {CHANNELS_PER_CONNECTION}?",
+                            self.target
+                        )));
+                    }
+                    retries_left -= 1;
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                }
+                Ok(Err(e)) => return Err(self.lost(format!("cannot open a channel: {e}"))),
+            }
+        }
+    }
+
+    /// A `sudo -n` that could not run the command at all becomes an error that says what to do.
+    fn check_sudo(&self, output: &ExecOutput) -> Result<(), SshError> {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let sudo_said = |text: &str| {
+            stderr
+                .lines()
+                .any(|l| l.starts_with("sudo:") && l.contains(text))
+        };
+        if output.exit_status == Some(1)
+            && (sudo_said("a password is required") || sudo_said("a terminal is required"))
+        {
+            return Err(SshError::SudoPasswordRequired {
+                user: self.user.clone(),
+                host: self.address.clone(),
+            });
+        }
+        if output.exit_status == Some(127)
+            && stderr.contains("sudo")
+            && stderr.contains("not found")
+        {
+            return Err(SshError::Other(format!(
+                "sudo is not installed on {}: install it, or connect as root",
+                self.address
+            )));
+        }
+        Ok(())
+    }
+
+    /// The connection is gone (or going): say why when the session task knows.
+    fn lost(&self, fallback: String) -> SshError {
+        let found = self.findings.lock().unwrap_or_else(|p| p.into_inner());
+        let why = found.lost.clone().unwrap_or(fallback);
+        SshError::Disconnected(format!("{}: {why}", self.target))
+    }
+}
+
+/// Host key algorithms to ask for: those known_hosts already has for the host first.
+fn host_key_preference(known: &[Algorithm]) -> Vec<Algorithm> {
+    let all = Preferred::DEFAULT.key.to_vec();
+    let rsa = |a: &Algorithm| matches!(a, Algorithm::Rsa { .. });
+    let is_known = |a: &Algorithm| known.iter().any(|k| k == a || (rsa(k) && rsa(a)));
+    let (mut first, rest): (Vec<_>, Vec<_>) = all.into_iter().partition(is_known);
+    first.extend(rest);
+    first
+}
+
+/// Cuts stdout into lines as it arrives, across packet boundaries.
+#[derive(Default)]
+struct LineSplitter {
+    pending: Vec<u8>,
+}
+
+impl LineSplitter {
+    /// Looks at each byte once: a long line arriving in many packets is not rescanned.
+    fn push(&mut self, data: &[u8], on_line: &mut (dyn FnMut(&str) + Send)) {
+        let mut rest = data;
+        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+            self.pending.extend_from_slice(&rest[..end]);
+            let text = String::from_utf8_lossy(&self.pending);
+            on_line(text.strip_suffix('\r').unwrap_or(&text));
+            self.pending.clear();
+            rest = &rest[end + 1..];
+        }
+        self.pending.extend_from_slice(rest);
+    }
+
+    /// The last line, when the output does not end with a newline.
+    fn finish(&mut self, on_line: &mut (dyn FnMut(&str) + Send)) {
+        if !self.pending.is_empty() {
+            let rest = std::mem::take(&mut self.pending);
+            on_line(&String::from_utf8_lossy(&rest));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use russh::keys::EcdsaCurve;
+
+    #[test]
+    fn lines_are_split_across_packets() {
+        let mut seen = Vec::new();
+        let mut record = |l: &str| seen.push(l.to_string());
+        let mut splitter = LineSplitter::default();
+        splitter.push(b"one\ntw", &mut record);
+        splitter.push(b"o\r\n\nthr", &mut record);
+        splitter.push(b"ee", &mut record);
+        splitter.finish(&mut record);
+        assert_eq!(seen, ["one", "two", "", "three"]);
+    }
+
+    #[test]
+    fn a_long_line_in_many_packets_is_not_rescanned() {
+        let mut lines = 0;
+        let mut count = |_: &str| lines += 1;
+        let mut splitter = LineSplitter::default();
+        let packet = vec![b'x'; 32 << 10];
+        let started = std::time::Instant::now();
+        for _ in 0..640 {
+            splitter.push(&packet, &mut count);
+        }
+        splitter.push(b"\n", &mut count);
+        // Rescanning the pending 20 MiB on every packet takes tens of seconds.
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(lines, 1);
+    }
+
+    #[test]
+    fn known_key_types_are_asked_for_first() {
+        let order = host_key_preference(&[Algorithm::Rsa { hash: None }]);
+        assert!(order[..3]
+            .iter()
+            .all(|a| matches!(a, Algorithm::Rsa { .. })));
+        assert_eq!(order.len(), Preferred::DEFAULT.key.len());
+        let order = host_key_preference(&[Algorithm::Ecdsa {
+            curve: EcdsaCurve::NistP256,
+        }]);
+        assert_eq!(
+            order[0],
+            Algorithm::Ecdsa {
+                curve: EcdsaCurve::NistP256
+            }
+        );
+        assert_eq!(order[1], Algorithm::Ed25519);
+        assert_eq!(host_key_preference(&[]), Preferred::DEFAULT.key.to_vec());
+    }
+}
+
+/// What [`Session::run_script`] sends: the script travels on the shell's stdin, which the shell reads as it goes: a command in
+/// it that reads stdin (`script`, `ssh`, a stray `cat`) would swallow the rest of the script.
+/// As one brace group, the whole script is parsed before anything runs, and runs with
+/// stdin from /dev/null.
+pub fn guard_stdin(script: &str) -> String {
+    let newline = if script.ends_with('\n') { "" } else { "\n" };
+    format!("{{\n{script}{newline}}} </dev/null\n")
+}
+
+#[cfg(test)]
+mod guard_tests {
+    #[test]
+    fn script_runs_whole_with_stdin_closed() {
+        // Longer than the shell's read buffer, so `cat` would get the rest of it unguarded.
+        let script = format!("echo a\ncat\n{}echo b\n", "# padding\n".repeat(20_000));
+        let run = |text: &str| {
+            let mut child = std::process::Command::new("sh")
+                .arg("-s")
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut stdin = child.stdin.take().unwrap();
+            let text = text.to_string();
+            // written from a thread: `cat` echoes it back while we read
+            let writer = std::thread::spawn(move || {
+                use std::io::Write;
+                let _ = stdin.write_all(text.as_bytes());
+            });
+            let out = child.wait_with_output().unwrap().stdout;
+            writer.join().unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        assert_ne!(
+            run(&script),
+            "a\nb\n",
+            "the unguarded script should be eaten by cat"
+        );
+        assert_eq!(run(&super::guard_stdin(&script)), "a\nb\n");
+    }
+}

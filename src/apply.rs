@@ -1,0 +1,313 @@
+//! Applying a plan on a fleet: per host, connect once, gather facts in one round trip,
+//! plan locally, then apply in one more round trip, reporting as steps finish.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::report::{Event, HostSummary, Reporter, StepStatus};
+use postfleet_core::apply::{self as script, ScriptLine};
+use postfleet_core::facts;
+use postfleet_core::inventory::Host;
+use postfleet_core::model::DesiredHost;
+use postfleet_core::outcome::HostProblem;
+use postfleet_core::plan::{self, FileChange, Plan, PlanOptions};
+use postfleet_ssh::{Session, SshError, SshOptions};
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Plan only: report what would change, change nothing.
+    pub check: bool,
+    pub force: bool,
+    /// Hosts worked on at once.
+    pub forks: usize,
+    pub ssh: SshOptions,
+}
+
+/// One host and what the playbook wants on it.
+#[derive(Debug, Clone)]
+pub struct HostJob {
+    pub host: Host,
+    pub desired: DesiredHost,
+}
+
+/// Set by Ctrl-C: hosts not yet started are skipped; running ones finish their round trip.
+#[derive(Debug, Default)]
+pub struct StopFlag(AtomicBool);
+
+impl StopFlag {
+    pub fn stop(&self) {
+        self.0.store(true, Ordering::SeqCst)
+    }
+    pub fn stopped(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Runs every job, at most `forks` at once; a slow or dead host holds up no other.
+/// Summaries come back in job order.
+pub async fn run_fleet(
+    jobs: Vec<HostJob>,
+    opts: Arc<RunOptions>,
+    reporter: Arc<dyn Reporter>,
+    stop: Arc<StopFlag>,
+) -> Vec<HostSummary> {
+    let forks = opts.forks;
+    crate::fleet::bounded(jobs, forks, move |job: HostJob| {
+        let (opts, reporter, stop) = (opts.clone(), reporter.clone(), stop.clone());
+        // Boxed: every host's task exists from the start, but only `forks` of them run; a
+        // waiting task then holds a pointer, not room for a whole connection's state.
+        let host: Pin<Box<dyn Future<Output = HostSummary> + Send>> = Box::pin(async move {
+            let summary = if stop.stopped() {
+                HostSummary {
+                    host: job.host.name.clone(),
+                    problem: Some(HostProblem::Failed("not started: interrupted".into())),
+                    ..Default::default()
+                }
+            } else {
+                run_host(&job, &opts, reporter.as_ref()).await
+            };
+            reporter.event(&Event::HostDone {
+                summary: summary.clone(),
+            });
+            summary
+        });
+        host
+    })
+    .await
+}
+
+fn step_event(
+    reporter: &dyn Reporter,
+    summary: &mut HostSummary,
+    name: String,
+    status: StepStatus,
+    message: Option<String>,
+    diff: Option<String>,
+) {
+    match status {
+        StepStatus::Ok => summary.ok += 1,
+        StepStatus::Changed => summary.changed += 1,
+        StepStatus::Failed => summary.failed += 1,
+        StepStatus::Skipped => {}
+    }
+    reporter.event(&Event::Step {
+        host: summary.host.clone(),
+        name,
+        status,
+        message,
+        diff,
+    });
+}
+
+/// The diff text of a step's file changes, secrets hidden.
+pub fn render_changes(changes: &[FileChange]) -> Option<String> {
+    if changes.is_empty() {
+        return None;
+    }
+    let parts: Vec<String> = changes
+        .iter()
+        .map(|c| {
+            if c.secret {
+                crate::report::diff::redacted(&c.path)
+            } else {
+                crate::report::diff::unified(&c.path, c.old.as_deref().unwrap_or(""), &c.new)
+            }
+        })
+        .collect();
+    Some(parts.join(""))
+}
+
+async fn run_host(job: &HostJob, opts: &RunOptions, reporter: &dyn Reporter) -> HostSummary {
+    let started = Instant::now();
+    let host = job.host.name.clone();
+    let mut summary = HostSummary {
+        host: host.clone(),
+        ..Default::default()
+    };
+    let phase = |p: &str| {
+        reporter.event(&Event::HostPhase {
+            host: host.clone(),
+            phase: p.to_string(),
+        })
+    };
+
+    phase("connecting");
+    let t = Instant::now();
+    let session = match Session::connect(&crate::fleet::target(&job.host), &opts.ssh).await {
+        Ok(s) => s,
+        Err(e) => {
+            summary.timings.connect = t.elapsed();
+            summary.duration = started.elapsed();
+            summary.problem = Some(HostProblem::Unreachable(e.to_string()));
+            return summary;
+        }
+    };
+    summary.timings.connect = t.elapsed();
+
+    let result = converge(job, opts, reporter, &session, &mut summary).await;
+    summary.round_trips = session.round_trips();
+    session.close().await;
+    summary.problem = result.err();
+    summary.duration = started.elapsed();
+    summary
+}
+
+/// An SSH failure during `what` (facts, apply), as the host's problem.
+fn ssh_failure(what: &str, e: SshError) -> HostProblem {
+    match crate::fleet::problem_of(e) {
+        HostProblem::Unreachable(text) => HostProblem::Unreachable(format!("{what}: {text}")),
+        HostProblem::Failed(text) => HostProblem::Failed(format!("{what}: {text}")),
+    }
+}
+
+async fn converge(
+    job: &HostJob,
+    opts: &RunOptions,
+    reporter: &dyn Reporter,
+    session: &Session,
+    summary: &mut HostSummary,
+) -> Result<(), HostProblem> {
+    let host = job.host.name.clone();
+    reporter.event(&Event::HostPhase {
+        host: host.clone(),
+        phase: "gathering facts".into(),
+    });
+    let t = Instant::now();
+    let probe = facts::probe_script(&job.desired);
+    let out = session
+        .run_script(&probe, &mut |_| {})
+        .await
+        .map_err(|e| ssh_failure("facts", e))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let facts = facts::parse(&stdout).map_err(|e| {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        HostProblem::Failed(format!("facts: {e}; {}", stderr.trim()))
+    })?;
+    summary.timings.facts = t.elapsed();
+
+    let t = Instant::now();
+    let plan = plan::plan(&job.desired, &facts, PlanOptions { force: opts.force })
+        .map_err(|e| HostProblem::Failed(e.to_string()))?;
+    summary.timings.plan = t.elapsed();
+
+    for refusal in &plan.refusals {
+        step_event(
+            reporter,
+            summary,
+            format!("{}: refused", refusal.instance),
+            StepStatus::Failed,
+            Some(refusal.reason.clone()),
+            None,
+        );
+    }
+    report_converged_instances(job, &plan, reporter, summary);
+
+    if plan.steps.is_empty() {
+        return Ok(());
+    }
+    if opts.check {
+        for step in &plan.steps {
+            step_event(
+                reporter,
+                summary,
+                step.title(),
+                StepStatus::Changed,
+                Some(step.summary.clone()),
+                render_changes(&step.changes),
+            );
+        }
+        return Ok(());
+    }
+
+    reporter.event(&Event::HostPhase {
+        host: host.clone(),
+        phase: "applying".into(),
+    });
+    let t = Instant::now();
+    let script = script::build(&plan);
+    let mut reported = vec![false; plan.steps.len()];
+    let mut fatal: Option<String> = None;
+    let result = {
+        let mut on_line = |line: &str| match script::parse_line(line) {
+            Some(ScriptLine::Step {
+                index,
+                status,
+                message,
+            }) if index < plan.steps.len() => {
+                reported[index] = true;
+                let step = &plan.steps[index];
+                let diff = if status == StepStatus::Changed {
+                    render_changes(&step.changes)
+                } else {
+                    None
+                };
+                step_event(
+                    reporter,
+                    summary,
+                    step.title(),
+                    status,
+                    Some(message).filter(|m| !m.is_empty()),
+                    diff,
+                );
+            }
+            Some(ScriptLine::Fatal(text)) => fatal = Some(text),
+            _ => {}
+        };
+        session.run_script(&script, &mut on_line).await
+    };
+    summary.timings.apply = t.elapsed();
+    for (index, done) in reported.iter().enumerate() {
+        if !done {
+            step_event(
+                reporter,
+                summary,
+                plan.steps[index].title(),
+                StepStatus::Skipped,
+                Some("not run: an earlier step failed".into()),
+                None,
+            );
+        }
+    }
+    let out = result.map_err(|e| ssh_failure("apply", e))?;
+    if let Some(text) = fatal {
+        return Err(HostProblem::Failed(text));
+    }
+    if summary.failed == 0 && out.exit_status != Some(0) {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        return Err(HostProblem::Failed(format!(
+            "apply script exited with {:?}: {}",
+            out.exit_status,
+            stderr.trim()
+        )));
+    }
+    Ok(())
+}
+
+/// Instances with nothing to do count as one "ok" each, like Ansible's ok tasks.
+fn report_converged_instances(
+    job: &HostJob,
+    plan: &Plan,
+    reporter: &dyn Reporter,
+    summary: &mut HostSummary,
+) {
+    for inst in &job.desired.instances {
+        let touched = plan
+            .steps
+            .iter()
+            .any(|s| s.instance.as_ref() == Some(&inst.name))
+            || plan.refusals.iter().any(|r| r.instance == inst.name);
+        if !touched {
+            step_event(
+                reporter,
+                summary,
+                format!("{}: in desired state", inst.name),
+                StepStatus::Ok,
+                None,
+                None,
+            );
+        }
+    }
+}

@@ -1,0 +1,50 @@
+//! Fleet operations on running instances (status, queues, logs): one connection and one round
+//! trip per host (two for a confirmed purge: count, then delete). The scripts and the readers
+//! of their output are in `postfleet_core::ops`; this is the I/O around them.
+
+use std::sync::Arc;
+
+use postfleet_core::inventory::Host;
+use postfleet_core::outcome::{HostProblem, HostResult};
+use postfleet_ssh::{ExecOutput, Session, SshOptions};
+
+use crate::fleet::{self, problem_of};
+
+/// Connects to every host (at most `forks` at once) and runs the script `make` gives,
+/// handing its output to `read`.
+pub async fn on_hosts<T, M, R>(
+    hosts: Vec<Host>,
+    ssh: Arc<SshOptions>,
+    forks: usize,
+    make: M,
+    read: R,
+) -> Vec<HostResult<T>>
+where
+    T: Send + 'static,
+    M: Fn(&Host) -> String + Send + Sync + 'static,
+    R: Fn(&Host, ExecOutput) -> Result<T, HostProblem> + Send + Sync + 'static,
+{
+    let make = Arc::new(make);
+    let read = Arc::new(read);
+    fleet::bounded(hosts, forks, move |host: Host| {
+        let (ssh, make, read) = (ssh.clone(), make.clone(), read.clone());
+        async move {
+            let result = async {
+                // Any failure to get in (address, host key, auth) counts as unreachable,
+                // as for apply.
+                let session = Session::connect(&fleet::target(&host), &ssh)
+                    .await
+                    .map_err(|e| HostProblem::Unreachable(e.to_string()))?;
+                let out = session.run_script(&make(&host), &mut |_| {}).await;
+                session.close().await;
+                read(&host, out.map_err(problem_of)?)
+            }
+            .await;
+            HostResult {
+                host: host.name.clone(),
+                result,
+            }
+        }
+    })
+    .await
+}
