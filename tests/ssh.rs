@@ -941,7 +941,7 @@ async fn thousand_concurrent_connections() {
     let mut sessions = Vec::new();
     for connect in connects.collect::<Vec<_>>() {
         let (session, output) = connect.await.unwrap().unwrap();
-        assert_eq!(output.stdout, b"facts\n");
+        assert_eq!(output.stdout, guard_stdin("facts\n").as_bytes());
         sessions.push(session);
     }
     let connected = started.elapsed();

@@ -117,9 +117,12 @@ pub enum SshError {
     #[error(
         "HOST KEY CHANGED for {host}: it now presents {fingerprint}, which differs from the key \
          in {known_hosts}; someone may be intercepting the connection. If the host was \
-         reinstalled, remove the old entry (`ssh-keygen -R {} -f {}`) and trust the new key",
-        shell_quote(host),
-        shell_quote(known_hosts.rsplit_once(':').map_or(known_hosts.as_str(), |(file, _)| file))
+         reinstalled, remove the old entry (`{}`) and trust the new key",
+        Line::new()
+            .text("ssh-keygen -R")
+            .word(host)
+            .text("-f")
+            .word(known_hosts.rsplit_once(':').map_or(known_hosts.as_str(), |(file, _)| file))
     )]
     HostKeyChanged {
         host: String,
@@ -155,7 +158,7 @@ impl SshError {
     }
 }
 
-use postfleet_shell::quote as shell_quote;
+use postfleet_shell::Line;
 
 /// `ssh-keyscan` line that appends `host` (a known_hosts name) to `file`.
 fn keyscan_hint(host: &str, file: &str) -> String {
@@ -163,12 +166,19 @@ fn keyscan_hint(host: &str, file: &str) -> String {
         .strip_prefix('[')
         .and_then(|rest| rest.split_once("]:"))
     {
-        Some((name, port)) => format!(
-            "ssh-keyscan -p {port} {} >> {}",
-            shell_quote(name),
-            shell_quote(file)
-        ),
-        None => format!("ssh-keyscan {} >> {}", shell_quote(host), shell_quote(file)),
+        Some((name, port)) => Line::new()
+            .text("ssh-keyscan -p")
+            .word(port)
+            .word(name)
+            .text(">>")
+            .word(file)
+            .build(),
+        None => Line::new()
+            .text("ssh-keyscan")
+            .word(host)
+            .text(">>")
+            .word(file)
+            .build(),
     }
 }
 

@@ -1,25 +1,16 @@
 //! Turns a host's plan into one shell script: the whole apply is one round trip.
 //!
-//! Every value that reaches the shell is quoted (or base64) here; the fixed shell
-//! functions live in prelude.sh.
+//! Every command line is a [`Line`]: values are quoted words or base64 words, and only fixed
+//! `&'static str` text is left unquoted. The fixed shell functions (`pf_*`) live in
+//! prelude.sh; this module strings their calls together, one block per step.
 
 use base64::Engine;
 
 use crate::model::{InstanceName, MasterService};
 use crate::plan::{mastercf, Action, ConfigEdit, Driver, Plan, Step};
-use postfleet_shell::quote as q;
+use postfleet_shell::{base64_word, quote, Line};
 
 const PRELUDE: &str = include_str!("prelude.sh");
-
-fn b64(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-/// A message known when the script is built, base64-encoded here (for `pf_report64`) rather
-/// than by a base64 process on the host.
-fn b64q(message: &str) -> String {
-    q(&b64(message.as_bytes()))
-}
 
 /// The script for a plan. Step N of `plan.steps` reports as `@@step N ...`.
 pub fn build(plan: &Plan) -> String {
@@ -39,12 +30,12 @@ pub fn build(plan: &Plan) -> String {
         if is_write && txn.as_ref() != instance {
             s.push_str("pf_txn_end\n");
             if let Some(name) = instance {
-                s.push_str(&format!(
-                    "[ -z \"$pf_failed\" ] && pf_txn_begin {} {} {}\n",
-                    q(&config_dir(plan, name)),
-                    q(name.as_str()),
-                    owed_activation(plan, name).unwrap_or("-")
-                ));
+                let begin = Line::new()
+                    .text("[ -z \"$pf_failed\" ] && pf_txn_begin")
+                    .word(config_dir(plan, name))
+                    .word(name.as_str())
+                    .text(owed_activation(plan, name).unwrap_or("-"));
+                s.push_str(&format!("{begin}\n"));
             }
             txn = instance.cloned();
         }
@@ -65,9 +56,10 @@ pub fn build(plan: &Plan) -> String {
             i += group.len();
             continue;
         }
+        // The title is a comment for whoever reads the script: no newline may end it early.
+        let title = step.title().replace(['\n', '\r'], " ");
         s.push_str(&format!(
-            "\n# step {i}: {}\nif [ -z \"$pf_failed\" ]; then\n",
-            step.title()
+            "\n# step {i}: {title}\nif [ -z \"$pf_failed\" ]; then\n"
         ));
         s.push_str(&step_body(plan, i, step));
         s.push_str("fi\n");
@@ -103,22 +95,49 @@ fn owed_activation(plan: &Plan, name: &InstanceName) -> Option<&'static str> {
         })
 }
 
-fn report_ok_or_fail(i: usize, command: &str, ok_message: &str, what: &str) -> String {
+/// `pf_report64 I STATUS BASE64(message)`: a message known when the script is built is
+/// encoded here rather than by a base64 process on the host.
+fn report(i: usize, status: &'static str, message: &str) -> Line {
+    Line::new()
+        .text("pf_report64")
+        .word(i.to_string())
+        .text(status)
+        .base64(message.as_bytes())
+}
+
+/// `pf_fail I 'PREFIX'"$out"`: the step failed with `prefix` and the command's output.
+fn fail_with_output(i: usize, prefix: &str) -> String {
     format!(
-        "  if out=$({command} 2>&1); then pf_report64 {i} changed {}; else pf_fail {i} {}\"$out\"; fi\n",
-        b64q(ok_message),
-        q(&format!("{what}: "))
+        "{}\"$out\"",
+        Line::new().text("pf_fail").word(i.to_string()).word(prefix)
     )
+}
+
+/// Runs `command`; reports the step changed with `ok_message`, or failed with `what: output`.
+fn report_ok_or_fail(i: usize, command: &Line, ok_message: &str, what: &str) -> String {
+    format!(
+        "  if out=$({command} 2>&1); then {}; else {}; fi\n",
+        report(i, "changed", ok_message),
+        fail_with_output(i, &format!("{what}: "))
+    )
+}
+
+/// `{ A && B; }`: both, the second only when the first succeeded.
+fn and_then(first: &Line, second: &Line) -> Line {
+    Line::new()
+        .text("{")
+        .line(first)
+        .text("&&")
+        .line(second)
+        .text("; }")
 }
 
 /// `pf_settle` on the main.cf of each config dir: postmulti -e just rewrote them, and the
 /// next Postfix program to read one would otherwise pause for up to two seconds.
-fn settle_main_cf(config_dirs: &[&str]) -> String {
-    let files: Vec<String> = config_dirs
-        .iter()
-        .map(|dir| q(&format!("{dir}/main.cf")))
-        .collect();
-    format!("pf_settle {}", files.join(" "))
+fn settle_main_cf(config_dirs: &[&str]) -> Line {
+    Line::new()
+        .text("pf_settle")
+        .words(config_dirs.iter().map(|dir| format!("{dir}/main.cf")))
 }
 
 /// How a step ended, as the script reports it (and the report shows it).
@@ -144,8 +163,30 @@ impl StepStatus {
     }
 }
 
-fn postmulti(name: &InstanceName, args: &str) -> String {
-    format!("postmulti -i {} {args}", q(name.as_str()))
+/// `postmulti -i NAME ARGS`.
+fn postmulti(name: &InstanceName, args: &'static str) -> Line {
+    Line::new()
+        .text("postmulti -i")
+        .word(name.as_str())
+        .text(args)
+}
+
+/// `systemctl VERB UNIT`.
+fn systemctl(verb: &'static str, unit: &str) -> Line {
+    Line::new().text("systemctl").text(verb).word(unit)
+}
+
+/// `pf_tty CMD`: postfix-script's words reach the report only on a terminal.
+fn tty(command: Line) -> Line {
+    Line::new().text("pf_tty").line(&command)
+}
+
+/// Forgets the reload or restart an instance was owed (its activation is done).
+fn forget_owed(name: &InstanceName) -> String {
+    format!(
+        "rm -f \"$PF_STATE/pending/\"{}",
+        Line::new().word(name.as_str())
+    )
 }
 
 fn step_body(plan: &Plan, i: usize, step: &Step) -> String {
@@ -163,115 +204,117 @@ fn step_body(plan: &Plan, i: usize, step: &Step) -> String {
         Driver::Postmulti => String::new(),
     };
     let summary = step.summary.as_str();
+    let default_dir = config_dir(plan, &InstanceName::default_instance());
     match &step.action {
         Action::InitMultiInstance => {
-            let cmd = "postmulti -e init";
-            let settle = settle_main_cf(&[&config_dir(plan, &InstanceName::default_instance())]);
-            report_ok_or_fail(i, &format!("{{ {cmd} && {settle}; }}"), summary, cmd)
+            let cmd = Line::new().text("postmulti -e init");
+            let settle = settle_main_cf(&[&default_dir]);
+            report_ok_or_fail(i, &and_then(&cmd, &settle), summary, cmd.as_str())
         }
         Action::Create { group } => {
-            let group_arg = group
-                .as_ref()
-                .map(|g| format!(" -G {}", q(g)))
-                .unwrap_or_default();
-            let cmd = format!("postmulti -I {}{group_arg} -e create", q(name.as_str()));
+            let mut cmd = Line::new().text("postmulti -I").word(name.as_str());
+            if let Some(group) = group {
+                cmd = cmd.text("-G").word(group);
+            }
+            let cmd = cmd.text("-e create");
             // postmulti records the new instance in the default instance's main.cf too.
-            let settle = settle_main_cf(&[
-                &config_dir(plan, &InstanceName::default_instance()),
-                &config_dir(plan, &name),
-            ]);
-            report_ok_or_fail(i, &format!("{{ {cmd} && {settle}; }}"), summary, &cmd)
+            let settle = settle_main_cf(&[&default_dir, &config_dir(plan, &name)]);
+            report_ok_or_fail(i, &and_then(&cmd, &settle), summary, cmd.as_str())
         }
         Action::SetEnabled(on) => {
             let cmd = postmulti(&name, if *on { "-e enable" } else { "-e disable" });
             let settle = settle_main_cf(&[&config_dir(plan, &name)]);
-            report_ok_or_fail(i, &format!("{{ {cmd} && {settle}; }}"), summary, &cmd)
+            report_ok_or_fail(i, &and_then(&cmd, &settle), summary, cmd.as_str())
         }
-        Action::DaemonReload => report_ok_or_fail(
-            i,
-            "systemctl daemon-reload",
-            summary,
-            "systemctl daemon-reload",
-        ),
+        Action::DaemonReload => {
+            let cmd = Line::new().text("systemctl daemon-reload");
+            report_ok_or_fail(i, &cmd, summary, cmd.as_str())
+        }
         Action::EnableUnit => {
-            let cmd = format!("systemctl enable {}", q(&unit));
-            report_ok_or_fail(i, &cmd, summary, &cmd)
+            let cmd = systemctl("enable", &unit);
+            report_ok_or_fail(i, &cmd, summary, cmd.as_str())
         }
         Action::DisableUnit => {
-            let cmd = format!("systemctl disable {}", q(&unit));
-            report_ok_or_fail(i, &cmd, summary, &cmd)
+            let cmd = systemctl("disable", &unit);
+            report_ok_or_fail(i, &cmd, summary, cmd.as_str())
         }
         Action::DisableStaleUnit { unit: stale } => {
             // --now: should it run after all, stop it; reset-failed: forget its failed boots.
-            let cmd = format!("systemctl disable --now {}", q(stale));
-            let body = format!(
-                "{{ {cmd} && {{ systemctl reset-failed {} 2>/dev/null || :; }}; }}",
-                q(stale)
-            );
-            report_ok_or_fail(i, &body, summary, &cmd)
+            let cmd = systemctl("disable --now", stale);
+            let forget = Line::new()
+                .text("{")
+                .line(&systemctl("reset-failed", stale))
+                .text("2>/dev/null || :; }");
+            report_ok_or_fail(i, &and_then(&cmd, &forget), summary, cmd.as_str())
         }
         Action::PurgeQueue => {
             let cmd = postmulti(&name, "-x postsuper -d ALL");
-            report_ok_or_fail(i, &cmd, summary, &cmd)
+            report_ok_or_fail(i, &cmd, summary, cmd.as_str())
         }
         Action::Destroy => {
             let cmd = postmulti(&name, "-e destroy");
             format!(
-                "  if out=$({cmd} 2>&1); then rm -f \"$PF_STATE/pending/\"{n}; pf_report64 {i} changed {s}; else pf_fail {i} {w}\"$out\"; fi\n",
-                n = q(name.as_str()),
-                s = b64q(summary),
-                w = q(&format!("{cmd}: "))
+                "  if out=$({cmd} 2>&1); then {}; {}; else {}; fi\n",
+                forget_owed(&name),
+                report(i, "changed", summary),
+                fail_with_output(i, &format!("{cmd}: "))
             )
         }
         Action::WriteFile(file) => {
-            let dir = config_dir(plan, &name);
-            let mut body = format!(
-                "  if out=$(pf_write {} {:o} {} 2>&1); then\n",
-                q(&file.path),
-                file.mode,
-                q(&b64(&file.content))
-            );
-            match file.map_type.as_deref().filter(|t| crate::plan::is_indexed_map(t)) {
-                Some(map_type) => body.push_str(&format!(
-                    "    if out=$(pf_postmap {} {} 2>&1); then pf_report64 {i} changed {}; else pf_fail {i} {}\"$out\"; fi\n",
-                    q(&dir),
-                    q(&format!("{map_type}:{}", file.path)),
-                    b64q(summary),
-                    q("postmap: ")
-                )),
-                None => body.push_str(&format!("    pf_report64 {i} changed {}\n", b64q(summary))),
+            let write = Line::new()
+                .text("pf_write")
+                .word(&file.path)
+                .word(format!("{:o}", file.mode))
+                .base64(&file.content);
+            let mut body = format!("  if out=$({write} 2>&1); then\n");
+            match file
+                .map_type
+                .as_deref()
+                .filter(|t| crate::plan::is_indexed_map(t))
+            {
+                Some(map_type) => {
+                    let postmap = Line::new()
+                        .text("pf_postmap")
+                        .word(config_dir(plan, &name))
+                        .word(format!("{map_type}:{}", file.path));
+                    body.push_str(&format!(
+                        "    if out=$({postmap} 2>&1); then {}; else {}; fi\n",
+                        report(i, "changed", summary),
+                        fail_with_output(i, "postmap: ")
+                    ));
+                }
+                None => body.push_str(&format!("    {}\n", report(i, "changed", summary))),
             }
             body.push_str(&format!(
-                "  else pf_fail {i} {}\"$out\"; fi\n",
-                q(&format!("cannot write {}: ", file.path))
+                "  else {}; fi\n",
+                fail_with_output(i, &format!("cannot write {}: ", file.path))
             ));
             body
         }
         Action::Postmap { path, map_type } => {
-            let cmd = format!(
-                "pf_postmap {} {}",
-                q(&config_dir(plan, &name)),
-                q(&format!("{map_type}:{path}"))
-            );
+            let cmd = Line::new()
+                .text("pf_postmap")
+                .word(config_dir(plan, &name))
+                .word(format!("{map_type}:{path}"));
             report_ok_or_fail(i, &cmd, summary, "postmap")
         }
         Action::Stop => {
             let stop = match driver {
                 // A master started by hand is not the unit's: stop it with postmulti too.
-                Driver::Systemd { .. } => format!(
-                    "systemctl stop {}; ! {} || {}",
-                    q(&unit),
-                    running(plan, &name),
-                    postmulti(&name, "-p stop"),
-                ),
-                Driver::Postmulti => format!("pf_tty {}", postmulti(&name, "-p stop")),
+                Driver::Systemd { .. } => Line::new()
+                    .line(&systemctl("stop", &unit))
+                    .text("; !")
+                    .line(&running(plan, &name))
+                    .text("||")
+                    .line(&postmulti(&name, "-p stop")),
+                Driver::Postmulti => tty(postmulti(&name, "-p stop")),
             };
             format!(
-                "  out=$( {{ {stop}; }} 2>&1)\n  if {running}; then pf_fail {i} {w}\"$out\"; else rm -f \"$PF_STATE/pending/\"{n}; pf_report64 {i} changed {s}; fi\n",
-                running = running(plan, &name),
-                n = q(name.as_str()),
-                s = b64q(summary),
-                w = q("still running after stop: ")
+                "  out=$( {{ {stop}; }} 2>&1)\n  if {}; then {}; else {}; {}; fi\n",
+                running(plan, &name),
+                fail_with_output(i, "still running after stop: "),
+                forget_owed(&name),
+                report(i, "changed", summary)
             )
         }
         Action::Start | Action::Reload | Action::Restart => {
@@ -283,29 +326,25 @@ fn step_body(plan: &Plan, i: usize, step: &Step) -> String {
     }
 }
 
-/// `pf_running` for an instance: is its master process up?
-fn running(plan: &Plan, name: &InstanceName) -> String {
-    format!("pf_running {}", q(&config_dir(plan, name)))
+/// `pf_running CONFIG_DIR`: is the instance's master process up?
+fn running(plan: &Plan, name: &InstanceName) -> Line {
+    Line::new().text("pf_running").word(config_dir(plan, name))
 }
 
-fn activation_command(
-    plan: &Plan,
-    action: &Action,
-    name: &InstanceName,
-    driver: &Driver,
-) -> String {
+fn activation_command(plan: &Plan, action: &Action, name: &InstanceName, driver: &Driver) -> Line {
     match (driver, action) {
-        (Driver::Systemd { unit }, Action::Start) => format!("systemctl start {}", q(unit)),
-        (Driver::Systemd { unit }, Action::Reload) => format!("systemctl reload {}", q(unit)),
-        (Driver::Systemd { unit }, _) => format!("systemctl restart {}", q(unit)),
-        (Driver::Postmulti, Action::Start) => format!("pf_tty {}", postmulti(name, "-p start")),
-        (Driver::Postmulti, Action::Reload) => format!("pf_tty {}", postmulti(name, "-p reload")),
-        (Driver::Postmulti, _) => format!(
-            "{{ ! {} || pf_tty {}; }} && pf_tty {}",
-            running(plan, name),
-            postmulti(name, "-p stop"),
-            postmulti(name, "-p start")
-        ),
+        (Driver::Systemd { unit }, Action::Start) => systemctl("start", unit),
+        (Driver::Systemd { unit }, Action::Reload) => systemctl("reload", unit),
+        (Driver::Systemd { unit }, _) => systemctl("restart", unit),
+        (Driver::Postmulti, Action::Start) => tty(postmulti(name, "-p start")),
+        (Driver::Postmulti, Action::Reload) => tty(postmulti(name, "-p reload")),
+        (Driver::Postmulti, _) => Line::new()
+            .text("{ !")
+            .line(&running(plan, name))
+            .text("||")
+            .line(&tty(postmulti(name, "-p stop")))
+            .text("; } &&")
+            .line(&tty(postmulti(name, "-p start"))),
     }
 }
 
@@ -323,24 +362,33 @@ fn activation_body(
     let running = running(plan, name);
     // After a failed reload the master may be gone: bring the old files up with a start.
     let recover = match step.action {
-        Action::Reload => format!(
-            "{{ {running} && {} || {}; }}",
-            activation_command(plan, &Action::Reload, name, driver),
-            activation_command(plan, &Action::Start, name, driver),
-        ),
+        Action::Reload => Line::new()
+            .text("{")
+            .line(&running)
+            .text("&&")
+            .line(&activation_command(plan, &Action::Reload, name, driver))
+            .text("||")
+            .line(&activation_command(plan, &Action::Start, name, driver))
+            .text("; }"),
         _ => activation_command(plan, &Action::Restart, name, driver),
     };
-    let n = q(name.as_str());
+    let why = Line::new().text("pf_why").word(name.as_str()).word(unit);
+    let restore = Line::new().text("pf_restore").word(config_dir(plan, name));
+    let verb = match step.action {
+        Action::Start => "start",
+        Action::Reload => "reload",
+        _ => "restart",
+    };
     format!(
         r#"  if out=$( {{ {cmd}; }} 2>&1) && {running}; then
-    rm -f "$PF_STATE/pending/"{n}; pf_txn_end; pf_report64 {i} changed {summary}
+    {forget}; pf_txn_end; {done}
   else
-    why=$(pf_why {n} {unit_q})
+    why=$({why})
     if [ -n "$PF_TXN" ] && [ -s "$PF_TXN/list" ]; then
-      pf_restore {dir}
+      {restore}
       recover=$( {{ {recover}; }} 2>&1)
       if {running}; then
-        rm -f "$PF_STATE/pending/"{n}
+        {forget}
         state="rolled back to the previous configuration; the instance is serving"
       else
         state="rolled back to the previous configuration, but the instance is NOT running: $recover"
@@ -353,14 +401,8 @@ fn activation_body(
 $state"
   fi
 "#,
-        summary = b64q(&step.summary),
-        unit_q = q(unit),
-        dir = q(&config_dir(plan, name)),
-        verb = match step.action {
-            Action::Start => "start",
-            Action::Reload => "reload",
-            _ => "restart",
-        },
+        forget = forget_owed(name),
+        done = report(i, "changed", &step.summary),
     )
 }
 
@@ -371,52 +413,67 @@ fn master_line(service: &MasterService) -> Option<String> {
         .map(|e| mastercf::desired_words(service, e).join(" "))
 }
 
-fn edit_commands(file: &str, edit: &ConfigEdit, first: usize) -> String {
+/// `[ -z "$pf_failed" ] && { out=$(CMD 2>&1) || pf_fail FIRST "WHAT: $out"; }`
+fn staged_edit(command: &Line, first: usize, what: &'static str) -> String {
+    format!(
+        "    [ -z \"$pf_failed\" ] && {{ out=$({command} 2>&1) || pf_fail {first} \"{what}: $out\"; }}\n"
+    )
+}
+
+/// `postconf -c "$PF_STAGE" ARGS`: postconf on the staged copy.
+fn staged_postconf(args: &'static str) -> Line {
+    Line::new().text("postconf -c \"$PF_STAGE\"").text(args)
+}
+
+fn edit_commands(file: &'static str, edit: &ConfigEdit, first: usize) -> String {
     let mut s = String::new();
     if let Some(base) = &edit.base {
         s.push_str(&format!(
-            "    printf '%s' {} | base64 -d > \"$PF_STAGE/{file}\" || pf_fail {first} {}\n",
-            q(&b64(base.as_bytes())),
-            q(&format!("cannot stage {file}"))
+            "    printf '%s' {} | base64 -d > \"$PF_STAGE/{file}\" || {}\n",
+            base64_word(base.as_bytes()),
+            Line::new()
+                .text("pf_fail")
+                .word(first.to_string())
+                .word(format!("cannot stage {file}"))
         ));
     }
     let set: Vec<String> = edit
         .params
         .iter()
-        .filter_map(|(n, v)| v.as_ref().map(|v| q(&format!("{n}={v}"))))
+        .filter_map(|(n, v)| v.as_ref().map(|v| format!("{n}={v}")))
         .collect();
     if !set.is_empty() {
-        s.push_str(&format!(
-            "    [ -z \"$pf_failed\" ] && {{ out=$(postconf -c \"$PF_STAGE\" -e {} 2>&1) || pf_fail {first} \"postconf -e: $out\"; }}\n",
-            set.join(" ")
-        ));
+        let cmd = staged_postconf("-e").words(&set);
+        s.push_str(&staged_edit(&cmd, first, "postconf -e"));
     }
-    let removed: Vec<String> = edit
+    let removed: Vec<&str> = edit
         .params
         .iter()
         .filter(|(_, v)| v.is_none())
-        .map(|(n, _)| q(n))
+        .map(|(n, _)| n.as_str())
         .collect();
     if !removed.is_empty() {
-        s.push_str(&format!(
-            "    [ -z \"$pf_failed\" ] && {{ out=$(postconf -c \"$PF_STAGE\" -X {} 2>&1) || pf_fail {first} \"postconf -X: $out\"; }}\n",
-            removed.join(" ")
-        ));
+        let cmd = staged_postconf("-X").words(&removed);
+        s.push_str(&staged_edit(&cmd, first, "postconf -X"));
     }
     if file == "main.cf" && !s.is_empty() {
         // The master.cf queries below and the validation read it: no cool-down pause.
         s.push_str("    pf_settle \"$PF_STAGE/main.cf\"\n");
     }
     for service in &edit.services {
-        let key = q(&service.key());
         match master_line(service) {
-            Some(line) => s.push_str(&format!(
-                "    [ -z \"$pf_failed\" ] && {{ out=$(postconf -c \"$PF_STAGE\" -M {} 2>&1) || pf_fail {first} \"postconf -M: $out\"; }}\n",
-                q(&format!("{}={line}", service.key()))
-            )),
-            None => s.push_str(&format!(
-                "    [ -z \"$pf_failed\" ] && [ -n \"$(postconf -c \"$PF_STAGE\" -M {key} 2>/dev/null)\" ] && {{ out=$(postconf -c \"$PF_STAGE\" -MX {key} 2>&1) || pf_fail {first} \"postconf -MX: $out\"; }}\n"
-            )),
+            Some(line) => {
+                let cmd = staged_postconf("-M").word(format!("{}={line}", service.key()));
+                s.push_str(&staged_edit(&cmd, first, "postconf -M"));
+            }
+            None => {
+                // Remove the entry only where the staged master.cf has it.
+                let present = staged_postconf("-M").word(service.key());
+                let cmd = staged_postconf("-MX").word(service.key());
+                s.push_str(&format!(
+                    "    [ -z \"$pf_failed\" ] && [ -n \"$({present} 2>/dev/null)\" ] && {{ out=$({cmd} 2>&1) || pf_fail {first} \"postconf -MX: $out\"; }}\n"
+                ));
+            }
         }
     }
     s
@@ -427,10 +484,14 @@ fn edit_commands(file: &str, edit: &ConfigEdit, first: usize) -> String {
 fn config_block(plan: &Plan, name: &InstanceName, group: &[usize]) -> String {
     let dir = config_dir(plan, name);
     let first = group[0];
+    let stage_var = format!("PF_STAGE={}", quote(&format!("{dir}/.postfleet-stage")));
+    let stage = Line::new().text("pf_stage").word(&dir);
+    let cannot_stage = Line::new()
+        .text("pf_fail")
+        .word(first.to_string())
+        .word(format!("cannot stage {dir}: "));
     let mut s = format!(
-        "\n# steps {group:?}: {name} configuration\nif [ -z \"$pf_failed\" ]; then\n  PF_STAGE={stage}\n  if ! out=$(pf_stage {d} 2>&1); then pf_fail {first} \"cannot stage {dir}: $out\"; else\n",
-        d = q(&dir),
-        stage = q(&format!("{dir}/.postfleet-stage"))
+        "\n# steps {group:?}: {name} configuration\nif [ -z \"$pf_failed\" ]; then\n  {stage_var}\n  if ! out=$({stage} 2>&1); then {cannot_stage}\"$out\"; else\n"
     );
     for &index in group {
         let (file, edit) = match &plan.steps[index].action {
@@ -440,20 +501,20 @@ fn config_block(plan: &Plan, name: &InstanceName, group: &[usize]) -> String {
         };
         s.push_str(&edit_commands(file, edit, first));
     }
+    let validate = Line::new().text("pf_validate").word(&dir);
     s.push_str(&format!(
-        "    if [ -z \"$pf_failed\" ]; then\n      if ! why=$(pf_validate {d}); then\n        pf_fail {first} \"Postfix rejects the new configuration; nothing was changed: $why\"\n      else\n",
-        d = q(&dir)
+        "    if [ -z \"$pf_failed\" ]; then\n      if ! why=$({validate}); then\n        pf_fail {first} \"Postfix rejects the new configuration; nothing was changed: $why\"\n      else\n"
     ));
     for &index in group {
         let file = match plan.steps[index].action {
             Action::WriteMainCf(_) => "main.cf",
             _ => "master.cf",
         };
+        let activate = Line::new().text("pf_activate_file").word(&dir).text(file);
         s.push_str(&format!(
-            "        if r=$(pf_activate_file {d} {file} 2>&1); then\n          if [ \"$r\" = moved ]; then pf_report64 {index} changed {sum}; else pf_report64 {index} ok {same}; fi\n        else pf_fail {index} \"cannot move {file} into place: $r\"; fi\n",
-            d = q(&dir),
-            sum = b64q(&plan.steps[index].summary),
-            same = b64q("already in place")
+            "        if r=$({activate} 2>&1); then\n          if [ \"$r\" = moved ]; then {}; else {}; fi\n        else pf_fail {index} \"cannot move {file} into place: $r\"; fi\n",
+            report(index, "changed", &plan.steps[index].summary),
+            report(index, "ok", "already in place")
         ));
     }
     s.push_str("      fi\n    fi\n    rm -rf \"$PF_STAGE\"\n  fi\nfi\n");

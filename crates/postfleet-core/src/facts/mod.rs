@@ -44,14 +44,90 @@ impl UnitTemplate {
     }
 }
 
+/// A unit's ActiveState, as systemd reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ActiveState {
+    Active,
+    Reloading,
+    #[default]
+    Inactive,
+    Failed,
+    Activating,
+    Deactivating,
+    /// A state this version of postfleet does not know (shown as systemd said it).
+    Other(String),
+}
+
+impl ActiveState {
+    pub fn parse(text: &str) -> ActiveState {
+        match text {
+            "active" => ActiveState::Active,
+            "reloading" => ActiveState::Reloading,
+            "inactive" | "" => ActiveState::Inactive,
+            "failed" => ActiveState::Failed,
+            "activating" => ActiveState::Activating,
+            "deactivating" => ActiveState::Deactivating,
+            other => ActiveState::Other(other.to_string()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            ActiveState::Active => "active",
+            ActiveState::Reloading => "reloading",
+            ActiveState::Inactive => "inactive",
+            ActiveState::Failed => "failed",
+            ActiveState::Activating => "activating",
+            ActiveState::Deactivating => "deactivating",
+            ActiveState::Other(s) => s,
+        }
+    }
+}
+
+/// A unit's UnitFileState: whether (and how) it starts at boot.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum UnitFileState {
+    /// `systemctl enable` made links for it.
+    Enabled,
+    /// Enabled by a generator or in /run: for this boot only (Debian 12's `postfix@-`).
+    EnabledRuntime,
+    Disabled,
+    Static,
+    Masked,
+    /// No unit file state at all (`-`: a unit without [Install], or none).
+    #[default]
+    None,
+    /// Another state (generated, indirect, alias...).
+    Other(String),
+}
+
+impl UnitFileState {
+    pub fn parse(text: &str) -> UnitFileState {
+        match text {
+            "enabled" => UnitFileState::Enabled,
+            "enabled-runtime" => UnitFileState::EnabledRuntime,
+            "disabled" => UnitFileState::Disabled,
+            "static" => UnitFileState::Static,
+            "masked" | "masked-runtime" => UnitFileState::Masked,
+            "-" | "" => UnitFileState::None,
+            other => UnitFileState::Other(other.to_string()),
+        }
+    }
+}
+
+/// What an interrupted run left owed to an instance (recorded in `$PF_STATE/pending`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owed {
+    Reload,
+    Restart,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct UnitState {
-    /// active, inactive, failed, activating...
-    pub active: String,
-    /// enabled, enabled-runtime, disabled, static, generated, `-` (none)...
-    pub file_state: String,
-    /// The service type (forking, oneshot...), `-` when unknown.
-    pub service_type: String,
+    pub active: ActiveState,
+    pub file_state: UnitFileState,
+    /// `Type=oneshot` (Debian 12's postfix.service is a oneshot umbrella).
+    pub oneshot: bool,
     /// systemd has a unit file for it (LoadState=loaded).
     pub loaded: bool,
 }
@@ -59,7 +135,10 @@ pub struct UnitState {
 impl UnitState {
     /// It starts at boot (a link from a target, made by `systemctl enable` or a generator).
     pub fn is_enabled(&self) -> bool {
-        self.file_state.starts_with("enabled")
+        matches!(
+            self.file_state,
+            UnitFileState::Enabled | UnitFileState::EnabledRuntime
+        )
     }
 }
 
@@ -77,7 +156,7 @@ pub struct InstanceFacts {
     /// Messages in incoming, active, deferred, hold and maildrop.
     pub queue_size: Option<u64>,
     /// A reload or restart an interrupted run owes this instance.
-    pub pending: Option<String>,
+    pub pending: Option<Owed>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,7 +199,7 @@ impl HostFacts {
         }
         if name.is_default() {
             let main = self.units.get("postfix.service");
-            if main.is_some_and(|u| u.loaded && u.service_type != "oneshot") {
+            if main.is_some_and(|u| u.loaded && !u.oneshot) {
                 return Some("postfix".into());
             }
         }
@@ -238,7 +317,14 @@ pub fn parse(output: &str) -> Result<HostFacts, String> {
                     "mastercf" => inst.master_cf = Some(decode_text(field(2))?),
                     "running" => inst.running = field(2) == "yes",
                     "queue" => inst.queue_size = field(2).trim().parse().ok(),
-                    _ => inst.pending = Some(field(2).to_string()).filter(|p| !p.is_empty()),
+                    // anything recorded but "restart" asks for at least a reload
+                    _ => {
+                        inst.pending = match field(2) {
+                            "" => None,
+                            "restart" => Some(Owed::Restart),
+                            _ => Some(Owed::Reload),
+                        }
+                    }
                 }
             }
             "unlisted" => {
@@ -250,9 +336,9 @@ pub fn parse(output: &str) -> Result<HostFacts, String> {
                 facts.units.insert(
                     field(1).to_string(),
                     UnitState {
-                        active: field(2).to_string(),
-                        file_state: field(3).to_string(),
-                        service_type: field(4).to_string(),
+                        active: ActiveState::parse(field(2)),
+                        file_state: UnitFileState::parse(field(3)),
+                        oneshot: field(4) == "oneshot",
                         loaded: field(5) == "loaded",
                     },
                 );
@@ -343,12 +429,16 @@ mod tests {
         let news = &facts.instances[&InstanceName::parse("postfix-news").unwrap()];
         assert_eq!(news.group.as_deref(), Some("mta"));
         assert!(!news.enabled && !news.running);
-        assert_eq!(news.pending.as_deref(), Some("restart"));
+        assert_eq!(news.pending, Some(Owed::Restart));
         assert_eq!(
             facts.unit_for(&news.name).as_deref(),
             Some("postfix@postfix-news")
         );
-        assert_eq!(facts.unit_state("postfix@-").unwrap().active, "active");
+        let default_unit = facts.unit_state("postfix@-").unwrap();
+        assert_eq!(default_unit.active, ActiveState::Active);
+        assert_eq!(default_unit.file_state, UnitFileState::EnabledRuntime);
+        assert!(default_unit.is_enabled());
+        assert!(facts.unit_state("postfix").unwrap().oneshot);
         assert_eq!(
             facts.files["/etc/postfix/t"].content.as_deref(),
             Some(&b"a b\n"[..])

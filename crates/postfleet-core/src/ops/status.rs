@@ -59,7 +59,7 @@ pub fn status_rows(host: &str, facts: &HostFacts) -> Vec<StatusRow> {
             let state = match (&facts.init, &unit) {
                 (InitSystem::Systemd, Some(u)) => facts
                     .unit_state(u)
-                    .map(|s| s.active.clone())
+                    .map(|s| s.active.as_str().to_string())
                     .unwrap_or_else(|| "unknown".into()),
                 _ if inst.running => "running".into(),
                 _ => "stopped".into(),

@@ -6,7 +6,7 @@ pub mod mastercf;
 
 use std::collections::BTreeMap;
 
-use crate::facts::{HostFacts, InitSystem, InstanceFacts};
+use crate::facts::{ActiveState, HostFacts, InitSystem, InstanceFacts, Owed, UnitFileState};
 use crate::model::{
     DesiredFile, DesiredHost, DesiredInstance, InstanceName, InstanceState, MasterService,
 };
@@ -373,11 +373,10 @@ fn plan_present(
     }
 
     let mut owed_reason = None;
-    if let Some(owed) = current.and_then(|c| c.pending.as_deref()) {
-        let owed = if owed == "restart" {
-            Activation::Restart
-        } else {
-            Activation::Reload
+    if let Some(owed) = current.and_then(|c| c.pending) {
+        let owed = match owed {
+            Owed::Restart => Activation::Restart,
+            Owed::Reload => Activation::Reload,
         };
         if owed > activation {
             owed_reason = Some("owed by an interrupted run");
@@ -404,16 +403,15 @@ fn plan_present(
             }
             let file_state = unit_state
                 .as_ref()
-                .map(|u| u.file_state.as_str())
-                .unwrap_or("disabled");
-            if matches!(file_state, "disabled" | "-" | "") {
+                .map_or(UnitFileState::Disabled, |u| u.file_state.clone());
+            if matches!(file_state, UnitFileState::Disabled | UnitFileState::None) {
                 out.steps
                     .push(step(inst, Action::EnableUnit, "start at boot"));
             }
         }
         // With systemd the unit must be active too: a master started by hand is not
         // supervised, and `systemctl start` on it would fail.
-        let unit_active = unit_state.as_ref().map(|u| u.active == "active");
+        let unit_active = unit_state.as_ref().map(|u| u.active == ActiveState::Active);
         if !running || unit_active == Some(false) {
             if running && unit_active == Some(false) {
                 out.steps.push(step(
@@ -436,7 +434,7 @@ fn plan_present(
                 .push(step(inst, Action::Stop, "instance is disabled"));
         }
         if let Some(u) = &unit_state {
-            if u.file_state == "enabled" {
+            if u.file_state == UnitFileState::Enabled {
                 out.steps
                     .push(step(inst, Action::DisableUnit, "do not start at boot"));
             }
@@ -480,7 +478,7 @@ fn plan_absent(
     if let Driver::Systemd { unit } = driver {
         if facts
             .unit_state(unit)
-            .is_some_and(|u| u.file_state == "enabled")
+            .is_some_and(|u| u.file_state == UnitFileState::Enabled)
         {
             out.steps
                 .push(step(inst, Action::DisableUnit, "instance is to be removed"));

@@ -3,7 +3,10 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::facts::{FileFacts, HostFacts, InitSystem, InstanceFacts, UnitState, UnitTemplate};
+use crate::facts::{
+    ActiveState, FileFacts, HostFacts, InitSystem, InstanceFacts, Owed, UnitFileState, UnitState,
+    UnitTemplate,
+};
 use crate::model::*;
 
 const DEFAULT_MAIN: &str = "myhostname = h1.lab.test\ninet_interfaces = all\n";
@@ -57,9 +60,9 @@ fn instance_facts(n: &str, main: &str, master: &str, running: bool) -> InstanceF
 
 fn unit(active: &str, file_state: &str) -> UnitState {
     UnitState {
-        active: active.into(),
-        file_state: file_state.into(),
-        service_type: "forking".into(),
+        active: ActiveState::parse(active),
+        file_state: UnitFileState::parse(file_state),
+        oneshot: false,
         loaded: true,
     }
 }
@@ -77,7 +80,7 @@ fn fresh_host() -> HostFacts {
     units.insert(
         "postfix.service".into(),
         UnitState {
-            service_type: "oneshot".into(),
+            oneshot: true,
             ..unit("active", "enabled")
         },
     );
@@ -361,7 +364,7 @@ fn stopped_instance_is_started_and_owed_reload_is_honoured() {
         .instances
         .get_mut(&name("postfix-news"))
         .unwrap()
-        .pending = Some("reload".into());
+        .pending = Some(Owed::Reload);
     let plan2 = plan(&host(vec![newsletter()]), &facts, PlanOptions::default()).unwrap();
     assert_eq!(actions(&plan2), ["postfix-news: reload"]);
 }
