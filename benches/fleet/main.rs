@@ -204,7 +204,9 @@ fn run(args: &Args) -> Result<()> {
     let text = results.render();
     println!("{text}");
     if let Some(path) = &args.json {
-        write_json(path, &results)?;
+        // cargo runs a bench in its package's directory: a relative path means the repository's.
+        let path = paths.repo.join(path);
+        write_json(&path, &results)?;
         println!("results written to {}", path.display());
     }
     Ok(())
