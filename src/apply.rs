@@ -55,27 +55,47 @@ pub async fn run_fleet(
     stop: Arc<StopFlag>,
 ) -> Vec<HostSummary> {
     let forks = opts.forks;
-    crate::fleet::bounded(jobs, forks, move |job: HostJob| {
-        let (opts, reporter, stop) = (opts.clone(), reporter.clone(), stop.clone());
-        // Boxed: every host's task exists from the start, but only `forks` of them run; a
-        // waiting task then holds a pointer, not room for a whole connection's state.
-        let host: Pin<Box<dyn Future<Output = HostSummary> + Send>> = Box::pin(async move {
-            let summary = if stop.stopped() {
-                HostSummary {
-                    host: job.host.name.clone(),
-                    problem: Some(HostProblem::Failed("not started: interrupted".into())),
-                    ..Default::default()
-                }
-            } else {
-                run_host(&job, &opts, reporter.as_ref()).await
-            };
-            reporter.event(&Event::HostDone {
-                summary: summary.clone(),
-            });
-            summary
+    let names: Vec<String> = jobs.iter().map(|j| j.host.name.clone()).collect();
+    let panic_reporter = reporter.clone();
+    let on_panic = move |index: usize, message: String| {
+        let summary = HostSummary {
+            host: names[index].clone(),
+            problem: Some(HostProblem::Failed(format!(
+                "internal error (a bug in postfleet, please report it): {message}"
+            ))),
+            ..Default::default()
+        };
+        panic_reporter.event(&Event::HostDone {
+            summary: summary.clone(),
         });
-        host
-    })
+        summary
+    };
+    crate::fleet::bounded(
+        jobs,
+        forks,
+        move |job: HostJob| {
+            let (opts, reporter, stop) = (opts.clone(), reporter.clone(), stop.clone());
+            // Boxed: every host's task exists from the start, but only `forks` of them run; a
+            // waiting task then holds a pointer, not room for a whole connection's state.
+            let host: Pin<Box<dyn Future<Output = HostSummary> + Send>> = Box::pin(async move {
+                let summary = if stop.stopped() {
+                    HostSummary {
+                        host: job.host.name.clone(),
+                        problem: Some(HostProblem::Failed("not started: interrupted".into())),
+                        ..Default::default()
+                    }
+                } else {
+                    run_host(&job, &opts, reporter.as_ref()).await
+                };
+                reporter.event(&Event::HostDone {
+                    summary: summary.clone(),
+                });
+                summary
+            });
+            host
+        },
+        on_panic,
+    )
     .await
 }
 

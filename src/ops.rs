@@ -26,25 +26,37 @@ where
 {
     let make = Arc::new(make);
     let read = Arc::new(read);
-    fleet::bounded(hosts, forks, move |host: Host| {
-        let (ssh, make, read) = (ssh.clone(), make.clone(), read.clone());
-        async move {
-            let result = async {
-                // Any failure to get in (address, host key, auth) counts as unreachable,
-                // as for apply.
-                let session = Session::connect(&fleet::target(&host), &ssh)
-                    .await
-                    .map_err(|e| HostProblem::Unreachable(e.to_string()))?;
-                let out = session.run_script(&make(&host), &mut |_| {}).await;
-                session.close().await;
-                read(&host, out.map_err(problem_of)?)
+    let names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
+    let on_panic = move |index: usize, message: String| HostResult {
+        host: names[index].clone(),
+        result: Err(HostProblem::Failed(format!(
+            "internal error (a bug in postfleet, please report it): {message}"
+        ))),
+    };
+    fleet::bounded(
+        hosts,
+        forks,
+        move |host: Host| {
+            let (ssh, make, read) = (ssh.clone(), make.clone(), read.clone());
+            async move {
+                let result = async {
+                    // Any failure to get in (address, host key, auth) counts as unreachable,
+                    // as for apply.
+                    let session = Session::connect(&fleet::target(&host), &ssh)
+                        .await
+                        .map_err(|e| HostProblem::Unreachable(e.to_string()))?;
+                    let out = session.run_script(&make(&host), &mut |_| {}).await;
+                    session.close().await;
+                    read(&host, out.map_err(problem_of)?)
+                }
+                .await;
+                HostResult {
+                    host: host.name.clone(),
+                    result,
+                }
             }
-            .await;
-            HostResult {
-                host: host.name.clone(),
-                result,
-            }
-        }
-    })
+        },
+        on_panic,
+    )
     .await
 }

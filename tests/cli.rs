@@ -65,6 +65,11 @@ fn bad_input_is_one_precise_message_and_exit_4() {
     }
     // inventory errors, -e errors, unknown --limit, usage errors
     let bad_inv = write(dir.path(), "bad-inv.yml", "all:\n  hostz: {}\n");
+    let huge_range = write(
+        dir.path(),
+        "huge.yml",
+        "all:\n  hosts:\n    h[0:99999999999]:\n",
+    );
     let pb = write(
         dir.path(),
         "ok.yml",
@@ -90,6 +95,27 @@ fn bad_input_is_one_precise_message_and_exit_4() {
         (
             vec!["queue", "purge", "-i", inv.as_str(), "--instance", "bad"],
             "postfix-",
+        ),
+        // numbers that would overflow a deadline (exit 101 before) or a range that would
+        // take terabytes (an abort before): one message, exit 4
+        (
+            vec![
+                "apply",
+                "-i",
+                inv.as_str(),
+                pb.as_str(),
+                "--connect-timeout",
+                "18446744073709551615",
+            ],
+            "--connect-timeout",
+        ),
+        (
+            vec!["status", "-i", inv.as_str(), "--command-timeout", "0"],
+            "--command-timeout",
+        ),
+        (
+            vec!["inventory", "-i", huge_range.as_str()],
+            "more than the 100000",
         ),
     ] {
         let (code, stderr) = stderr_of(&args);

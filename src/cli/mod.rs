@@ -141,11 +141,14 @@ pub struct ConnectArgs {
     /// Learn the keys of hosts not yet in known_hosts (a changed key is still refused).
     #[arg(long)]
     pub accept_new: bool,
-    /// Seconds allowed for TCP connect, SSH handshake and authentication.
-    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    /// Seconds allowed for TCP connect, SSH handshake and authentication (1 to 3600).
+    #[arg(long, default_value_t = 10, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub connect_timeout: u64,
-    /// Seconds allowed for one remote command (facts, or the whole apply of a host).
-    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    /// Seconds allowed for one remote command (facts, or the whole apply of a host; 1 to
+    /// 86400).
+    #[arg(long, default_value_t = 300, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..=86400))]
     pub command_timeout: u64,
 }
 

@@ -1,8 +1,46 @@
 //! Host ranges, as in Ansible inventories: `mx[01:12].example.org`, `db-[a:f]`,
 //! `web[0:20:5]` (with a step). Several ranges in one name multiply.
 
+/// The most names one pattern may stand for: more is a typo (`h[0:99999999999]`), not a
+/// fleet, and would exhaust memory before anything could be said.
+pub(crate) const MAX_NAMES: u64 = 100_000;
+
 /// The names `pattern` stands for; a name without brackets stands for itself.
 pub(crate) fn expand(pattern: &str) -> Result<Vec<String>, String> {
+    let count = count_names(pattern)?;
+    if count > MAX_NAMES {
+        return Err(format!(
+            "host range in '{pattern}' stands for {count} hosts, more than the {MAX_NAMES} \
+             one pattern may name: check its bounds"
+        ));
+    }
+    expand_checked(pattern)
+}
+
+/// How many names `pattern` stands for, without making them (saturating).
+fn count_names(pattern: &str) -> Result<u64, String> {
+    let Some(open) = pattern.find('[') else {
+        return Ok(1);
+    };
+    let Some(close) = pattern[open..].find(']').map(|i| open + i) else {
+        return Ok(1); // expand_checked says what is wrong
+    };
+    let parts: Vec<&str> = pattern[open + 1..close].split(':').collect();
+    let step: u64 = match parts.get(2) {
+        Some(step) => step.parse().ok().filter(|s| *s > 0).unwrap_or(1),
+        None => 1,
+    };
+    let here = match (parts.first(), parts.get(1)) {
+        (Some(a), Some(b)) => match (a.parse::<u64>(), b.parse::<u64>()) {
+            (Ok(first), Ok(last)) if first <= last => (last - first) / step + 1,
+            _ => 1, // letters (at most 26) or an error expand_checked reports
+        },
+        _ => 1,
+    };
+    Ok(here.saturating_mul(count_names(&pattern[close + 1..])?))
+}
+
+fn expand_checked(pattern: &str) -> Result<Vec<String>, String> {
     let Some(open) = pattern.find('[') else {
         return Ok(vec![pattern.to_string()]);
     };
@@ -38,7 +76,7 @@ pub(crate) fn expand(pattern: &str) -> Result<Vec<String>, String> {
     };
     let items = range_items(start, end, step)
         .ok_or_else(|| format!("host range '[{spec}]' in '{pattern}': use numbers (01:12) or letters (a:f), start <= end"))?;
-    let tails = expand(tail)?;
+    let tails = expand_checked(tail)?;
     let mut names = Vec::with_capacity(items.len() * tails.len());
     for item in &items {
         for rest in &tails {
@@ -100,6 +138,16 @@ mod tests {
             expand("r[1:2]-[a:b]").unwrap(),
             ["r1-a", "r1-b", "r2-a", "r2-b"]
         );
+    }
+
+    #[test]
+    fn a_range_too_large_is_refused_before_anything_is_made() {
+        let err = expand("h[0:99999999999]").unwrap_err();
+        assert!(err.contains("100000000000 hosts"), "{err}");
+        // several ranges multiply
+        let err = expand("h[0:999][0:999]").unwrap_err();
+        assert!(err.contains("1000000 hosts"), "{err}");
+        assert_eq!(expand("h[1:100000]").unwrap().len(), 100_000);
     }
 
     #[test]

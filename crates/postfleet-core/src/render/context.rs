@@ -123,6 +123,10 @@ fn magic_vars(inventory: &Inventory, host: &Host, with_groups: bool) -> Vec<(Str
     vars
 }
 
+/// How deep templated variables may refer to one another: deeper chains are refused (each
+/// level is a recursion, and tens of thousands would overflow the stack).
+const MAX_VAR_DEPTH: usize = 100;
+
 struct Resolver<'p> {
     playbook: &'p Playbook,
     host: &'p str,
@@ -145,6 +149,18 @@ impl Resolver<'_> {
             ))
             .host(self.host)
             .hint("a templated variable may not use itself, directly or through others");
+            if let Some(Slot::Play(var)) = self.slots.get(name) {
+                error.pos = Some(var.pos.clone());
+            }
+            return Err(error);
+        }
+        if self.stack.len() >= MAX_VAR_DEPTH {
+            let mut error = InputError::new(format!(
+                "variables refer to each other more than {MAX_VAR_DEPTH} deep (from {} to {name})",
+                self.stack[0]
+            ))
+            .host(self.host)
+            .hint("render long chains of variables in fewer steps");
             if let Some(Slot::Play(var)) = self.slots.get(name) {
                 error.pos = Some(var.pos.clone());
             }

@@ -143,6 +143,31 @@ fn templated_vars_in_a_loop_are_an_error() {
 }
 
 #[test]
+fn a_very_long_chain_of_variables_is_an_error_not_a_crash() {
+    // v0 -> v1 -> ... -> v4999: recursing that deep would overflow a test thread's stack.
+    let mut vars = String::from("  vars:\n");
+    for i in 0..5_000 {
+        vars.push_str(&format!("    v{i}: \"{{{{ v{} }}}}\"\n", i + 1));
+    }
+    vars.push_str("    v5000: end\n");
+    let e = render(&showing("{{ v0 }}", &vars), "mx1", &VarMap::new()).unwrap_err();
+    assert!(
+        e.message
+            .starts_with("variables refer to each other more than 100 deep (from v0 to"),
+        "{}",
+        e.message
+    );
+    // a chain within the limit renders
+    let mut vars = String::from("  vars:\n");
+    for i in 0..50 {
+        vars.push_str(&format!("    v{i}: \"{{{{ v{} }}}}\"\n", i + 1));
+    }
+    vars.push_str("    v50: end\n");
+    let desired = render(&showing("{{ v0 }}", &vars), "mx1", &VarMap::new()).unwrap();
+    assert_eq!(param(&desired.instances[0], "shown").unwrap(), "end");
+}
+
+#[test]
 fn magic_vars() {
     let text = showing(
         "{{ inventory_hostname }} {{ group_names | join(sep=',') }} {{ groups.mx | length }}",
