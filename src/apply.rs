@@ -129,12 +129,9 @@ pub fn render_changes(changes: &[FileChange]) -> Option<String> {
     }
     let parts: Vec<String> = changes
         .iter()
-        .map(|c| {
-            if c.secret {
-                crate::report::diff::redacted(&c.path)
-            } else {
-                crate::report::diff::unified(&c.path, c.old.as_deref().unwrap_or(""), &c.new)
-            }
+        .map(|c| match c.shown() {
+            None => crate::report::diff::redacted(&c.path),
+            Some((old, new)) => crate::report::diff::unified(&c.path, &old, &new),
         })
         .collect();
     Some(parts.join(""))

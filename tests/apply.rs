@@ -598,3 +598,49 @@ fn a_template_unit_that_maps_no_instance_falls_back_to_postmulti() {
     assert_eq!((code, changed(&summary, "h3")), (0, 0), "{summary}");
     reset_hosts(&lab, &["h3"]); // no drop-in left for the other scenarios
 }
+
+/// A password in a main.cf parameter reaches the host, but no output shows it: not `plan`'s
+/// diff, not `--json` with diffs, not `inventory`.
+#[test]
+#[ignore = "needs root and the lab"]
+fn secrets_never_show_in_plans_diffs_or_listings() {
+    let _serial = serial();
+    let lab = ensure_lab();
+    let dir = tempfile::tempdir().unwrap();
+    let inv = write_inventory(&lab, "root", dir.path());
+    let inv_s = inv.to_str().unwrap();
+    let pb = dir.path().join("secret.yml");
+    std::fs::write(
+        &pb,
+        "- hosts: h2\n  instances:\n    - name: \"-\"\n      main_cf:\n        \
+         smtp_sasl_password_maps: \"static:relayuser:{{ relay_password }}\"\n",
+    )
+    .unwrap();
+    let pb_s = pb.to_str().unwrap();
+    let secret = "S3cr3t-Pw-7781";
+    let pw = format!("relay_password={secret}");
+    for args in [
+        vec!["plan", "-i", inv_s, pb_s, "-e", &pw, "--output", "plain"],
+        vec!["plan", "-i", inv_s, pb_s, "-e", &pw, "--json"],
+        vec!["apply", "-i", inv_s, pb_s, "-e", &pw, "--diff", "--json"],
+        vec!["inventory", "-i", inv_s, "-e", &pw],
+        vec!["inventory", "-i", inv_s, "-e", &pw, "--json"],
+    ] {
+        let out = postfleet(&args);
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(out.status.success(), "{args:?}: {stdout}{stderr}");
+        assert!(
+            !stdout.contains(secret) && !stderr.contains(secret),
+            "{args:?} printed the secret:\n{stdout}{stderr}"
+        );
+    }
+    // ... and the host has it
+    assert_eq!(
+        host_ok(&lab, "h2", "postconf -h smtp_sasl_password_maps").trim(),
+        format!("static:relayuser:{secret}")
+    );
+    reset_hosts(&lab, &["h2"]);
+}

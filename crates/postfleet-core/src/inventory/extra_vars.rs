@@ -15,17 +15,18 @@ const FORMS_HINT: &str =
 /// Parses every `-e` argument in order; a later one overrides an earlier one.
 pub fn parse(args: &[String]) -> Result<VarMap, InputError> {
     let mut vars = VarMap::new();
-    for arg in args {
+    for (index, arg) in args.iter().enumerate() {
+        // Errors name the argument by its place, never by its text: it may hold a secret.
+        let label = format!("-e #{}", index + 1);
         let trimmed = arg.trim();
         if let Some(file) = trimmed.strip_prefix('@') {
             let path = Path::new(file);
             let text = yaml::read_text(path, "extra-vars file")?;
             merge_mapping(&mut vars, &text, path)?;
         } else if trimmed.starts_with('{') {
-            let label = format!("-e '{trimmed}'");
             merge_mapping(&mut vars, trimmed, Path::new(&label))?;
         } else {
-            merge_words(&mut vars, arg)?;
+            merge_words(&mut vars, arg, &label)?;
         }
     }
     Ok(vars)
@@ -43,22 +44,23 @@ fn merge_mapping(vars: &mut VarMap, text: &str, name: &Path) -> Result<(), Input
 }
 
 /// `key=value` words, split like a shell would (`-e 'motd="a b" port=25'`); values are strings.
-fn merge_words(vars: &mut VarMap, arg: &str) -> Result<(), InputError> {
-    let words = shlex::split(arg).ok_or_else(|| {
-        InputError::new(format!("-e '{arg}': unbalanced quotes")).hint(FORMS_HINT)
-    })?;
+fn merge_words(vars: &mut VarMap, arg: &str, label: &str) -> Result<(), InputError> {
+    let words = shlex::split(arg)
+        .ok_or_else(|| InputError::new(format!("{label}: unbalanced quotes")).hint(FORMS_HINT))?;
     if words.is_empty() {
         return Err(InputError::new("-e needs an argument").hint(FORMS_HINT));
     }
-    for word in words {
+    for (n, word) in words.iter().enumerate() {
         let Some((key, value)) = word.split_once('=') else {
             return Err(
-                InputError::new(format!("-e '{arg}': '{word}' is not key=value")).hint(FORMS_HINT),
+                InputError::new(format!("{label}: word {} is not key=value", n + 1))
+                    .hint(FORMS_HINT),
             );
         };
         if !yaml::is_var_name(key) {
             return Err(InputError::new(format!(
-                "-e '{arg}': variable name '{key}' is not usable in templates"
+                "{label}: word {}: variable name '{key}' is not usable in templates",
+                n + 1
             ))
             .hint("use letters, digits and '_' (not starting with a digit)"));
         }

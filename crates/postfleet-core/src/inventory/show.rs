@@ -79,7 +79,13 @@ impl Serialize for HostView<'_> {
         let mut map = serializer.serialize_map(Some(3))?;
         map.serialize_entry("groups", &host.groups)?;
         map.serialize_entry("connection", &connection)?;
-        map.serialize_entry("vars", &host.vars)?;
+        // Values of secret-looking names (relay_password...) are never printed.
+        let vars: serde_json::Map<String, serde_json::Value> = host
+            .vars
+            .iter()
+            .map(|(k, v)| (k.clone(), crate::secrets::redact_value(k, v)))
+            .collect();
+        map.serialize_entry("vars", &vars)?;
         map.end()
     }
 }

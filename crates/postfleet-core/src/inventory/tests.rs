@@ -449,14 +449,32 @@ fn extra_vars_file_errors_name_the_position() {
 
 #[test]
 fn extra_vars_bad_words() {
-    let e = extra_vars::parse(&args(&["novalue"])).unwrap_err();
-    assert_eq!(e.message, "-e 'novalue': 'novalue' is not key=value");
+    // Errors say which -e and which word, never the text: it may be a password.
+    let e = extra_vars::parse(&args(&["x=1", "s3cr3t"])).unwrap_err();
+    assert_eq!(e.message, "-e #2: word 1 is not key=value");
     let e = extra_vars::parse(&args(&["a-b=1"])).unwrap_err();
     assert!(e.message.contains("variable name 'a-b'"), "{e}");
-    let e = extra_vars::parse(&args(&["a='x"])).unwrap_err();
+    let e = extra_vars::parse(&args(&["relay_password='s3cr3t"])).unwrap_err();
     assert!(e.message.contains("unbalanced quotes"), "{e}");
-    let e = extra_vars::parse(&args(&["{a: [1}"])).unwrap_err();
-    assert!(e.to_string().starts_with("-e '{a: [1}':1:"), "{e}");
+    assert!(!e.to_string().contains("s3cr3t"), "{e}");
+    let e = extra_vars::parse(&args(&["{relay_password: [s3cr3t}"])).unwrap_err();
+    assert!(e.to_string().starts_with("-e #1:1:"), "{e}");
+    assert!(!e.to_string().contains("s3cr3t"), "{e}");
+}
+
+#[test]
+fn inventory_listing_hides_secret_looking_vars() {
+    let inv = inv(
+        "mx:\n  vars: {relay_password: s3cr3t, relay: {host: r, api_token: t0k3n}}\n  hosts:\n    mx1:\n",
+    );
+    for json in [false, true] {
+        let text = describe(&inv, &inv.hosts, json);
+        assert!(
+            !text.contains("s3cr3t") && !text.contains("t0k3n"),
+            "{text}"
+        );
+        assert!(text.contains("(hidden)") && text.contains("host"), "{text}");
+    }
 }
 
 // ---- `postfleet inventory` output

@@ -44,7 +44,35 @@ pub struct FileChange {
     /// None: the file does not exist yet (or the instance does not).
     pub old: Option<String>,
     pub new: String,
+    /// Marked `secret: true`: no line of it is ever shown.
     pub secret: bool,
+    pub format: FileFormat,
+}
+
+/// How a changed file is read for showing it: what in it may be secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileFormat {
+    /// Shown as it is (unless the whole file is secret).
+    Plain,
+    /// Values of secret-looking parameters hidden.
+    MainCf,
+    /// Secret-looking `name=value` service arguments hidden.
+    MasterCf,
+}
+
+impl FileChange {
+    /// (old, new) as they may be shown, or None when nothing of the file may be.
+    pub fn shown(&self) -> Option<(String, String)> {
+        if self.secret {
+            return None;
+        }
+        let old = self.old.as_deref().unwrap_or("");
+        Some(match self.format {
+            FileFormat::Plain => (old.to_string(), self.new.clone()),
+            FileFormat::MainCf => crate::secrets::redact_main_cf(old, &self.new),
+            FileFormat::MasterCf => crate::secrets::redact_master_cf(old, &self.new),
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -338,6 +366,7 @@ fn plan_present(
                     old: live_content.map(lossy),
                     new: lossy(&file.content),
                     secret: file.secret,
+                    format: FileFormat::Plain,
                 });
                 if file.map_type.is_some() && !indexed {
                     // regexp, pcre, cidr... tables are read at daemon start: reload.
@@ -546,6 +575,7 @@ struct FilePlan<T> {
 /// the base, else the live file; only the wanted items that differ from the base are kept.
 fn plan_config_file<T: Clone>(
     path: String,
+    format: FileFormat,
     template: Option<&str>,
     live: Option<&str>,
     wanted: &[T],
@@ -573,6 +603,7 @@ fn plan_config_file<T: Clone>(
             old: live.map(str::to_string),
             new,
             secret: false,
+            format,
         },
     })
 }
@@ -588,6 +619,7 @@ fn plan_main_cf(
         .collect();
     let plan = plan_config_file(
         format!("{}/main.cf", inst.name.config_dir()),
+        FileFormat::MainCf,
         inst.main_cf.as_deref(),
         live,
         &wanted,
@@ -613,6 +645,7 @@ fn plan_master_cf(
 ) -> Option<(ConfigEdit, FileChange, bool)> {
     let plan = plan_config_file(
         format!("{}/master.cf", inst.name.config_dir()),
+        FileFormat::MasterCf,
         inst.master_cf.as_deref(),
         live,
         &inst.master_services,

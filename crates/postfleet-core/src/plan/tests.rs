@@ -451,3 +451,32 @@ fn apply_scripts_are_valid_shell() {
         }
     }
 }
+
+#[test]
+fn a_secret_parameter_never_shows_in_the_diff_of_main_cf() {
+    let mut inst = newsletter();
+    inst.main_cf_params.insert(
+        "smtp_sasl_password_maps".into(),
+        Some("static:user:S3CRETPW".into()),
+    );
+    let p = plan(&host(vec![inst]), &converged_host(), PlanOptions::default()).unwrap();
+    let change = p
+        .steps
+        .iter()
+        .flat_map(|s| &s.changes)
+        .find(|c| c.path.ends_with("/main.cf"))
+        .expect("main.cf changes");
+    assert!(
+        change.new.contains("S3CRETPW"),
+        "the file itself carries it"
+    );
+    let (old, new) = change.shown().unwrap();
+    assert!(
+        !old.contains("S3CRETPW") && !new.contains("S3CRETPW"),
+        "{new}"
+    );
+    assert!(
+        new.contains("smtp_sasl_password_maps = (hidden, changed)"),
+        "{new}"
+    );
+}
