@@ -574,8 +574,7 @@ struct FilePlan<T> {
 /// The shared shape of main.cf and master.cf planning: a whole-file template (optional) is
 /// the base, else the live file; only the wanted items that differ from the base are kept.
 fn plan_config_file<T: Clone>(
-    path: String,
-    format: FileFormat,
+    (path, format): (String, FileFormat),
     template: Option<&str>,
     live: Option<&str>,
     wanted: &[T],
@@ -618,8 +617,10 @@ fn plan_main_cf(
         .map(|(n, v)| (n.clone(), v.clone()))
         .collect();
     let plan = plan_config_file(
-        format!("{}/main.cf", inst.name.config_dir()),
-        FileFormat::MainCf,
+        (
+            format!("{}/main.cf", inst.name.config_dir()),
+            FileFormat::MainCf,
+        ),
         inst.main_cf.as_deref(),
         live,
         &wanted,
@@ -644,8 +645,10 @@ fn plan_master_cf(
     live: Option<&str>,
 ) -> Option<(ConfigEdit, FileChange, bool)> {
     let plan = plan_config_file(
-        format!("{}/master.cf", inst.name.config_dir()),
-        FileFormat::MasterCf,
+        (
+            format!("{}/master.cf", inst.name.config_dir()),
+            FileFormat::MasterCf,
+        ),
         inst.master_cf.as_deref(),
         live,
         &inst.master_services,
