@@ -18,11 +18,12 @@ fn stderr_of(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// (pid, start time) of a process, None if it is gone or a zombie.
+/// (pid, start time) of a process, None if it is gone. A zombie is not gone: `lab down`
+/// returns once every process it owned has disappeared, reaped.
 fn proc_start(pid: i32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split_whitespace().collect();
-    (fields[0] != "Z").then(|| fields[19].parse().ok())?
+    fields[19].parse().ok()
 }
 
 fn cgroup_roots(lab: &str) -> Vec<PathBuf> {

@@ -180,6 +180,9 @@ fn host_processes(names: &Names, host: &str) -> Vec<ProcRef> {
 /// and cgroups. Works from records and names alone, so it also cleans up after a crash.
 pub fn stop_hosts(names: &Names, hosts: &[String], orderly: bool) -> Result<()> {
     let files: Vec<HostFiles> = hosts.iter().map(|h| HostFiles::new(names, h)).collect();
+    // What ran before: waited for until it is gone, not only dead (below).
+    let mut owned: Vec<ProcRef> = files.iter().flat_map(HostFiles::recorded_procs).collect();
+    owned.extend(hosts.iter().flat_map(|h| host_processes(names, h)));
     if orderly {
         let mut waiting = Vec::new();
         for f in &files {
@@ -225,6 +228,10 @@ pub fn stop_hosts(names: &Names, hosts: &[String], orderly: bool) -> Result<()> 
             .collect();
         bail!("processes of the lab survived SIGKILL: {}", left.join(" "));
     }
+    // Dead is not gone: the supervisors were started by an earlier `lab` command and are
+    // reaped by PID 1, which takes a moment. Return only once they have disappeared, so
+    // that a `lab up` (or a check) right after this sees none of them.
+    wait_until_gone(&owned);
     for (host, f) in hosts.iter().zip(&files) {
         net::remove_host_network(names, host);
         for dir in cgroup_dirs(names, Some(host)) {
@@ -290,7 +297,15 @@ pub fn stop_sink(names: &Names) {
             !sink.alive()
         });
     }
+    wait_until_gone(&[sink]);
     let _ = fs::remove_file(names.sink_pid_path());
+}
+
+/// Waits (at most 10 s) until none of `procs` is left, zombies included.
+fn wait_until_gone(procs: &[ProcRef]) {
+    sys::poll_until(Duration::from_secs(10), Duration::from_millis(20), || {
+        procs.iter().all(ProcRef::gone)
+    });
 }
 
 /// What `down` did, for its one-line report.

@@ -107,6 +107,11 @@ impl ProcRef {
         (state != 'Z').then_some(ProcRef { pid, start })
     }
 
+    /// Gone for good: not even a zombie waiting to be reaped is left of it.
+    pub fn gone(&self) -> bool {
+        !matches!(proc_stat(self.pid), Some((_, start)) if start == self.start)
+    }
+
     /// Alive: the PID exists, is not a zombie, and started when we recorded it.
     pub fn alive(&self) -> bool {
         matches!(proc_stat(self.pid), Some((state, start)) if state != 'Z' && start == self.start)
