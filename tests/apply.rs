@@ -644,3 +644,63 @@ fn secrets_never_show_in_plans_diffs_or_listings() {
     );
     reset_hosts(&lab, &["h2"]);
 }
+
+/// Tables are written through a private temp file no one can plant a symlink at, and a table
+/// made secret gets its index made private too (issue 10, item 3).
+#[test]
+#[ignore = "needs root and the lab"]
+fn secret_tables_are_private_from_the_first_byte_and_their_index_follows() {
+    let _serial = serial();
+    let lab = ensure_lab();
+    let dir = tempfile::tempdir().unwrap();
+    let inv = write_inventory(&lab, "root", dir.path());
+    let inv_s = inv.to_str().unwrap();
+    reset_hosts(&lab, &["h1"]);
+    let pb = dir.path().join("tables.yml");
+    let playbook = |secret: bool, content: &str| {
+        std::fs::write(
+            &pb,
+            format!(
+                "- hosts: h1\n  instances:\n    - name: \"-\"\n      tables:\n        - path: pf_relay_auth\n          \
+                 type: hash\n          secret: {secret}\n          content: \"{content}\"\n"
+            ),
+        )
+        .unwrap();
+    };
+    let table = "/etc/postfix/pf_relay_auth";
+    playbook(false, "mx.example.net user:one\\n");
+    let (code, _, summary) = run_json(&["apply", "-i", inv_s, pb.to_str().unwrap()]);
+    assert_eq!(code, 0, "{summary}");
+    assert_eq!(
+        host_ok(&lab, "h1", &format!("stat -c %a {table} {table}.db")),
+        "644\n644\n"
+    );
+    // Someone plants a symlink where the old predictable temp name was.
+    host_ok(
+        &lab,
+        "h1",
+        &format!("echo untouched > /root/victim && ln -s /root/victim {table}.postfleet-tmp"),
+    );
+    playbook(true, "mx.example.net user:two\\n");
+    let (code, _, summary) = run_json(&["apply", "-i", inv_s, pb.to_str().unwrap()]);
+    assert_eq!(code, 0, "{summary}");
+    assert_eq!(host_ok(&lab, "h1", "cat /root/victim"), "untouched\n");
+    assert_eq!(
+        host_ok(
+            &lab,
+            "h1",
+            &format!("cat {table}; stat -c %a {table} {table}.db")
+        ),
+        "mx.example.net user:two\n600\n600\n",
+        "the table and its index are private once the table is secret"
+    );
+    let left = host_ok(
+        &lab,
+        "h1",
+        "ls -a /etc/postfix | grep postfleet | grep -v '^pf_relay_auth.postfleet-tmp$' || true",
+    );
+    assert_eq!(left, "", "temp files left behind");
+    let (code, _, summary) = run_json(&["apply", "-i", inv_s, pb.to_str().unwrap()]);
+    assert_eq!((code, changed(&summary, "h1")), (0, 0), "{summary}");
+    reset_hosts(&lab, &["h1"]);
+}

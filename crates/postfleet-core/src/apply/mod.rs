@@ -276,7 +276,8 @@ fn step_body(plan: &Plan, i: usize, step: &Step) -> String {
                     let postmap = Line::new()
                         .text("pf_postmap")
                         .word(config_dir(plan, &name))
-                        .word(format!("{map_type}:{}", file.path));
+                        .word(format!("{map_type}:{}", file.path))
+                        .word(format!("{:o}", file.mode));
                     body.push_str(&format!(
                         "    if out=$({postmap} 2>&1); then {}; else {}; fi\n",
                         report(i, "changed", summary),

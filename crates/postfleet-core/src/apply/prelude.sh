@@ -100,19 +100,38 @@ pf_restore() {  # CONFIG_DIR: put every saved file back, re-index restored table
   return 0
 }
 pf_txn_end() {
-  [ -n "$PF_TXN" ] && rm -rf "$PF_TXN"
+  if [ -n "$PF_TXN" ]; then
+    # The renames of this transaction survive a power loss: sync the directories they were
+    # made in (one process for all).
+    if [ -s "$PF_TXN/list" ]; then
+      set --
+      while read -r _kind path; do set -- "$@" "${path%/*}"; done < "$PF_TXN/list"
+      sync "$@" 2>/dev/null
+    fi
+    rm -rf "$PF_TXN"
+  fi
   PF_TXN=
 }
-pf_postmap() {  # CONFIG_DIR TYPE:PATH (remembered so a rollback re-indexes the old source)
+pf_postmap() {  # CONFIG_DIR TYPE:PATH [MODE] (remembered so a rollback re-indexes the old source)
   postmap -c "$1" "$2" || return 1
   [ -n "$PF_TXN" ] && printf '%s\n' "$2" >> "$PF_TXN/maps"
+  # The index holds what the table holds: it gets the table's mode (a table made secret
+  # must not keep a world-readable index).
+  if [ -n "$3" ]; then
+    for idx in "${2#*:}.db" "${2#*:}.lmdb" "${2#*:}.cdb" "${2#*:}.dir" "${2#*:}.pag"; do
+      [ -f "$idx" ] && { chmod "$3" "$idx" || return 1; }
+    done
+  fi
   return 0
 }
 
-# Atomic write: temp file in the same directory, then rename.
+# Atomic, private and durable write: a fresh temp file of mktemp's (mode 600 from the first
+# byte, a name nobody can plant a symlink at), its final mode, its data on disk, then the
+# rename.
 pf_write() {  # PATH MODE BASE64
-  tmp="$1.postfleet-tmp"
-  printf '%s' "$3" | base64 -d > "$tmp" && chmod "$2" "$tmp" && pf_save "$1" && mv -f "$tmp" "$1" && return 0
+  tmp=$(mktemp "$1.postfleet-XXXXXX") || return 1
+  printf '%s' "$3" | base64 -d > "$tmp" && chmod "$2" "$tmp" && sync "$tmp" && pf_save "$1" &&
+    mv -f "$tmp" "$1" && return 0
   rm -f "$tmp"
   return 1
 }
@@ -139,5 +158,5 @@ pf_validate() {  # CONFIG_DIR
 # Moves one staged file into place when it differs; prints "same" or "moved".
 pf_activate_file() {  # CONFIG_DIR FILE
   if cmp -s "$PF_STAGE/$2" "$1/$2"; then echo same; return 0; fi
-  pf_save "$1/$2" && mv -f "$PF_STAGE/$2" "$1/$2" && echo moved
+  sync "$PF_STAGE/$2" && pf_save "$1/$2" && mv -f "$PF_STAGE/$2" "$1/$2" && echo moved
 }
