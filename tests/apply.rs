@@ -704,3 +704,48 @@ fn secret_tables_are_private_from_the_first_byte_and_their_index_follows() {
     assert_eq!((code, changed(&summary, "h1")), (0, 0), "{summary}");
     reset_hosts(&lab, &["h1"]);
 }
+
+/// An instance imported without a name is listed by `postmulti -l` as `-`, like the default
+/// instance: it must never be taken for it (issue 10, item 6).
+#[test]
+#[ignore = "needs root and the lab"]
+fn a_nameless_imported_instance_is_not_the_default_one() {
+    let _serial = serial();
+    let lab = ensure_lab();
+    let dir = tempfile::tempdir().unwrap();
+    let inv = write_inventory(&lab, "root", dir.path());
+    let inv_s = inv.to_str().unwrap();
+    reset_hosts(&lab, &["h3"]);
+    host_ok(
+        &lab,
+        "h3",
+        "postmulti -e init && cp -a /etc/postfix /etc/postfix-imp && \
+         postconf -c /etc/postfix-imp -e queue_directory=/var/spool/postfix-imp \
+           data_directory=/var/lib/postfix-imp 'relayhost = [imported.invalid]' && \
+         postconf -c /etc/postfix-imp -X multi_instance_directories multi_instance_enable \
+           multi_instance_wrapper && mkdir -p /var/spool/postfix-imp /var/lib/postfix-imp && \
+         postmulti -e import config_directory=/etc/postfix-imp && \
+         [ \"$(postmulti -l | awk '$1 == \"-\"' | wc -l)\" = 2 ]",
+    );
+    let rows = json_lines(&postfleet(&[
+        "status", "-i", inv_s, "--limit", "h3", "--json",
+    ]));
+    let defaults: Vec<&Value> = rows.iter().filter(|r| r["instance"] == "-").collect();
+    assert_eq!(defaults.len(), 1, "{rows:?}");
+    assert_eq!(defaults[0]["state"], "active", "{rows:?}");
+    let pb = playbook();
+    let (code, _, summary) =
+        run_json(&["apply", "-i", inv_s, pb.to_str().unwrap(), "--limit", "h3"]);
+    assert_eq!(code, 0, "{summary}");
+    let gw = lab.gateway().to_string();
+    assert_eq!(
+        host_ok(
+            &lab,
+            "h3",
+            "postconf -h relayhost; postconf -c /etc/postfix-imp -h relayhost"
+        ),
+        format!("[{gw}]:2525\n[imported.invalid]\n"),
+        "the default instance got the default's settings, the nameless one kept its own"
+    );
+    reset_hosts(&lab, &["h3"]);
+}

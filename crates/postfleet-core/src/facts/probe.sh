@@ -28,8 +28,12 @@ else
   systemd=0
 fi
 
-# Instances known to postmulti: name group enabled config_directory
-listed=$(postmulti -l 2>/dev/null)
+# Instances known to postmulti: name group enabled config_directory. The default instance is
+# listed first, as "-"; an instance imported without a name is listed as "-" too: it is left
+# out (named "nameless"), never taken for the default instance.
+all_listed=$(postmulti -l 2>/dev/null)
+listed=$(printf '%s\n' "$all_listed" | awk '$1 != "-" || !seen++')
+printf '%s\n' "$all_listed" | awk -v OFS='\t' '$1 == "-" && seen++ { print "nameless", $4 }'
 printf '%s\n' "$listed" | while read -r name group enabled dir; do
   [ -n "$name" ] && rec "instance${TAB}$name${TAB}$group${TAB}$enabled${TAB}$dir"
 done

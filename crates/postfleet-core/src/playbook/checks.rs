@@ -80,12 +80,13 @@ pub fn master_service(service: &str) -> Result<(), String> {
     let valid = !service.is_empty()
         && service
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-:[]*".contains(c));
+            .all(|c| c.is_ascii_alphanumeric() || "._-:[]".contains(c));
     if valid {
         Ok(())
     } else {
+        // `*` in particular: postconf reads it as a wildcard, rewriting every service.
         Err(format!(
-            "master.cf service '{service}' must be one word of letters, digits and . _ - : [ ] *"
+            "master.cf service '{service}' must be one word of letters, digits and . _ - : [ ]"
         ))
     }
 }
@@ -175,8 +176,17 @@ pub fn mode(raw: &str) -> Result<u32, String> {
 /// A managed file's path: absolute, or relative to the instance's config directory; no
 /// `..`, normalized (`a//./b` -> `a/b`). Not main.cf or master.cf: templates own those.
 pub fn file_path(raw: &str, config_dir: &str) -> Result<String, String> {
-    if raw.trim().is_empty() || raw.contains(['\n', '\r', '\0']) || raw.ends_with('/') {
+    if raw.trim().is_empty() || raw.ends_with('/') {
         return Err(format!("path {raw:?} must name a file"));
+    }
+    // Leading or trailing blanks would be lost where the host's shell reads lists back (a
+    // rollback of "transport " would touch "transport"); control characters (tabs,
+    // newlines) break the records facts come back in.
+    if raw.trim() != raw || raw.chars().any(char::is_control) {
+        return Err(format!(
+            "path {raw:?} must not start or end with blanks nor hold control characters \
+             (tabs, newlines)"
+        ));
     }
     let mut parts = Vec::new();
     for part in raw.split('/') {
@@ -201,6 +211,25 @@ pub fn file_path(raw: &str, config_dir: &str) -> Result<String, String> {
         }
     }
     Ok(path)
+}
+
+/// A file an instance may not manage: one in another instance's config directory (`others`),
+/// or in postfleet's own state directory on the host.
+pub fn foreign_path(path: &str, others: &[String]) -> Result<(), String> {
+    let inside = |dir: &str| path.starts_with(&format!("{}/", dir.trim_end_matches('/')));
+    if inside(crate::scripts::STATE_DIR) {
+        return Err(format!(
+            "path '{path}' is inside postfleet's state directory {}",
+            crate::scripts::STATE_DIR
+        ));
+    }
+    match others.iter().find(|dir| inside(dir)) {
+        Some(dir) => Err(format!(
+            "path '{path}' is inside {dir}, another instance's config directory: declare the \
+             file under that instance"
+        )),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -243,6 +272,31 @@ mod tests {
             .unwrap_err()
             .contains("main_cf_template"));
         assert!(file_path("/etc/postfix-a/master.cf", "/etc/postfix-a").is_err());
+        for bad in [
+            "transport ",
+            " transport",
+            "trans\tport",
+            "a\nb",
+            "a\0b",
+            "x\r",
+        ] {
+            assert!(file_path(bad, "/etc/postfix").is_err(), "{bad:?}");
+        }
+        assert!(file_path("my maps/transport", "/etc/postfix").is_ok());
+    }
+
+    #[test]
+    fn files_of_other_instances_and_of_postfleet_are_foreign() {
+        let others = vec!["/etc/postfix".to_string(), "/etc/postfix-b".to_string()];
+        assert!(foreign_path("/etc/postfix-a/transport", &others).is_ok());
+        assert!(foreign_path("/etc/postfix-bb/x", &others).is_ok());
+        assert!(foreign_path("/etc/postfix/transport", &others)
+            .unwrap_err()
+            .contains("another instance's config directory"));
+        assert!(foreign_path("/etc/postfix-b/maps/x", &others).is_err());
+        assert!(foreign_path("/var/lib/postfleet/pending/x", &[])
+            .unwrap_err()
+            .contains("state directory"));
     }
 
     #[test]
@@ -258,6 +312,8 @@ mod tests {
         assert!(master_service("127.0.0.1:2526").is_ok());
         assert!(master_service("[::1]:25").is_ok());
         assert!(master_service("a b").is_err());
+        assert!(master_service("*").is_err());
+        assert!(master_service("smtp*").is_err());
         assert!(master_arg("{ -o x = a b }").is_ok());
         assert!(master_arg("a b").is_err());
         assert_eq!(master_option("a", "b"), "a=b");

@@ -12,6 +12,8 @@ pub(super) struct Renderer<'a> {
     pub templates: &'a TemplateSet,
     pub context: &'a tera::Context,
     pub host: &'a str,
+    /// Config dirs of the host's other instances: this instance's files may not go there.
+    pub other_dirs: &'a [String],
 }
 
 impl Renderer<'_> {
@@ -174,7 +176,11 @@ impl Renderer<'_> {
     }
 
     fn file(&self, spec: &FileSpec, config_dir: &str) -> Result<DesiredFile, InputError> {
-        let path = self.checked(&spec.path, |p| checks::file_path(p, config_dir))?;
+        let path = self.checked(&spec.path, |p| {
+            let path = checks::file_path(p, config_dir)?;
+            checks::foreign_path(&path, self.other_dirs)?;
+            Ok(path)
+        })?;
         let content = match &spec.source {
             FileSource::Template(template) => {
                 self.templates

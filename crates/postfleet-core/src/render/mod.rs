@@ -22,6 +22,17 @@ pub fn render_host(
     extra_vars: &VarMap,
 ) -> Result<DesiredHost, InputError> {
     let mut desired = DesiredHost::default();
+    // Every config dir the host's instances have (the default instance's always): an
+    // instance's files may not land in another's.
+    let mut config_dirs = vec![crate::model::InstanceName::default_instance().config_dir()];
+    for play in playbook.plays.iter().filter(|p| p.hosts.matches(host)) {
+        for spec in &play.instances {
+            let dir = spec.name.config_dir();
+            if !config_dirs.contains(&dir) {
+                config_dirs.push(dir);
+            }
+        }
+    }
     for play in playbook
         .plays
         .iter()
@@ -38,10 +49,14 @@ pub fn render_host(
                     desired.instances.len() - 1
                 }
             };
+            let own = spec.name.config_dir();
+            let other_dirs: Vec<String> =
+                config_dirs.iter().filter(|d| **d != own).cloned().collect();
             let renderer = instance::Renderer {
                 templates: &playbook.templates,
                 context: &context,
                 host: &host.name,
+                other_dirs: &other_dirs,
             };
             renderer.apply(spec, &mut desired.instances[index])?;
         }

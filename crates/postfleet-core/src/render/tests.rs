@@ -546,3 +546,31 @@ fn inputs_can_be_shared_between_threads() {
     shareable::<Inventory>();
     shareable::<DesiredHost>();
 }
+
+#[test]
+fn an_instance_may_not_write_into_another_ones_directory_or_postfleets() {
+    for (path, expected) in [
+        (
+            "/etc/postfix/transport",
+            "another instance's config directory",
+        ),
+        (
+            "/etc/postfix-b/transport",
+            "another instance's config directory",
+        ),
+        ("/var/lib/postfleet/lock", "postfleet's state directory"),
+    ] {
+        let text = format!(
+            "- hosts: mx\n  instances:\n    - name: postfix-a\n      tables:\n        \
+             - {{ path: \"{path}\", content: \"x y\\n\" }}\n    - name: postfix-b\n"
+        );
+        let e = render(&text, "mx1", &VarMap::new()).unwrap_err();
+        assert!(e.message.contains(expected), "{path}: {}", e.message);
+        assert!(e.pos.is_some(), "{path}: the error points at the path");
+    }
+    // its own directory, or one no instance owns, is fine
+    let text = "- hosts: mx\n  instances:\n    - name: postfix-a\n      tables:\n        \
+                - { path: transport, content: \"x y\\n\" }\n        \
+                - { path: /etc/mail/shared, content: \"x y\\n\" }\n";
+    render(text, "mx1", &VarMap::new()).unwrap();
+}
