@@ -157,3 +157,75 @@ fn help_teaches() {
         assert!(text.contains(word), "apply --help lacks {word}");
     }
 }
+
+/// One run per inventory at a time, whatever the session: a run started from cron (no
+/// XDG_RUNTIME_DIR) and one from a login shell (with one) exclude each other; the second
+/// exits 6 at once and touches nothing.
+#[test]
+fn two_runs_of_one_inventory_exclude_each_other_across_sessions() {
+    use std::io::Read;
+    use std::net::TcpListener;
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    // A "host" on loopback that accepts and never says a word: the first run waits on it.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let known = write(dir.path(), "known_hosts", "");
+    let inv = write(
+        dir.path(),
+        "inv.yml",
+        &format!(
+            "all:\n  vars: {{ ssh_known_hosts_file: {known} }}\n  children:\n    mx:\n      hosts:\n        \
+             quiet1: {{ ssh_host: 127.0.0.1, ssh_port: {port} }}\n"
+        ),
+    );
+    let pb = write(
+        dir.path(),
+        "pb.yml",
+        "- hosts: mx\n  instances:\n    - name: \"-\"\n",
+    );
+    let home = dir.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    let run = |runtime_dir: Option<&str>| {
+        let mut cmd = Command::new(common::postfleet_bin());
+        cmd.args([
+            "apply",
+            "-i",
+            &inv,
+            &pb,
+            "--output",
+            "plain",
+            "--connect-timeout",
+            "20",
+        ])
+        .env("HOME", &home)
+        .env_remove("XDG_STATE_HOME")
+        .env_remove("SSH_AUTH_SOCK")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        match runtime_dir {
+            Some(d) => cmd.env("XDG_RUNTIME_DIR", d),
+            None => cmd.env_remove("XDG_RUNTIME_DIR"),
+        };
+        cmd
+    };
+    let mut first = run(None).spawn().unwrap();
+    // The first run holds the lock once it is connecting: wait for the connection.
+    let (_conn, _) = silent.accept().unwrap();
+    let runtime = dir.path().join("run-user");
+    std::fs::create_dir(&runtime).unwrap();
+    let second = run(Some(runtime.to_str().unwrap())).output().unwrap();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(6), "{stderr}");
+    assert!(stderr.contains("another postfleet run"), "{stderr}");
+    first.kill().unwrap();
+    let _ = first.wait();
+    let mut rest = String::new();
+    let _ = first.stderr.take().unwrap().read_to_string(&mut rest);
+    // and the lock lives in the user's own state dir, private
+    let locks = home.join(".local/state/postfleet/locks");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&locks).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "{rest}");
+}

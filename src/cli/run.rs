@@ -66,16 +66,50 @@ pub(super) fn ssh_options(args: &ConnectArgs) -> SshOptions {
     }
 }
 
+/// Where this user's run locks live: `$XDG_STATE_HOME/postfleet/locks`, else
+/// `~/.local/state/postfleet/locks`. The same for a cron job and an interactive shell (unlike
+/// `$XDG_RUNTIME_DIR`, which cron does not set), and the user's own (not the shared temp dir,
+/// where anyone could create the lock file first).
+fn lock_dir(xdg_state: Option<PathBuf>, home: Option<PathBuf>) -> Result<PathBuf, String> {
+    let base = xdg_state
+        .filter(|p| p.is_absolute())
+        .or_else(|| home.map(|h| h.join(".local/state")))
+        .ok_or("cannot tell where to keep the run lock: set HOME")?;
+    Ok(base.join("postfleet/locks"))
+}
+
+/// Makes `dir` (mode 700) or checks that it is the user's own and that no one else can
+/// write to it.
+fn private_dir(dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let meta = std::fs::symlink_metadata(dir)
+        .map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    if !meta.is_dir() || meta.uid() != nix::unistd::getuid().as_raw() || meta.mode() & 0o022 != 0 {
+        return Err(format!(
+            "{} must be a directory of yours that no one else can write to (chmod go-w)",
+            dir.display()
+        ));
+    }
+    Ok(())
+}
+
 /// One run per inventory at a time on this machine (a cron job that overlaps itself).
 fn lock_for(inventory: &Path) -> Result<Option<nix::fcntl::Flock<std::fs::File>>, String> {
     use sha2::Digest;
     let abs = std::fs::canonicalize(inventory).unwrap_or_else(|_| inventory.to_path_buf());
     let digest = sha2::Sha256::digest(abs.to_string_lossy().as_bytes());
     let tag: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
-    let dir = std::env::var_os("XDG_RUNTIME_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
-    let path = dir.join(format!("postfleet-{}-{tag}.lock", nix::unistd::getuid()));
+    let dir = lock_dir(
+        std::env::var_os("XDG_STATE_HOME").map(PathBuf::from),
+        postfleet_ssh::home_dir(),
+    )?;
+    private_dir(&dir)?;
+    let path = dir.join(format!("{tag}.lock"));
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -207,5 +241,39 @@ fn exit_code(summaries: &[HostSummary], interrupted: bool, detailed: bool) -> Ex
         Exit::Drift
     } else {
         Exit::Success
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lock_dir_is_the_users_own_whatever_the_session() {
+        let home = Some(PathBuf::from("/home/ops"));
+        // cron has no XDG_RUNTIME_DIR; an interactive shell has one: the lock dir is the same
+        assert_eq!(
+            lock_dir(None, home.clone()).unwrap(),
+            PathBuf::from("/home/ops/.local/state/postfleet/locks")
+        );
+        assert_eq!(
+            lock_dir(Some("/home/ops/.state".into()), home.clone()).unwrap(),
+            PathBuf::from("/home/ops/.state/postfleet/locks")
+        );
+        assert!(lock_dir(None, None).is_err());
+    }
+
+    #[test]
+    fn a_lock_dir_others_can_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("locks");
+        private_dir(&dir).unwrap();
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(private_dir(&dir)
+            .unwrap_err()
+            .contains("no one else can write"));
     }
 }

@@ -83,7 +83,7 @@ impl SshOptions {
 }
 
 /// `$HOME`, else the user database's home of the current user.
-pub(crate) fn home_dir() -> Option<PathBuf> {
+pub fn home_dir() -> Option<PathBuf> {
     match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
         Some(home) => Some(PathBuf::from(home)),
         None => nix::unistd::User::from_uid(nix::unistd::getuid())
