@@ -14,7 +14,11 @@ const PRELUDE: &str = include_str!("prelude.sh");
 
 /// The script for a plan. Step N of `plan.steps` reports as `@@step N ...`.
 pub fn build(plan: &Plan) -> String {
-    let mut s = format!("{}{PRELUDE}", crate::scripts::PREAMBLE);
+    let mut s = format!(
+        "{}PF_PLANNED_AT={}\n{PRELUDE}",
+        crate::scripts::PREAMBLE,
+        plan.generation
+    );
     let mut txn: Option<InstanceName> = None;
     let mut i = 0;
     while i < plan.steps.len() {

@@ -17,6 +17,13 @@ mkdir -p "$PF_STATE/pending" 2>/dev/null || pf_fatal "cannot create $PF_STATE on
 # One run at a time per host, whichever controller started it.
 exec 9>"$PF_STATE/lock" || pf_fatal "cannot open $PF_STATE/lock"
 flock -n 9 || pf_fatal "another postfleet run is applying changes to this host right now"
+# The plan was made from facts read before this lock was taken: if another run applied in
+# between, those facts are stale. Refuse (nothing done yet), else count this apply.
+read -r pf_generation < "$PF_STATE/generation" 2>/dev/null || pf_generation=0
+[ "${pf_generation:-0}" = "$PF_PLANNED_AT" ] ||
+  pf_fatal "another postfleet run changed this host after its facts were read: nothing was done; run again to plan from what the host has now"
+printf '%s\n' "$((${pf_generation:-0} + 1))" > "$PF_STATE/generation.tmp" &&
+  mv -f "$PF_STATE/generation.tmp" "$PF_STATE/generation" || pf_fatal "cannot write $PF_STATE/generation"
 
 # postfix-script reports through postlog, which writes to stderr only on a terminal:
 # give postmulti -p one, so its words reach the report.

@@ -171,6 +171,8 @@ pub struct FileFacts {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostFacts {
     pub remote_user: String,
+    /// Applies recorded on the host when the facts were read (`$PF_STATE/generation`).
+    pub generation: u64,
     /// None: Postfix is not installed.
     pub postfix_version: Option<String>,
     pub init: InitSystem,
@@ -258,6 +260,7 @@ fn instance_name(raw: &str) -> Result<InstanceName, String> {
 pub fn parse(output: &str) -> Result<HostFacts, String> {
     let mut facts = HostFacts {
         remote_user: String::new(),
+        generation: 0,
         postfix_version: None,
         init: InitSystem::Other,
         template: UnitTemplate::Unusable,
@@ -273,6 +276,7 @@ pub fn parse(output: &str) -> Result<HostFacts, String> {
         let field = |i: usize| f.get(i).copied().unwrap_or("");
         match field(0) {
             "user" => facts.remote_user = field(1).to_string(),
+            "generation" => facts.generation = field(1).trim().parse().unwrap_or(0),
             "postfix" if field(1) == "missing" => complete = true,
             "version" => facts.postfix_version = Some(field(1).to_string()),
             "init" if field(1) == "systemd" => facts.init = InitSystem::Systemd,

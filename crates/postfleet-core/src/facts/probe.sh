@@ -15,6 +15,9 @@ while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do wanted="$wanted $1"; shift; done
 [ "$#" -gt 0 ] && shift
 
 rec "user${TAB}$(id -un)"
+# How many applies this host has seen: the apply checks it under its lock (see prelude.sh).
+read -r generation < "$PF_STATE/generation" 2>/dev/null || generation=0
+rec "generation${TAB}${generation:-0}"
 if ! command -v postconf >/dev/null 2>&1 || ! command -v postmulti >/dev/null 2>&1; then
   rec "postfix${TAB}missing"
   exit 0

@@ -174,6 +174,9 @@ pub struct Plan {
     pub drivers: BTreeMap<InstanceName, Driver>,
     /// Config dirs of the instances the steps touch.
     pub config_dirs: BTreeMap<InstanceName, String>,
+    /// The host's apply generation the facts were read at: the apply refuses to run if
+    /// another run has applied since (its plan would be made for a host that is no more).
+    pub generation: u64,
 }
 
 impl Plan {
@@ -210,7 +213,10 @@ pub fn plan(
                 .into(),
         ));
     }
-    let mut out = Plan::default();
+    let mut out = Plan {
+        generation: facts.generation,
+        ..Plan::default()
+    };
     let wants_secondary = desired
         .instances
         .iter()

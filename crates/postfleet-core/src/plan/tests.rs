@@ -90,6 +90,7 @@ fn fresh_host() -> HostFacts {
         .collect();
     HostFacts {
         remote_user: "root".into(),
+        generation: 0,
         postfix_version: Some("3.7.11".into()),
         init: InitSystem::Systemd,
         template: UnitTemplate::PostmultiName("postmulti -i %i".into()),
