@@ -812,3 +812,99 @@ fn an_apply_planned_on_facts_another_run_made_stale_is_refused() {
     ]);
     assert_eq!((code, changed(&summary, "h2")), (0, 0), "{summary}");
 }
+
+/// An instance's change is all-or-nothing (issue 10, item 1): when a table step fails (a
+/// type this host cannot index, a directory that does not exist), main.cf — which would name
+/// the table — is never moved into place, whatever this run wrote is taken back, no reload is
+/// owed, nothing of the run is left, and the instance keeps serving its old configuration.
+#[test]
+#[ignore = "needs root and the lab"]
+fn a_failed_table_leaves_the_old_configuration_whole() {
+    let _serial = serial();
+    let lab = ensure_lab();
+    let dir = tempfile::tempdir().unwrap();
+    let inv = write_inventory(&lab, "root", dir.path());
+    let inv_s = inv.to_str().unwrap();
+    reset_hosts(&lab, &["h2"]);
+    let site = std::fs::read_to_string(playbook()).unwrap();
+    let (code, _, summary) = run_json(&[
+        "apply",
+        "-i",
+        inv_s,
+        playbook().to_str().unwrap(),
+        "--limit",
+        "h2",
+    ]);
+    assert_eq!(code, 0, "{summary}");
+    let state = "sha256sum /etc/postfix-out/main.cf /etc/postfix-out/master.cf \
+                 /etc/postfix-out/transport; postconf -c /etc/postfix-out -h transport_maps; \
+                 ls -a /etc/postfix-out | grep -c postfleet; ls /var/lib/postfleet/pending | wc -l";
+    let before = host_ok(&lab, "h2", state);
+    assert!(
+        before.ends_with("hash:/etc/postfix-out/transport\n0\n0\n"),
+        "{before}"
+    );
+    // lmdb: the lab's Postfix has no postfix-lmdb; a table in a directory that is not there
+    let lmdb = site
+        .replace(
+            "transport_maps: hash:/etc/postfix-out/transport",
+            "transport_maps: lmdb:/etc/postfix-out/transport",
+        )
+        .replace(
+            "        - path: transport\n",
+            "        - path: transport\n          type: lmdb\n",
+        );
+    let missing_dir = site
+        .replace(
+            "transport_maps: hash:/etc/postfix-out/transport",
+            "transport_maps: hash:/etc/postfix-out/nowhere/transport",
+        )
+        .replace(
+            "        - path: transport\n",
+            "        - path: nowhere/transport\n",
+        );
+    for (name, text) in [("lmdb.yml", lmdb), ("missing-dir.yml", missing_dir)] {
+        assert_ne!(text, site, "{name}: the fixture changed shape");
+        let pb = dir.path().join(name);
+        std::fs::write(&pb, &text).unwrap();
+        let (code, steps, summary) = run_json(&[
+            "apply",
+            "-i",
+            inv_s,
+            pb.to_str().unwrap(),
+            "--limit",
+            "h2",
+            "-e",
+            "out_process_limit=99",
+        ]);
+        assert_eq!(code, 2, "{name}: {summary}");
+        let failed: Vec<&Value> = steps.iter().filter(|s| s["status"] == "failed").collect();
+        assert_eq!(failed.len(), 1, "{name}: {steps:?}");
+        assert!(
+            !steps
+                .iter()
+                .any(|s| s["step"] == "postfix-out: main.cf" && s["status"] == "changed"),
+            "{name}: main.cf was moved into place: {steps:?}"
+        );
+        assert_eq!(
+            host_ok(&lab, "h2", state),
+            before,
+            "{name}: the host is not as it was"
+        );
+        assert_serving(&lab, "h2");
+    }
+    // The good playbook again: nothing to do.
+    let (code, steps, summary) = run_json(&[
+        "apply",
+        "-i",
+        inv_s,
+        playbook().to_str().unwrap(),
+        "--limit",
+        "h2",
+    ]);
+    assert_eq!(
+        (code, changed(&summary, "h2")),
+        (0, 0),
+        "{summary} {steps:?}"
+    );
+}

@@ -32,7 +32,7 @@ pub fn build(plan: &Plan) -> String {
                 | Action::Postmap { .. }
         );
         if is_write && txn.as_ref() != instance {
-            s.push_str("pf_txn_end\n");
+            s.push_str("pf_txn_close\n");
             if let Some(name) = instance {
                 let begin = Line::new()
                     .text("[ -z \"$pf_failed\" ] && pf_txn_begin")
@@ -76,7 +76,7 @@ pub fn build(plan: &Plan) -> String {
         }
         i += 1;
     }
-    s.push_str("pf_txn_end\n[ -z \"$pf_failed\" ] || exit 2\nprintf '@@end\\n'\n");
+    s.push_str("pf_txn_close\n[ -z \"$pf_failed\" ] || exit 2\nprintf '@@end\\n'\n");
     s
 }
 

@@ -74,8 +74,10 @@ pf_why() {  # NAME UNIT
 # The reload or restart the instance will owe once a live file is replaced is recorded in
 # $PF_STATE/pending/NAME first, so an interrupted run leaves the debt for the next one.
 pf_txn_begin() {  # CONFIG_DIR INSTANCE OWED(reload|restart|-)
-  PF_TXN="$1/.postfleet-backup"
+  PF_TXN="$1/.postfleet-backup" PF_TXN_DIR=$1 PF_TXN_NAME=$2
   rm -rf "$PF_TXN" && mkdir -m 700 "$PF_TXN" && : > "$PF_TXN/list"
+  # A debt an earlier run left stays the instance's if this transaction is taken back.
+  [ -f "$PF_STATE/pending/$2" ] && cp -p "$PF_STATE/pending/$2" "$PF_TXN/pending.before"
   [ "$3" = - ] || printf '%s %s\n' "$2" "$3" > "$PF_TXN/owed"
 }
 pf_save() {  # PATH
@@ -100,7 +102,11 @@ pf_restore() {  # CONFIG_DIR: put every saved file back, re-index restored table
   [ -n "$PF_TXN" ] && [ -f "$PF_TXN/list" ] || return 0
   i=0
   while read -r kind path; do
-    if [ "$kind" = k ]; then mv -f "$PF_TXN/$i" "$path"; else rm -f "$path"; fi
+    if [ "$kind" = k ]; then
+      mv -f "$PF_TXN/$i" "$path"
+    else  # created by this run: gone again, with any index made of it
+      rm -f "$path" "$path.db" "$path.lmdb" "$path.cdb" "$path.dir" "$path.pag"
+    fi
     i=$((i + 1))
   done < "$PF_TXN/list"
   [ -f "$PF_TXN/maps" ] && while read -r map; do postmap -c "$1" "$map" 2>/dev/null; done < "$PF_TXN/maps"
@@ -118,6 +124,20 @@ pf_txn_end() {
     rm -rf "$PF_TXN"
   fi
   PF_TXN=
+}
+# Closes the open transaction: kept when every step went well; else every file it replaced
+# or created is put back, and the reload it recorded as owed is taken back with them.
+pf_txn_close() {
+  [ -n "$PF_TXN" ] || return 0
+  if [ -n "$pf_failed" ]; then
+    pf_restore "$PF_TXN_DIR"
+    if [ -f "$PF_TXN/pending.before" ]; then
+      mv -f "$PF_TXN/pending.before" "$PF_STATE/pending/$PF_TXN_NAME"
+    else
+      rm -f "$PF_STATE/pending/$PF_TXN_NAME"
+    fi
+  fi
+  pf_txn_end
 }
 pf_postmap() {  # CONFIG_DIR TYPE:PATH [MODE] (remembered so a rollback re-indexes the old source)
   postmap -c "$1" "$2" || return 1
@@ -158,6 +178,15 @@ pf_validate() {  # CONFIG_DIR
   pf_settle "$PF_STAGE/main.cf"
   err=$( { postconf -c "$PF_STAGE" -n >/dev/null; postconf -c "$PF_STAGE" -M >/dev/null;
            postmap -c "$PF_STAGE" -q postfleet-validate static:ok >/dev/null; } 2>&1 )
+  # Every TYPE:/PATH table main.cf names whose source file exists must open (its type
+  # supported, its index current): the tables of this run are in place already, main.cf
+  # moves last. (Tables a daemon creates at run time, e.g. a TLS session cache, have no
+  # source file and are not looked at.)
+  for map in $(postconf -c "$PF_STAGE" -nh 2>/dev/null | tr ' ,\t' '\n\n\n' | grep -E '^[a-z0-9_]+:/' | sort -u); do
+    [ -f "${map#*:}" ] || continue
+    q=$(postmap -c "$PF_STAGE" -q postfleet-validate "$map" 2>&1 >/dev/null)
+    [ -z "$q" ] || err="$err${err:+$PF_NL}$q"
+  done
   [ -z "$err" ] && return 0
   printf '%s' "$err" | sed "s#$PF_STAGE#$1#g"
   return 1

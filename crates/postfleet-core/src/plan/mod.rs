@@ -315,6 +315,9 @@ fn plan_present(
     }
     let mut activation = Activation::None;
 
+    // main.cf and master.cf are planned here but written last, after the tables they may
+    // name exist: the script validates them together with those tables.
+    let mut config_steps = Vec::new();
     // main.cf
     let live_main = current.and_then(|c| c.main_cf.clone());
     if let Some((edit, change, restart)) = plan_main_cf(inst, live_main.as_deref()) {
@@ -326,7 +329,7 @@ fn plan_present(
         let summary = describe_edit(&edit);
         let mut s = step(inst, Action::WriteMainCf(edit), summary);
         s.changes.push(change);
-        out.steps.push(s);
+        config_steps.push(s);
     }
     // master.cf
     let live_master = current.and_then(|c| c.master_cf.clone());
@@ -339,7 +342,7 @@ fn plan_present(
         let summary = describe_edit(&edit);
         let mut s = step(inst, Action::WriteMasterCf(edit), summary);
         s.changes.push(change);
-        out.steps.push(s);
+        config_steps.push(s);
     }
     // files and tables
     for file in &inst.files {
@@ -391,6 +394,8 @@ fn plan_present(
             ));
         }
     }
+
+    out.steps.extend(config_steps);
 
     // enable / disable with postmulti (the default instance has no such switch)
     let postmulti_enabled = current.map(|c| c.enabled).unwrap_or(false);

@@ -152,9 +152,10 @@ fn fresh_host_gets_init_create_config_enable_start() {
         [
             "postmulti init",
             "postfix-news: create instance",
+            // tables first: main.cf may name them, and is validated with them
+            "postfix-news: file /etc/postfix-news/transport",
             "postfix-news: main.cf",
             "postfix-news: master.cf",
-            "postfix-news: file /etc/postfix-news/transport",
             "postfix-news: enable instance",
             "systemd daemon-reload",
             "postfix-news: enable unit",
@@ -162,7 +163,7 @@ fn fresh_host_gets_init_create_config_enable_start() {
         ]
     );
     // a new instance's main.cf edit carries every parameter
-    let Action::WriteMainCf(edit) = &plan.steps[2].action else {
+    let Action::WriteMainCf(edit) = &plan.steps[3].action else {
         panic!("expected main.cf step")
     };
     assert_eq!(
