@@ -247,33 +247,60 @@ async fn converge(
     let script = script::build(&plan);
     let mut reported = vec![false; plan.steps.len()];
     let mut fatal: Option<String> = None;
-    let result = {
-        let mut on_line = |line: &str| match script::parse_line(line) {
-            Some(ScriptLine::Step {
-                index,
+    let mut ended = false;
+    // One reader for the lines the script prints, and for the ones it recorded on the host
+    // when the connection was lost: a step is reported once.
+    let mut on_line = |line: &str| match script::parse_line(line) {
+        Some(ScriptLine::Step {
+            index,
+            status,
+            message,
+        }) if index < plan.steps.len() && !reported[index] => {
+            reported[index] = true;
+            let step = &plan.steps[index];
+            let diff = if status == StepStatus::Changed {
+                render_changes(&step.changes)
+            } else {
+                None
+            };
+            step_event(
+                reporter,
+                summary,
+                step.title(),
                 status,
-                message,
-            }) if index < plan.steps.len() => {
-                reported[index] = true;
-                let step = &plan.steps[index];
-                let diff = if status == StepStatus::Changed {
-                    render_changes(&step.changes)
-                } else {
+                Some(message).filter(|m| !m.is_empty()),
+                diff,
+            );
+        }
+        Some(ScriptLine::Fatal(text)) => fatal = Some(text),
+        Some(ScriptLine::End) => ended = true,
+        _ => {}
+    };
+    let result = session.run_script(&script, &mut on_line).await;
+    let out = match result {
+        Ok(out) => Some(out),
+        // The script goes on without us (it ignores HUP and PIPE): reconnect, wait for it to
+        // end, and report what it recorded, rather than "unreachable" and "not run".
+        Err(e) if e.is_lost_connection() => {
+            reporter.event(&Event::HostPhase {
+                host: host.clone(),
+                phase: "connection lost: reconnecting to read what the apply did".into(),
+            });
+            match read_recorded_outcome(job, opts, plan.generation).await {
+                Ok(text) => {
+                    for line in text.lines() {
+                        on_line(line);
+                    }
                     None
-                };
-                step_event(
-                    reporter,
-                    summary,
-                    step.title(),
-                    status,
-                    Some(message).filter(|m| !m.is_empty()),
-                    diff,
-                );
+                }
+                Err(why) => {
+                    return Err(HostProblem::Unreachable(format!(
+                        "apply: {e}; reconnecting to read its outcome: {why}"
+                    )))
+                }
             }
-            Some(ScriptLine::Fatal(text)) => fatal = Some(text),
-            _ => {}
-        };
-        session.run_script(&script, &mut on_line).await
+        }
+        Err(e) => return Err(ssh_failure("apply", e)),
     };
     summary.timings.apply = t.elapsed();
     for (index, done) in reported.iter().enumerate() {
@@ -288,10 +315,18 @@ async fn converge(
             );
         }
     }
-    let out = result.map_err(|e| ssh_failure("apply", e))?;
     if let Some(text) = fatal {
         return Err(HostProblem::Failed(text));
     }
+    let Some(out) = out else {
+        // read back from the host's record
+        if summary.failed == 0 && !ended {
+            return Err(HostProblem::Failed(
+                "the connection was lost and the apply did not record its end on the host".into(),
+            ));
+        }
+        return Ok(());
+    };
     if summary.failed == 0 && out.exit_status != Some(0) {
         let stderr = String::from_utf8_lossy(&out.stderr);
         return Err(HostProblem::Failed(format!(
@@ -301,6 +336,27 @@ async fn converge(
         )));
     }
     Ok(())
+}
+
+/// After a connection lost mid-apply: a new connection, which waits for the apply to end on
+/// the host (it holds the host's lock until then) and reads what it recorded.
+async fn read_recorded_outcome(
+    job: &HostJob,
+    opts: &RunOptions,
+    planned_at: u64,
+) -> Result<String, String> {
+    let session = Session::connect(&crate::fleet::target(&job.host), &opts.ssh)
+        .await
+        .map_err(|e| e.to_string())?;
+    let out = session
+        .run_script(&script::record_script(), &mut |_| {})
+        .await;
+    session.close().await;
+    let out = out.map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    script::read_record(&text, planned_at)
+        .map(|lines| lines.join("\n"))
+        .ok_or_else(|| "the host holds no record of this apply".to_string())
 }
 
 /// Instances with nothing to do count as one "ok" each, like Ansible's ok tasks.

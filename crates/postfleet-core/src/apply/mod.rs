@@ -76,7 +76,7 @@ pub fn build(plan: &Plan) -> String {
         }
         i += 1;
     }
-    s.push_str("pf_txn_close\n[ -z \"$pf_failed\" ] || exit 2\nprintf '@@end\\n'\n");
+    s.push_str("pf_txn_close\n[ -z \"$pf_failed\" ] || exit 2\npf_emit @@end\n");
     s
 }
 
@@ -526,6 +526,24 @@ fn config_block(plan: &Plan, name: &InstanceName, group: &[usize]) -> String {
     s
 }
 
+/// The command that, run on the host after a connection was lost mid-apply, waits until the
+/// apply has finished (it holds the host's lock until then) and prints what it recorded.
+pub fn record_script() -> String {
+    let state = crate::scripts::STATE_DIR;
+    crate::scripts::script(
+        [format!("{state}/lock"), format!("{state}/last-apply")],
+        "flock -w 600 \"$1\" cat \"$2\"\n",
+    )
+}
+
+/// The lines a finished apply recorded on the host, when the record is the one of the apply
+/// planned at `planned_at` (its first line says which run made it).
+pub fn read_record(output: &str, planned_at: u64) -> Option<Vec<&str>> {
+    let mut lines = output.lines();
+    let first = lines.next()?;
+    (first == format!("@@run {}", planned_at + 1)).then(|| lines.collect())
+}
+
 /// A line the apply script printed, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ScriptLine {
@@ -565,5 +583,30 @@ pub fn parse_line(line: &str) -> Option<ScriptLine> {
         "@@error" => Some(ScriptLine::Fatal(decode(words.next().unwrap_or("")))),
         "@@end" => Some(ScriptLine::End),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod record_tests {
+    use super::*;
+
+    #[test]
+    fn only_the_record_of_this_apply_is_read() {
+        let text = "@@run 8\n@@step 0 changed eA==\n@@end\n";
+        assert_eq!(
+            read_record(text, 7),
+            Some(vec!["@@step 0 changed eA==", "@@end"])
+        );
+        assert_eq!(read_record(text, 6), None, "another run's record");
+        assert_eq!(read_record("", 7), None);
+    }
+
+    #[test]
+    fn the_record_script_waits_for_the_lock_and_prints_the_record() {
+        let script = record_script();
+        assert!(
+            script.starts_with("set -- /var/lib/postfleet/lock /var/lib/postfleet/last-apply\n")
+        );
+        assert!(script.ends_with("flock -w 600 \"$1\" cat \"$2\"\n"));
     }
 }

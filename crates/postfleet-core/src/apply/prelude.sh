@@ -8,10 +8,17 @@ PF_NL='
 '
 pf_failed=
 pf_b64() { printf '%s' "$1" | base64 -w0; }
-pf_report() { printf '@@step %s %s %s\n' "$1" "$2" "$(pf_b64 "$3")"; }
-pf_report64() { printf '@@step %s %s %s\n' "$1" "$2" "$3"; }  # message already base64
+# Every report line also goes to $PF_STATE/last-apply once this run holds the lock: if the
+# connection drops, the run goes on (HUP and PIPE are ignored) and the controller reconnects
+# and reads there what really happened.
+pf_emit() {
+  printf '%s\n' "$1"
+  [ -z "$PF_RECORDING" ] || printf '%s\n' "$1" >> "$PF_STATE/last-apply"
+}
+pf_report() { pf_emit "@@step $1 $2 $(pf_b64 "$3")"; }
+pf_report64() { pf_emit "@@step $1 $2 $3"; }  # message already base64
 pf_fail() { pf_report "$1" failed "$2"; pf_failed=1; }
-pf_fatal() { printf '@@error %s\n' "$(pf_b64 "$1")"; exit 3; }
+pf_fatal() { pf_emit "@@error $(pf_b64 "$1")"; exit 3; }
 
 mkdir -p "$PF_STATE/pending" 2>/dev/null || pf_fatal "cannot create $PF_STATE on the host (read-only or full disk?)"
 # One run at a time per host, whichever controller started it.
@@ -24,6 +31,7 @@ read -r pf_generation < "$PF_STATE/generation" 2>/dev/null || pf_generation=0
   pf_fatal "another postfleet run changed this host after its facts were read: nothing was done; run again to plan from what the host has now"
 printf '%s\n' "$((${pf_generation:-0} + 1))" > "$PF_STATE/generation.tmp" &&
   mv -f "$PF_STATE/generation.tmp" "$PF_STATE/generation" || pf_fatal "cannot write $PF_STATE/generation"
+printf '@@run %s\n' "$((${pf_generation:-0} + 1))" > "$PF_STATE/last-apply" && PF_RECORDING=1
 
 # postfix-script reports through postlog, which writes to stderr only on a terminal:
 # give postmulti -p one, so its words reach the report.
