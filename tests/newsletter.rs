@@ -559,6 +559,49 @@ fn fleet_operations_status_queue_logs_and_removal(host: &str) {
         "default instance lines leaked:\n{text}"
     );
 
+    // without maillog_file, a named instance's lines come from the journal of the unit that
+    // runs it (postfix@newsletter on Debian 13, postfix@postfix-newsletter on Debian 12)
+    let news_unit = unit_of(&lab, host, "postfix-newsletter");
+    let before = host_ok(&lab, host, "date -u +%Y-%m-%dT%H:%M:%S");
+    host_ok(
+        &lab,
+        host,
+        &format!(
+            "postconf -c /etc/postfix-newsletter -X maillog_file && systemctl reload '{news_unit}'"
+        ),
+    );
+    let reloaded = |l: &Value| {
+        let line = l["line"].as_str().unwrap_or("");
+        line.contains(&format!("Reloaded {news_unit}")) && line[..19] >= *before.trim()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let lines = loop {
+        let out = postfleet(&[
+            "logs",
+            "-i",
+            &inv,
+            "--limit",
+            host,
+            "--instance",
+            "postfix-newsletter",
+            "--since",
+            "10m",
+            "--json",
+        ]);
+        assert_eq!(out.status.code(), Some(0));
+        let lines = json_lines(&out);
+        if lines.iter().any(reloaded) || Instant::now() > deadline {
+            break lines;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert!(lines.iter().any(reloaded), "{host}: {news_unit}: {lines:?}");
+    let source = format!("journal:{news_unit}");
+    assert!(
+        lines.iter().all(|l| l["source"] == source.as_str()),
+        "{lines:?}"
+    );
+
     // removal is refused while mail is queued, unless forced
     let absent = repo("tests/fixtures/apply/newsletter-absent.yml");
     let out = postfleet(&[

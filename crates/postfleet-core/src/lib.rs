@@ -1,5 +1,6 @@
-//! postfleet's pure core: everything between the user's files and the bytes sent to a host,
-//! with no I/O of its own (no network, no async runtime, no unsafe).
+//! postfleet's core: everything between the user's files and the bytes sent to a host. No
+//! network, no async runtime, no unsafe; the only I/O is reading the user's input files
+//! (inventory, playbook, templates, `-e @file`). The planner itself is pure.
 //!
 //! - inputs: [`inventory`] (hosts, groups, vars, patterns), [`playbook`] (plays, instances,
 //!   templates), [`render`] (per host: the desired state, [`model`]);

@@ -174,10 +174,6 @@ impl Lab {
         self.state.gateway
     }
 
-    pub fn sink_ports(&self) -> &'static [u16] {
-        &SINK_PORTS
-    }
-
     pub fn state_dir(&self) -> &Path {
         &self.names.state_dir
     }

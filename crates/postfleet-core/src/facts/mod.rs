@@ -215,7 +215,9 @@ impl HostFacts {
         let unit = self.unit_for(name)?;
         let by_name = format!("postfix@{name}");
         let state = self.unit_state(&by_name)?;
-        (by_name != unit && state.is_enabled()).then_some(by_name)
+        // Only links `systemctl enable` made (and `disable` removes): a generator's
+        // (enabled-runtime) would come back at every boot, and the step with it.
+        (by_name != unit && state.file_state == UnitFileState::Enabled).then_some(by_name)
     }
 
     pub fn unit_state(&self, unit: &str) -> Option<&UnitState> {
@@ -626,6 +628,12 @@ mod tests {
             upgraded.stale_unit_for(&news).as_deref(),
             Some("postfix@postfix-newsletter")
         );
+        // A generator's link (enabled-runtime) is not one `systemctl disable` could remove.
+        let generated = facts_with_units(
+            "template\tconfig-dir\t/etc/postfix-%I\nunitof\tpostfix-newsletter\tpostfix@newsletter\n\
+             unit\tpostfix@postfix-newsletter.service\tfailed\tenabled-runtime\tforking\tloaded\n",
+        );
+        assert_eq!(generated.stale_unit_for(&news), None);
         // Without a usable template the instance is driven with postmulti -p.
         let unusable = facts_with_units("template\tnone\t\n");
         assert_eq!(unusable.unit_for(&news), None);

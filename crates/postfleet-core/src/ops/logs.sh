@@ -21,18 +21,26 @@ for i in "$@"; do
   case "$known" in *" $i "*) ;; *) echo "@@missing $i"; continue ;; esac
   tag=$(postmulti -i "$i" -x postconf -xh syslog_name)
   log=$(postmulti -i "$i" -x postconf -xh maillog_file)
+  unit=
   if [ -z "$log" ] && [ -d /run/systemd/system ] && command -v journalctl >/dev/null 2>&1; then
-    # The unit that runs it, as the host's own postfix@.service maps it (see the facts probe);
-    # the default instance runs under postfix.service or postfix@- depending on the release.
-    [ -n "${mapping+x}" ] || mapping=$(systemctl cat postfix@.service 2>/dev/null |
-      PF_INSTANCES=$(postmulti -l | awk -v OFS='\t' '{print $1, $4}') awk "$unit_awk")
-    unit=$(printf '%s\n' "$mapping" | awk -F'\t' -v i="$i" '$1 == "unitof" && $2 == i { print $3 }')
-    units=""
-    [ -n "$unit" ] && units="-u $unit.service"
-    [ "$i" = - ] && units="$units -u postfix.service"
-    echo "@@inst $i journal:${unit:-postfix}.service"
-    # shellcheck disable=SC2086
-    [ -n "$units" ] && journalctl -q --no-pager -o short-iso --since "$since" $units | tail -n "$max_lines"
+    # The unit that runs it, by the rule of the facts probe (HostFacts::unit_for): the
+    # default instance under postfix.service when that is a real service (not a oneshot
+    # umbrella), else the unit the host's own postfix@.service maps it to.
+    if [ "$i" = - ]; then
+      case "$(systemctl show -p Type -p LoadState postfix.service 2>/dev/null | tr '\n' ' ')" in
+        *LoadState=loaded*) case "$(systemctl show -p Type postfix.service)" in
+                              Type=oneshot) ;; *) unit=postfix ;; esac ;;
+      esac
+    fi
+    if [ -z "$unit" ]; then
+      [ -n "${mapping+x}" ] || mapping=$(systemctl cat postfix@.service 2>/dev/null |
+        PF_INSTANCES=$(postmulti -l | awk -v OFS='\t' '{print $1, $4}') awk "$unit_awk")
+      unit=$(printf '%s\n' "$mapping" | awk -F'\t' -v i="$i" '$1 == "unitof" && $2 == i { print $3 }')
+    fi
+  fi
+  if [ -n "$unit" ]; then
+    echo "@@inst $i journal:$unit.service"
+    journalctl -q --no-pager -o short-iso --since "$since" -u "$unit.service" | tail -n "$max_lines"
     continue
   fi
   [ -n "$log" ] || log=/var/log/mail.log
