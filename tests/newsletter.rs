@@ -562,44 +562,13 @@ fn fleet_operations_status_queue_logs_and_removal(host: &str) {
     // without maillog_file, a named instance's lines come from the journal of the unit that
     // runs it (postfix@newsletter on Debian 13, postfix@postfix-newsletter on Debian 12)
     let news_unit = unit_of(&lab, host, "postfix-newsletter");
-    let before = host_ok(&lab, host, "date -u +%Y-%m-%dT%H:%M:%S");
-    host_ok(
+    assert_logs_come_from_the_journal_of(
         &lab,
+        &inv,
         host,
-        &format!(
-            "postconf -c /etc/postfix-newsletter -X maillog_file && systemctl reload '{news_unit}'"
-        ),
-    );
-    let reloaded = |l: &Value| {
-        let line = l["line"].as_str().unwrap_or("");
-        line.contains(&format!("Reloaded {news_unit}")) && line[..19] >= *before.trim()
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let lines = loop {
-        let out = postfleet(&[
-            "logs",
-            "-i",
-            &inv,
-            "--limit",
-            host,
-            "--instance",
-            "postfix-newsletter",
-            "--since",
-            "10m",
-            "--json",
-        ]);
-        assert_eq!(out.status.code(), Some(0));
-        let lines = json_lines(&out);
-        if lines.iter().any(reloaded) || Instant::now() > deadline {
-            break lines;
-        }
-        std::thread::sleep(Duration::from_millis(300));
-    };
-    assert!(lines.iter().any(reloaded), "{host}: {news_unit}: {lines:?}");
-    let source = format!("journal:{news_unit}");
-    assert!(
-        lines.iter().all(|l| l["source"] == source.as_str()),
-        "{lines:?}"
+        "postfix-newsletter",
+        &news_unit,
+        "postconf -c /etc/postfix-newsletter -X maillog_file",
     );
 
     // removal is refused while mail is queued, unless forced
@@ -732,46 +701,66 @@ fn fleet_operations_status_queue_logs_and_removal(host: &str) {
     ]);
     assert_eq!(out.status.code(), Some(0), "removal is idempotent");
 
-    // logs of an instance without maillog_file come from the journal of the unit that runs
-    // it, which differs by release (postfix.service on Debian 13, postfix@- on 12): the
-    // reload done here shows there as systemd's "Reloaded UNIT" line
+    // the same for the default instance, whose unit differs by release (postfix.service on
+    // Debian 13, postfix@- on 12)
     let default_unit = unit_of(&lab, host, "-");
-    let before = host_ok(&lab, host, "date -u +%Y-%m-%dT%H:%M:%S");
-    host_ok(
+    assert_logs_come_from_the_journal_of(
         &lab,
+        &inv,
         host,
-        &format!("postconf -X maillog_file && systemctl reload '{default_unit}'"),
+        "-",
+        &default_unit,
+        "postconf -X maillog_file",
     );
-    let reloaded_here = |l: &Value| {
+}
+
+/// `without_maillog` (a command) takes the instance's maillog_file away; then the instance is
+/// reloaded through `unit`, and `postfleet logs` must show systemd's "Reloaded UNIT" line of
+/// that reload, every line sourced `journal:UNIT`.
+fn assert_logs_come_from_the_journal_of(
+    lab: &Lab,
+    inv: &str,
+    host: &str,
+    instance: &str,
+    unit: &str,
+    without_maillog: &str,
+) {
+    let before = host_ok(lab, host, "date -u +%Y-%m-%dT%H:%M:%S");
+    host_ok(
+        lab,
+        host,
+        &format!("{without_maillog} && systemctl reload '{unit}'"),
+    );
+    let reloaded = |l: &Value| {
         let line = l["line"].as_str().unwrap_or("");
-        line.contains(&format!("Reloaded {default_unit}")) && line[..19] >= *before.trim()
+        line.contains(&format!("Reloaded {unit}")) && line[..19] >= *before.trim()
     };
     let deadline = Instant::now() + Duration::from_secs(20);
     let lines = loop {
         let out = postfleet(&[
             "logs",
             "-i",
-            &inv,
+            inv,
             "--limit",
             host,
             "--instance",
-            "-",
+            instance,
             "--since",
             "10m",
             "--json",
         ]);
         assert_eq!(out.status.code(), Some(0));
         let lines = json_lines(&out);
-        if lines.iter().any(reloaded_here) || Instant::now() > deadline {
+        if lines.iter().any(reloaded) || Instant::now() > deadline {
             break lines;
         }
         std::thread::sleep(Duration::from_millis(300));
     };
     assert!(
-        lines.iter().any(reloaded_here),
-        "{host}: the reload is not in the journal of {default_unit}: {lines:?}"
+        lines.iter().any(reloaded),
+        "{host}: the reload is not in the journal of {unit}: {lines:?}"
     );
-    let source = format!("journal:{default_unit}");
+    let source = format!("journal:{unit}");
     assert!(
         lines.iter().all(|l| l["source"] == source.as_str()),
         "{lines:?}"

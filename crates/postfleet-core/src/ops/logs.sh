@@ -27,10 +27,8 @@ for i in "$@"; do
     # default instance under postfix.service when that is a real service (not a oneshot
     # umbrella), else the unit the host's own postfix@.service maps it to.
     if [ "$i" = - ]; then
-      case "$(systemctl show -p Type -p LoadState postfix.service 2>/dev/null | tr '\n' ' ')" in
-        *LoadState=loaded*) case "$(systemctl show -p Type postfix.service)" in
-                              Type=oneshot) ;; *) unit=postfix ;; esac ;;
-      esac
+      main=$(systemctl show -p Type -p LoadState postfix.service 2>/dev/null | tr '\n' ' ')
+      case "$main" in *LoadState=loaded*) case "$main" in *Type=oneshot*) ;; *) unit=postfix ;; esac ;; esac
     fi
     if [ -z "$unit" ]; then
       [ -n "${mapping+x}" ] || mapping=$(systemctl cat postfix@.service 2>/dev/null |
