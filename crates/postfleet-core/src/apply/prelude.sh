@@ -34,14 +34,27 @@ printf '%s\n' "$((${pf_generation:-0} + 1))" > "$PF_STATE/generation.tmp" &&
 printf '@@run %s\n' "$((${pf_generation:-0} + 1))" > "$PF_STATE/last-apply" && PF_RECORDING=1
 
 # postfix-script reports through postlog, which writes to stderr only on a terminal:
-# give postmulti -p one, so its words reach the report.
-pf_tty() {
+# give postmulti -p one, so its words reach the report. script(1) takes one command line:
+# each argument goes into it quoted.
+pf_tty() {  # CMD...
   if command -v script >/dev/null 2>&1; then
-    pf_out=$(script -qec "$*" /dev/null); pf_rc=$?
+    pf_line=
+    for pf_arg in "$@"; do pf_quote "$pf_arg"; pf_line="$pf_line $pf_q"; done
+    pf_out=$(script -qec "$pf_line" /dev/null); pf_rc=$?
     printf '%s\n' "$pf_out" | tr -d '\r'
     return $pf_rc
   fi
   "$@"
+}
+# Sets pf_q to WORD quoted for sh (by the shell itself: no process per word).
+pf_quote() {  # WORD
+  pf_rest=$1 pf_q=
+  while :; do
+    case $pf_rest in
+      *\'*) pf_q="$pf_q${pf_rest%%\'*}'\\''"; pf_rest=${pf_rest#*\'} ;;
+      *) pf_q="'$pf_q$pf_rest'"; return 0 ;;
+    esac
+  done
 }
 
 # Is the instance's master process running? `postfix status` (through postmulti -x, some ten
@@ -82,6 +95,7 @@ pf_why() {  # NAME UNIT
 # The reload or restart the instance will owe once a live file is replaced is recorded in
 # $PF_STATE/pending/NAME first, so an interrupted run leaves the debt for the next one.
 pf_txn_begin() {  # CONFIG_DIR INSTANCE OWED(reload|restart|-)
+  [ -z "$pf_failed" ] || return 0
   PF_TXN="$1/.postfleet-backup" PF_TXN_DIR=$1 PF_TXN_NAME=$2
   rm -rf "$PF_TXN" && mkdir -m 700 "$PF_TXN" && : > "$PF_TXN/list"
   # A debt an earlier run left stays the instance's if this transaction is taken back.
@@ -203,4 +217,136 @@ pf_validate() {  # CONFIG_DIR
 pf_activate_file() {  # CONFIG_DIR FILE
   if cmp -s "$PF_STAGE/$2" "$1/$2"; then echo same; return 0; fi
   sync "$PF_STAGE/$2" && pf_save "$1/$2" && mv -f "$PF_STAGE/$2" "$1/$2" && echo moved
+}
+
+# main.cf and master.cf of one instance are staged in a scratch copy of its config dir, edited
+# there with postconf, validated together, then each moved into place.
+pf_config_begin() {  # FIRST CONFIG_DIR (false: nothing to do, or staging failed)
+  [ -z "$pf_failed" ] || return 1
+  PF_STAGE="$2/.postfleet-stage"
+  out=$(pf_stage "$2" 2>&1) && return 0
+  pf_fail "$1" "cannot stage $2: $out"
+  return 1
+}
+pf_stage_text() {  # FIRST FILE BASE64: the staged file's whole new text
+  [ -z "$pf_failed" ] || return 0
+  printf '%s' "$3" | base64 -d > "$PF_STAGE/$2" || pf_fail "$1" "cannot stage $2"
+}
+pf_staged() {  # FIRST WHAT POSTCONF-ARGS...: postconf on the staged copy
+  [ -z "$pf_failed" ] || return 0
+  pf_i=$1 pf_what=$2
+  shift 2
+  out=$(postconf -c "$PF_STAGE" "$@" 2>&1) || pf_fail "$pf_i" "$pf_what: $out"
+}
+pf_staged_remove_service() {  # FIRST SERVICE/TYPE: only where the staged master.cf has it
+  [ -z "$pf_failed" ] || return 0
+  [ -n "$(postconf -c "$PF_STAGE" -M "$2" 2>/dev/null)" ] || return 0
+  out=$(postconf -c "$PF_STAGE" -MX "$2" 2>&1) || pf_fail "$1" "postconf -MX: $out"
+}
+pf_config_validate() {  # FIRST CONFIG_DIR (false: the staged files are refused)
+  [ -z "$pf_failed" ] || return 1
+  why=$(pf_validate "$2") && return 0
+  pf_fail "$1" "Postfix rejects the new configuration; nothing was changed: $why"
+  return 1
+}
+pf_config_move() {  # I MESSAGE64 CONFIG_DIR FILE
+  if r=$(pf_activate_file "$3" "$4" 2>&1); then
+    if [ "$r" = moved ]; then pf_report64 "$1" changed "$2"; else pf_report "$1" ok "already in place"; fi
+  else
+    pf_fail "$1" "cannot move $4 into place: $r"
+  fi
+}
+pf_config_end() { rm -rf "$PF_STAGE"; }
+
+# Steps. Each takes the step's index and its message (base64) first, does nothing once a step
+# has failed, and reports the step changed, or failed with the command's own words.
+pf_do() {  # I MESSAGE64 WHAT CMD...: CMD is a command or one of the functions below
+  [ -z "$pf_failed" ] || return 0
+  pf_i=$1 pf_msg=$2 pf_what=$3
+  shift 3
+  if out=$("$@" 2>&1); then pf_report64 "$pf_i" changed "$pf_msg"; else pf_fail "$pf_i" "$pf_what: $out"; fi
+}
+# postmulti -e rewrites main.cf files: pf_settle them for the next Postfix program to read.
+pf_init() {  # DEFAULT_CONFIG_DIR
+  postmulti -e init && pf_settle "$1/main.cf"
+}
+pf_create() {  # NAME GROUP('' for none) DEFAULT_CONFIG_DIR CONFIG_DIR
+  # postmulti records the new instance in the default instance's main.cf too.
+  if [ -n "$2" ]; then postmulti -I "$1" -G "$2" -e create; else postmulti -I "$1" -e create; fi &&
+    pf_settle "$3/main.cf" "$4/main.cf"
+}
+pf_set_enabled() {  # NAME enable|disable CONFIG_DIR
+  postmulti -i "$1" -e "$2" && pf_settle "$3/main.cf"
+}
+pf_disable_stale() {  # UNIT
+  # --now: should it run after all, stop it; reset-failed: forget its failed boots.
+  systemctl disable --now "$1" && { systemctl reset-failed "$1" 2>/dev/null || :; }
+}
+pf_destroy() {  # NAME: the reload it was owed goes with it
+  postmulti -i "$1" -e destroy && rm -f "$PF_STATE/pending/$1"
+}
+pf_write_step() {  # I MESSAGE64 PATH MODE BASE64 [CONFIG_DIR TYPE:PATH]: write, then index
+  [ -z "$pf_failed" ] || return 0
+  if ! out=$(pf_write "$3" "$4" "$5" 2>&1); then
+    pf_fail "$1" "cannot write $3: $out"
+  elif [ -n "$6" ] && ! out=$(pf_postmap "$6" "$7" "$4" 2>&1); then
+    pf_fail "$1" "postmap: $out"
+  else
+    pf_report64 "$1" changed "$2"
+  fi
+}
+pf_stop() {  # I MESSAGE64 NAME CONFIG_DIR UNIT('' without systemd)
+  [ -z "$pf_failed" ] || return 0
+  if [ -n "$5" ]; then
+    # A master started by hand is not the unit's: stop it with postmulti too.
+    out=$( { systemctl stop "$5"; ! pf_running "$4" || postmulti -i "$3" -p stop; } 2>&1)
+  else
+    out=$(pf_tty postmulti -i "$3" -p stop 2>&1)
+  fi
+  if pf_running "$4"; then
+    pf_fail "$1" "still running after stop: $out"
+  else
+    rm -f "$PF_STATE/pending/$3"
+    pf_report64 "$1" changed "$2"
+  fi
+}
+pf_activation() {  # start|reload|restart NAME CONFIG_DIR UNIT('' without systemd)
+  if [ -n "$4" ]; then
+    systemctl "$1" "$4"
+  elif [ "$1" = restart ]; then
+    { ! pf_running "$3" || pf_tty postmulti -i "$2" -p stop; } && pf_tty postmulti -i "$2" -p start
+  else
+    pf_tty postmulti -i "$2" -p "$1"
+  fi
+}
+# Start, reload or restart; verify the master runs; else put the previous files back,
+# activate those, and report Postfix's own words.
+pf_activate() {  # I MESSAGE64 start|reload|restart NAME CONFIG_DIR UNIT('' without systemd)
+  [ -z "$pf_failed" ] || return 0
+  if out=$(pf_activation "$3" "$4" "$5" "$6" 2>&1) && pf_running "$5"; then
+    rm -f "$PF_STATE/pending/$4"
+    pf_txn_end
+    pf_report64 "$1" changed "$2"
+    return 0
+  fi
+  why=$(pf_why "$4" "$6")
+  if [ -n "$PF_TXN" ] && [ -s "$PF_TXN/list" ]; then
+    pf_restore "$5"
+    if [ "$3" = reload ]; then
+      # After a failed reload the master may be gone: bring the old files up with a start.
+      recover=$( { pf_running "$5" && pf_activation reload "$4" "$5" "$6" || pf_activation start "$4" "$5" "$6"; } 2>&1)
+    else
+      recover=$(pf_activation restart "$4" "$5" "$6" 2>&1)
+    fi
+    if pf_running "$5"; then
+      rm -f "$PF_STATE/pending/$4"
+      state="rolled back to the previous configuration; the instance is serving"
+    else
+      state="rolled back to the previous configuration, but the instance is NOT running: $recover"
+    fi
+    pf_txn_end
+  else
+    state="the instance is not running"
+  fi
+  pf_fail "$1" "$3 failed: $out $why$PF_NL$state"
 }

@@ -444,11 +444,23 @@ fn apply_scripts_are_valid_shell() {
             .status()
             .unwrap();
         assert!(status.success(), "sh -n rejects:\n{script}");
+        // Every step is one call of a prelude function that reports it: its index first.
+        let reporting = [
+            "pf_do",
+            "pf_write_step",
+            "pf_stop",
+            "pf_activate",
+            "pf_config_move",
+        ];
         for (i, _) in p.steps.iter().enumerate() {
+            let index = i.to_string();
             assert!(
-                script.contains(&format!("pf_report {i} "))
-                    || script.contains(&format!("pf_fail {i} ")),
-                "step {i} never reports"
+                script.lines().any(|line| {
+                    let mut words = line.split_whitespace();
+                    words.next().is_some_and(|f| reporting.contains(&f))
+                        && words.next().map(|w| w.trim_matches('\'')) == Some(index.as_str())
+                }),
+                "step {i} never reports:\n{script}"
             );
         }
     }
