@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::report::{Event, HostSummary, Reporter, StepStatus};
+use crate::report::{ApplyOutcome, Event, Reporter, StepStatus};
 use postfleet_core::apply::{self as script, ScriptLine};
 use postfleet_core::facts;
 use postfleet_core::inventory::Host;
@@ -53,12 +53,12 @@ pub async fn run_fleet(
     opts: Arc<RunOptions>,
     reporter: Arc<dyn Reporter>,
     stop: Arc<StopFlag>,
-) -> Vec<HostSummary> {
+) -> Vec<ApplyOutcome> {
     let forks = opts.forks;
     let names: Vec<String> = jobs.iter().map(|j| j.host.name.clone()).collect();
     let panic_reporter = reporter.clone();
     let on_panic = move |index: usize, message: String| {
-        let summary = HostSummary {
+        let summary = ApplyOutcome {
             host: names[index].clone(),
             problem: Some(HostProblem::Failed(format!(
                 "internal error (a bug in postfleet, please report it): {message}"
@@ -77,9 +77,9 @@ pub async fn run_fleet(
             let (opts, reporter, stop) = (opts.clone(), reporter.clone(), stop.clone());
             // Boxed: every host's task exists from the start, but only `forks` of them run; a
             // waiting task then holds a pointer, not room for a whole connection's state.
-            let host: Pin<Box<dyn Future<Output = HostSummary> + Send>> = Box::pin(async move {
+            let host: Pin<Box<dyn Future<Output = ApplyOutcome> + Send>> = Box::pin(async move {
                 let summary = if stop.stopped() {
-                    HostSummary {
+                    ApplyOutcome {
                         host: job.host.name.clone(),
                         problem: Some(HostProblem::Failed("not started: interrupted".into())),
                         ..Default::default()
@@ -101,16 +101,16 @@ pub async fn run_fleet(
 
 fn step_event(
     reporter: &dyn Reporter,
-    summary: &mut HostSummary,
+    summary: &mut ApplyOutcome,
     name: String,
     status: StepStatus,
     message: Option<String>,
     diff: Option<String>,
 ) {
     match status {
-        StepStatus::Ok => summary.ok += 1,
-        StepStatus::Changed => summary.changed += 1,
-        StepStatus::Failed => summary.failed += 1,
+        StepStatus::Ok => summary.value.ok += 1,
+        StepStatus::Changed => summary.value.changed += 1,
+        StepStatus::Failed => summary.value.failed += 1,
         StepStatus::Skipped => {}
     }
     reporter.event(&Event::Step {
@@ -137,10 +137,10 @@ pub fn render_changes(changes: &[FileChange]) -> Option<String> {
     Some(parts.join(""))
 }
 
-async fn run_host(job: &HostJob, opts: &RunOptions, reporter: &dyn Reporter) -> HostSummary {
+async fn run_host(job: &HostJob, opts: &RunOptions, reporter: &dyn Reporter) -> ApplyOutcome {
     let started = Instant::now();
     let host = job.host.name.clone();
-    let mut summary = HostSummary {
+    let mut summary = ApplyOutcome {
         host: host.clone(),
         ..Default::default()
     };
@@ -156,19 +156,19 @@ async fn run_host(job: &HostJob, opts: &RunOptions, reporter: &dyn Reporter) -> 
     let session = match Session::connect(&crate::fleet::target(&job.host), &opts.ssh).await {
         Ok(s) => s,
         Err(e) => {
-            summary.timings.connect = t.elapsed();
-            summary.duration = started.elapsed();
+            summary.value.timings.connect = t.elapsed();
+            summary.value.duration = started.elapsed();
             summary.problem = Some(HostProblem::Unreachable(e.to_string()));
             return summary;
         }
     };
-    summary.timings.connect = t.elapsed();
+    summary.value.timings.connect = t.elapsed();
 
     let result = converge(job, opts, reporter, &session, &mut summary).await;
-    summary.round_trips = session.round_trips();
+    summary.value.round_trips = session.round_trips();
     session.close().await;
     summary.problem = result.err();
-    summary.duration = started.elapsed();
+    summary.value.duration = started.elapsed();
     summary
 }
 
@@ -185,7 +185,7 @@ async fn converge(
     opts: &RunOptions,
     reporter: &dyn Reporter,
     session: &Session,
-    summary: &mut HostSummary,
+    summary: &mut ApplyOutcome,
 ) -> Result<(), HostProblem> {
     let host = job.host.name.clone();
     reporter.event(&Event::HostPhase {
@@ -203,12 +203,12 @@ async fn converge(
         let stderr = String::from_utf8_lossy(&out.stderr);
         HostProblem::Failed(format!("facts: {e}; {}", stderr.trim()))
     })?;
-    summary.timings.facts = t.elapsed();
+    summary.value.timings.facts = t.elapsed();
 
     let t = Instant::now();
     let plan = plan::plan(&job.desired, &facts, PlanOptions { force: opts.force })
         .map_err(|e| HostProblem::Failed(e.to_string()))?;
-    summary.timings.plan = t.elapsed();
+    summary.value.timings.plan = t.elapsed();
 
     for refusal in &plan.refusals {
         step_event(
@@ -302,7 +302,7 @@ async fn converge(
         }
         Err(e) => return Err(ssh_failure("apply", e)),
     };
-    summary.timings.apply = t.elapsed();
+    summary.value.timings.apply = t.elapsed();
     for (index, done) in reported.iter().enumerate() {
         if !done {
             step_event(
@@ -320,14 +320,14 @@ async fn converge(
     }
     let Some(out) = out else {
         // read back from the host's record
-        if summary.failed == 0 && !ended {
+        if summary.value.failed == 0 && !ended {
             return Err(HostProblem::Failed(
                 "the connection was lost and the apply did not record its end on the host".into(),
             ));
         }
         return Ok(());
     };
-    if summary.failed == 0 && out.exit_status != Some(0) {
+    if summary.value.failed == 0 && out.exit_status != Some(0) {
         let stderr = String::from_utf8_lossy(&out.stderr);
         return Err(HostProblem::Failed(format!(
             "apply script exited with {:?}: {}",
@@ -364,7 +364,7 @@ fn report_converged_instances(
     job: &HostJob,
     plan: &Plan,
     reporter: &dyn Reporter,
-    summary: &mut HostSummary,
+    summary: &mut ApplyOutcome,
 ) {
     for inst in &job.desired.instances {
         let touched = plan

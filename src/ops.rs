@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use postfleet_core::inventory::Host;
-use postfleet_core::outcome::{HostProblem, HostResult};
+use postfleet_core::outcome::{HostOutcome, HostProblem};
 use postfleet_ssh::{ExecOutput, Session, SshOptions};
 
 use crate::fleet::{self, problem_of};
@@ -18,20 +18,22 @@ pub async fn on_hosts<T, M, R>(
     forks: usize,
     make: M,
     read: R,
-) -> Vec<HostResult<T>>
+) -> Vec<HostOutcome<T>>
 where
-    T: Send + 'static,
+    T: Default + Send + 'static,
     M: Fn(&Host) -> String + Send + Sync + 'static,
     R: Fn(&Host, ExecOutput) -> Result<T, HostProblem> + Send + Sync + 'static,
 {
     let make = Arc::new(make);
     let read = Arc::new(read);
     let names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
-    let on_panic = move |index: usize, message: String| HostResult {
-        host: names[index].clone(),
-        result: Err(HostProblem::Failed(format!(
-            "internal error (a bug in postfleet, please report it): {message}"
-        ))),
+    let on_panic = move |index: usize, message: String| {
+        HostOutcome::stopped(
+            names[index].clone(),
+            HostProblem::Failed(format!(
+                "internal error (a bug in postfleet, please report it): {message}"
+            )),
+        )
     };
     fleet::bounded(
         hosts,
@@ -50,10 +52,7 @@ where
                     read(&host, out.map_err(problem_of)?)
                 }
                 .await;
-                HostResult {
-                    host: host.name.clone(),
-                    result,
-                }
+                HostOutcome::of(host.name.clone(), result)
             }
         },
         on_panic,

@@ -11,6 +11,7 @@ use common::{
     ensure_lab, host_ok, host_sh, json_lines, postfleet, reset_hosts, serial, unit_of,
     write_inventory, Lab,
 };
+use postfleet_shell::Line;
 use serde_json::Value;
 
 fn playbook() -> PathBuf {
@@ -126,12 +127,25 @@ fn first_apply_converges_and_second_changes_nothing() {
     for h in ["h1", "h2", "h3"] {
         let (out, default) = (unit_of(&lab, h, "postfix-out"), unit_of(&lab, h, "-"));
         assert_eq!(
-            host_ok(&lab, h, &format!("systemctl is-active '{out}' '{default}'")),
+            host_ok(
+                &lab,
+                h,
+                &Line::new()
+                    .text("systemctl is-active")
+                    .word(&out)
+                    .word(&default)
+                    .build()
+            ),
             "active\nactive\n",
             "{h}: {out} and {default}"
         );
         assert_eq!(
-            host_ok(&lab, h, &format!("systemctl is-enabled '{out}'")).trim(),
+            host_ok(
+                &lab,
+                h,
+                &Line::new().text("systemctl is-enabled").word(&out).build()
+            )
+            .trim(),
             "enabled"
         );
     }
@@ -454,7 +468,12 @@ fn host_keys_unreachable_hosts_and_sudo() {
     assert_serving(&lab, "h3");
     let unit = unit_of(&lab, "h3", "postfix-out");
     assert_eq!(
-        host_ok(&lab, "h3", &format!("systemctl is-active '{unit}'")).trim(),
+        host_ok(
+            &lab,
+            "h3",
+            &Line::new().text("systemctl is-active").word(&unit).build()
+        )
+        .trim(),
         "active"
     );
     let (code, _, summary) =

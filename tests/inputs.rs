@@ -5,6 +5,7 @@
 
 mod common;
 
+use postfleet_shell::quote;
 use std::path::Path;
 
 use common::{
@@ -82,7 +83,7 @@ fn shell_metacharacters_land_literally_or_are_refused_and_never_run() {
             "--limit",
             "h1",
             "-e",
-            &format!("payload={}", shlex_quote(&payload)),
+            &format!("payload={}", quote(&payload)),
             "--json",
         ]);
         tried += 1;
@@ -97,7 +98,7 @@ fn shell_metacharacters_land_literally_or_are_refused_and_never_run() {
                 let table = host_ok(&lab, "h1", "cat /etc/postfix-in/transport");
                 assert_eq!(table, format!("example.net {payload}\n"));
                 let name = format!("/etc/postfix-in/t-{path_payload}");
-                let (c, listed, _) = host_sh(&lab, "h1", &format!("cat {}", sh_quote(&name)));
+                let (c, listed, _) = host_sh(&lab, "h1", &format!("cat {}", quote(&name)));
                 assert_eq!((c, listed), (0, format!("x {payload}\n")), "{name}");
             }
             // refused as bad input (exit 4) or by Postfix's own validation (exit 2): the run
@@ -127,13 +128,4 @@ fn shell_metacharacters_land_literally_or_are_refused_and_never_run() {
     assert_eq!(literal + refused, tried);
     assert!(literal > 0, "no payload landed: the check is not looking");
     reset_hosts(&lab, &["h1"]);
-}
-
-/// A value quoted for a POSIX shell (for the -e argument, which postfleet splits like one).
-fn shlex_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
-}
-
-fn sh_quote(s: &str) -> String {
-    shlex_quote(s)
 }

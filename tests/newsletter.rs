@@ -11,6 +11,7 @@ use common::{
     ensure_lab, host_ok, json_lines, postfleet, reset_hosts, serial, unit_of, write_inventory, Lab,
     SinkMessage,
 };
+use postfleet_shell::Line;
 use serde_json::Value;
 
 fn repo(path: &str) -> PathBuf {
@@ -315,10 +316,13 @@ fn a_stale_debian_12_unit_on_debian_13_is_replaced_by_the_right_one() {
         host_ok(
             &lab,
             "h1",
-            &format!(
-                "systemctl is-enabled postfix@postfix-newsletter '{right}'; \
-                 systemctl is-active '{right}'; systemctl list-units --failed --no-legend --plain"
-            )
+            &Line::new()
+                .text("systemctl is-enabled postfix@postfix-newsletter")
+                .word(&right)
+                .text("; systemctl is-active")
+                .word(&right)
+                .text("; systemctl list-units --failed --no-legend --plain")
+                .build()
         ),
         "disabled\nenabled\nactive\n",
         "the stale unit is disabled and not failed, the right one enabled and active"
@@ -686,7 +690,16 @@ fn fleet_operations_status_queue_logs_and_removal(host: &str) {
     }
     let unit = unit_of(&lab, host, "postfix-newsletter");
     assert_ne!(
-        host_ok(&lab, host, &format!("systemctl is-active '{unit}' || true")).trim(),
+        host_ok(
+            &lab,
+            host,
+            &Line::new()
+                .text("systemctl is-active")
+                .word(&unit)
+                .text("|| true")
+                .build()
+        )
+        .trim(),
         "active"
     );
     let out = postfleet(&[
@@ -729,7 +742,10 @@ fn assert_logs_come_from_the_journal_of(
     host_ok(
         lab,
         host,
-        &format!("{without_maillog} && systemctl reload '{unit}'"),
+        &format!(
+            "{without_maillog} && {}",
+            Line::new().text("systemctl reload").word(unit)
+        ),
     );
     let reloaded = |l: &Value| {
         let line = l["line"].as_str().unwrap_or("");

@@ -12,7 +12,7 @@ use postfleet_core::error::InputError;
 use postfleet_core::inventory::Host;
 use postfleet_core::model::InstanceName;
 use postfleet_core::ops::{logs, queue, status};
-use postfleet_core::outcome::{HostProblem, HostResult as HostOutcome};
+use postfleet_core::outcome::{fleet_exit, HostOutcome, HostProblem};
 use postfleet_ssh::ExecOutput;
 
 fn parse_instances(raw: &[String]) -> Result<Vec<InstanceName>, InputError> {
@@ -27,7 +27,7 @@ fn parse_instances(raw: &[String]) -> Result<Vec<InstanceName>, InputError> {
 }
 
 /// Runs one script per host and collects the outcomes.
-fn gather<T: Send + 'static>(
+fn gather<T: Default + Send + 'static>(
     args: &OpsArgs,
     hosts: Vec<Host>,
     script: String,
@@ -54,9 +54,9 @@ fn print_rows<T: Serialize>(
     let mut table_rows = Vec::new();
     let mut stdout = std::io::stdout().lock();
     for outcome in outcomes {
-        match &outcome.result {
-            Ok(rows) => {
-                for row in rows {
+        match &outcome.problem {
+            None => {
+                for row in &outcome.value {
                     if json {
                         let _ =
                             writeln!(stdout, "{}", serde_json::to_string(row).unwrap_or_default());
@@ -65,18 +65,18 @@ fn print_rows<T: Serialize>(
                     }
                 }
             }
-            Err(problem) if json => {
+            Some(problem) if json => {
                 let _ = writeln!(
                     stdout,
                     "{}",
                     serde_json::json!({
                         "host": outcome.host,
                         "error": problem.to_string(),
-                        "unreachable": matches!(problem, HostProblem::Unreachable(_)),
+                        "unreachable": problem.is_unreachable(),
                     })
                 );
             }
-            Err(_) => {}
+            Some(_) => {}
         }
     }
     if !json {
@@ -87,7 +87,7 @@ fn print_rows<T: Serialize>(
         );
     }
     for outcome in outcomes {
-        if let Err(problem) = &outcome.result {
+        if let Some(problem) = &outcome.problem {
             eprintln!("{}: {problem}", outcome.host);
         }
     }
@@ -95,16 +95,8 @@ fn print_rows<T: Serialize>(
 }
 
 fn exit_for<T>(outcomes: &[HostOutcome<T>]) -> Exit {
-    if outcomes
-        .iter()
-        .any(|o| matches!(o.result, Err(HostProblem::Failed(_))))
-    {
-        Exit::HostFailed
-    } else if outcomes.iter().any(|o| o.result.is_err()) {
-        Exit::Unreachable
-    } else {
-        Exit::Success
-    }
+    // An operation has no steps: a host fails by its problem alone.
+    fleet_exit(outcomes, |_| 0)
 }
 
 fn hosts_of(args: &OpsArgs) -> Result<Vec<Host>, Exit> {
@@ -127,11 +119,7 @@ pub fn status(args: OpsArgs) -> Exit {
     if !args.json {
         // Once per host: why instances there run without a unit.
         let mut noted = std::collections::BTreeSet::new();
-        for row in outcomes
-            .iter()
-            .filter_map(|o| o.result.as_ref().ok())
-            .flatten()
-        {
+        for row in outcomes.iter().flat_map(|o| &o.value) {
             if let Some(note) = &row.note {
                 if noted.insert(row.host.clone()) {
                     eprintln!("{}: {note}", row.host);
@@ -215,7 +203,7 @@ fn targets_and_instances(
 
 /// Resolves hosts and instances, runs the script `script` builds for those instances on
 /// every host, and reads each host's output with `read`.
-fn collect<T: Send + 'static>(
+fn collect<T: Default + Send + 'static>(
     args: &OpsArgs,
     instances: &[String],
     script: impl Fn(&[InstanceName]) -> String,
@@ -256,8 +244,7 @@ fn purge(args: OpsArgs, instances: Vec<String>, yes: bool) -> Exit {
         }
         let total: u64 = counted
             .iter()
-            .filter_map(|o| o.result.as_ref().ok())
-            .flatten()
+            .flat_map(|o| &o.value)
             .map(|a| a.messages)
             .sum();
         eprint!("Delete these {total} message(s) for good? [y/N] ");
@@ -289,15 +276,11 @@ pub fn logs(args: OpsArgs, instances: Vec<String>, since: &str, lines: u32) -> E
         return print_rows(true, &[], &outcomes, |_| vec![]);
     }
     let mut stdout = std::io::stdout().lock();
-    for outcome in &outcomes {
-        if let Ok(lines) = &outcome.result {
-            for l in lines {
-                let _ = writeln!(stdout, "{} {} | {}", l.host, l.instance, l.line);
-            }
-        }
+    for l in outcomes.iter().flat_map(|o| &o.value) {
+        let _ = writeln!(stdout, "{} {} | {}", l.host, l.instance, l.line);
     }
     for outcome in &outcomes {
-        if let Err(problem) = &outcome.result {
+        if let Some(problem) = &outcome.problem {
             eprintln!("{}: {problem}", outcome.host);
         }
     }

@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 
 use super::{ApplyArgs, ConnectArgs, Exit, InventoryArgs, Output, TargetArgs};
 use crate::apply::{self, HostJob, RunOptions, StopFlag};
-use crate::report::{self, Event, HostSummary, OutputMode};
+use crate::report::{self, ApplyOutcome, Event, OutputMode};
 use postfleet_core::error::InputError;
 use postfleet_core::inventory::{self, Host, Inventory, VarMap};
+use postfleet_core::outcome::fleet_exit;
 use postfleet_ssh::{HostKeyPolicy, SshOptions};
 
 pub(super) fn input_error(e: &InputError) -> Exit {
@@ -230,17 +231,13 @@ pub fn apply(args: ApplyArgs, plan_only: bool) -> Exit {
     exit_code(&summaries, interrupted, args.detailed_exitcode)
 }
 
-fn exit_code(summaries: &[HostSummary], interrupted: bool, detailed: bool) -> Exit {
+fn exit_code(summaries: &[ApplyOutcome], interrupted: bool, detailed: bool) -> Exit {
     if interrupted {
-        Exit::Interrupted
-    } else if summaries.iter().any(|s| s.failures() > 0) {
-        Exit::HostFailed
-    } else if summaries.iter().any(|s| s.unreachable()) {
-        Exit::Unreachable
-    } else if detailed && summaries.iter().any(|s| s.changed > 0) {
-        Exit::Drift
-    } else {
-        Exit::Success
+        return Exit::Interrupted;
+    }
+    match fleet_exit(summaries, |tally| tally.failed) {
+        Exit::Success if detailed && summaries.iter().any(|s| s.value.changed > 0) => Exit::Drift,
+        code => code,
     }
 }
 

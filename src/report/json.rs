@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{Event, HostSummary, Reporter, StepStatus, Timings};
+use super::{ApplyOutcome, Event, Reporter, StepStatus, Timings};
 
 pub struct JsonReporter {
     out: Mutex<Box<dyn Write + Send>>,
@@ -58,7 +58,7 @@ enum Line<'a> {
     Summary {
         hosts: BTreeMap<&'a str, HostCounts<'a>>,
         totals: Totals,
-        #[serde(serialize_with = "super::ser_secs")]
+        #[serde(serialize_with = "postfleet_core::outcome::ser_secs")]
         elapsed: Duration,
     },
 }
@@ -69,7 +69,7 @@ struct HostCounts<'a> {
     changed: u32,
     failed: u32,
     unreachable: bool,
-    #[serde(serialize_with = "super::ser_secs")]
+    #[serde(serialize_with = "postfleet_core::outcome::ser_secs")]
     duration: Duration,
     round_trips: u32,
     timings: &'a Timings,
@@ -77,15 +77,15 @@ struct HostCounts<'a> {
 }
 
 impl<'a> HostCounts<'a> {
-    fn of(s: &'a HostSummary) -> HostCounts<'a> {
+    fn of(s: &'a ApplyOutcome) -> HostCounts<'a> {
         HostCounts {
-            ok: s.ok,
-            changed: s.changed,
+            ok: s.value.ok,
+            changed: s.value.changed,
             failed: s.failures(),
             unreachable: s.unreachable(),
-            duration: s.duration,
-            round_trips: s.round_trips,
-            timings: &s.timings,
+            duration: s.value.duration,
+            round_trips: s.value.round_trips,
+            timings: &s.value.timings,
             error: s.error(),
         }
     }
@@ -130,20 +130,20 @@ impl Reporter for JsonReporter {
         }
     }
 
-    fn finish(&self, summaries: &[HostSummary], elapsed: Duration) {
+    fn finish(&self, summaries: &[ApplyOutcome], elapsed: Duration) {
         self.write_line(&summary_line(summaries, elapsed));
     }
 }
 
-fn summary_line(summaries: &[HostSummary], elapsed: Duration) -> Line<'_> {
+fn summary_line(summaries: &[ApplyOutcome], elapsed: Duration) -> Line<'_> {
     let hosts = summaries
         .iter()
         .map(|s| (s.host.as_str(), HostCounts::of(s)))
         .collect();
     let totals = Totals {
         hosts: summaries.len(),
-        ok: summaries.iter().map(|s| s.ok).sum(),
-        changed: summaries.iter().map(|s| s.changed).sum(),
+        ok: summaries.iter().map(|s| s.value.ok).sum(),
+        changed: summaries.iter().map(|s| s.value.changed).sum(),
         failed: summaries.iter().map(|s| s.failures()).sum(),
         unreachable: summaries.iter().filter(|s| s.unreachable()).count(),
     };
@@ -158,33 +158,39 @@ fn summary_line(summaries: &[HostSummary], elapsed: Duration) -> Line<'_> {
 mod tests {
     use super::*;
     use crate::report::test_support::SharedBuf;
+    use postfleet_core::outcome::ApplyTally;
     use postfleet_core::outcome::HostProblem;
     use serde_json::{json, Value};
 
     fn run(show_diff: bool) -> Vec<Value> {
         let buf = SharedBuf::default();
         let reporter = JsonReporter::new(Box::new(buf.clone()), show_diff);
-        let ok = HostSummary {
-            host: "mx1".into(),
-            ok: 5,
-            changed: 1,
-            round_trips: 3,
-            duration: Duration::from_millis(1234),
-            timings: Timings {
-                connect: Duration::from_millis(100),
-                facts: Duration::from_millis(200),
-                plan: Duration::from_millis(1),
-                apply: Duration::from_millis(900),
+        let ok = ApplyOutcome {
+            value: ApplyTally {
+                ok: 5,
+                changed: 1,
+                round_trips: 3,
+                duration: Duration::from_millis(1234),
+                timings: Timings {
+                    connect: Duration::from_millis(100),
+                    facts: Duration::from_millis(200),
+                    plan: Duration::from_millis(1),
+                    apply: Duration::from_millis(900),
+                },
+                ..Default::default()
             },
+            host: "mx1".into(),
             ..Default::default()
         };
-        let down = HostSummary {
+        let down = ApplyOutcome {
+            value: ApplyTally {
+                duration: Duration::from_secs(10),
+                ..Default::default()
+            },
             host: "mx2".into(),
-            duration: Duration::from_secs(10),
             problem: Some(HostProblem::Unreachable(
                 "connect to 10.0.0.2:22: timed out".into(),
             )),
-            ..Default::default()
         };
         reporter.event(&Event::RunStarted {
             hosts: 2,

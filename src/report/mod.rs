@@ -17,95 +17,8 @@ mod style;
 pub use postfleet_core::table;
 
 pub use postfleet_core::apply::StepStatus;
-use postfleet_core::outcome::HostProblem;
 
-/// Counts and timings for one host, shown in the recap and the JSON summary.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct HostSummary {
-    pub host: String,
-    pub ok: u32,
-    pub changed: u32,
-    /// Steps that failed.
-    pub failed: u32,
-    /// SSH commands (channel round trips) this run used on the host.
-    pub round_trips: u32,
-    pub duration: Duration,
-    /// Phase timings in seconds: connect, facts, plan, apply.
-    pub timings: Timings,
-    /// Why the host could not be finished: unreachable, or failed outside (or after) a step.
-    pub problem: Option<HostProblem>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
-pub struct Timings {
-    #[serde(serialize_with = "ser_secs")]
-    pub connect: Duration,
-    #[serde(serialize_with = "ser_secs")]
-    pub facts: Duration,
-    #[serde(serialize_with = "ser_secs")]
-    pub plan: Duration,
-    #[serde(serialize_with = "ser_secs")]
-    pub apply: Duration,
-}
-
-impl HostSummary {
-    /// One word for how the host ended, worst first: unreachable, failed, changed, ok.
-    pub fn verdict(&self) -> Verdict {
-        if self.unreachable() {
-            Verdict::Unreachable
-        } else if self.failed > 0 || self.problem.is_some() {
-            Verdict::Failed
-        } else if self.changed > 0 {
-            Verdict::Changed
-        } else {
-            Verdict::Ok
-        }
-    }
-
-    pub fn unreachable(&self) -> bool {
-        self.problem
-            .as_ref()
-            .is_some_and(HostProblem::is_unreachable)
-    }
-
-    /// The reason the host failed or was unreachable.
-    pub fn error(&self) -> Option<&str> {
-        self.problem.as_ref().map(HostProblem::reason)
-    }
-
-    /// Failures as the recap counts them: each failed step, or the host itself once when it
-    /// failed outside any step (e.g. its facts could not be read).
-    pub fn failures(&self) -> u32 {
-        match &self.problem {
-            Some(HostProblem::Failed(_)) => self.failed.max(1),
-            _ => self.failed,
-        }
-    }
-}
-
-/// How a host ended, as shown on host-done lines.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    Ok,
-    Changed,
-    Failed,
-    Unreachable,
-}
-
-impl Verdict {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Ok => "ok",
-            Verdict::Changed => "changed",
-            Verdict::Failed => "failed",
-            Verdict::Unreachable => "unreachable",
-        }
-    }
-}
-
-fn ser_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64((d.as_secs_f64() * 1000.0).round() / 1000.0)
-}
+pub use postfleet_core::outcome::{ApplyOutcome, Timings, Verdict};
 
 /// One thing that happened during a run. Hosts run concurrently, so events of different
 /// hosts interleave; events of one host arrive in order.
@@ -127,14 +40,14 @@ pub enum Event {
         diff: Option<String>,
     },
     /// The host is done (converged, failed or unreachable).
-    HostDone { summary: HostSummary },
+    HostDone { summary: ApplyOutcome },
 }
 
 /// A sink for events. Implementations must not garble each other's output.
 pub trait Reporter: Send + Sync {
     fn event(&self, event: &Event);
     /// Called once after every host is done: print the recap (or the JSON summary line).
-    fn finish(&self, summaries: &[HostSummary], elapsed: Duration);
+    fn finish(&self, summaries: &[ApplyOutcome], elapsed: Duration);
     /// Runs `f` with the display out of its way, for a prompt on the terminal during a run
     /// (a key passphrase): progress bars are cleared and redrawn after. Events from other
     /// threads wait until `f` returns. The default just runs `f`.
@@ -240,20 +153,5 @@ mod tests {
         assert_eq!(human_duration(Duration::from_millis(12_340)), "12.3s");
         assert_eq!(human_duration(Duration::from_secs(245)), "4m05s");
         assert_eq!(human_duration(Duration::from_secs(3720)), "1h02m");
-    }
-
-    #[test]
-    fn host_outcome_reports_the_worst_thing() {
-        let mut summary = HostSummary {
-            ok: 3,
-            ..Default::default()
-        };
-        assert_eq!(summary.verdict(), Verdict::Ok);
-        summary.changed = 1;
-        assert_eq!(summary.verdict(), Verdict::Changed);
-        summary.problem = Some(HostProblem::Failed("postconf: warning".into()));
-        assert_eq!(summary.verdict(), Verdict::Failed);
-        summary.problem = Some(HostProblem::Unreachable("gone".into()));
-        assert_eq!(summary.verdict(), Verdict::Unreachable);
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use super::style::{paint, Colour};
-use super::{human_duration, recap, Event, HostSummary, Reporter};
+use super::{human_duration, recap, ApplyOutcome, Event, Reporter};
 
 /// Indentation of diff lines under their step.
 const DIFF_INDENT: &str = "    ";
@@ -48,7 +48,7 @@ impl Reporter for PlainReporter {
         }
     }
 
-    fn finish(&self, summaries: &[HostSummary], elapsed: Duration) {
+    fn finish(&self, summaries: &[ApplyOutcome], elapsed: Duration) {
         self.write(&format!(
             "\n{}",
             recap::render(summaries, elapsed, self.colour)
@@ -102,11 +102,11 @@ pub fn event_lines(event: &Event, show_diff: bool, verbosity: u8, colour: bool) 
             );
             let mut message = format!(
                 "ok={} changed={} failed={} round_trips={} duration={}",
-                summary.ok,
-                summary.changed,
+                summary.value.ok,
+                summary.value.changed,
                 summary.failures(),
-                summary.round_trips,
-                human_duration(summary.duration)
+                summary.value.round_trips,
+                human_duration(summary.value.duration)
             );
             if let Some(error) = summary.error() {
                 message.push_str("; error: ");
@@ -145,6 +145,7 @@ mod tests {
     use super::*;
     use crate::report::test_support::SharedBuf;
     use crate::report::StepStatus;
+    use postfleet_core::outcome::ApplyTally;
     use postfleet_core::outcome::HostProblem;
 
     fn step(status: StepStatus, message: Option<&str>, diff: Option<&str>) -> Event {
@@ -225,13 +226,15 @@ mod tests {
             "mx1 | PHASE | gathering facts | -\n"
         );
         let done = Event::HostDone {
-            summary: HostSummary {
+            summary: ApplyOutcome {
+                value: ApplyTally {
+                    duration: Duration::from_secs(10),
+                    ..Default::default()
+                },
                 host: "mx3".into(),
-                duration: Duration::from_secs(10),
                 problem: Some(HostProblem::Unreachable(
                     "connect to 10.0.0.3:22: connection refused".into(),
                 )),
-                ..Default::default()
             },
         };
         assert_eq!(
@@ -256,9 +259,12 @@ mod tests {
             check: false,
         });
         reporter.event(&step(StepStatus::Changed, None, None));
-        let summary = HostSummary {
+        let summary = ApplyOutcome {
+            value: ApplyTally {
+                changed: 1,
+                ..Default::default()
+            },
             host: "mx1".into(),
-            changed: 1,
             ..Default::default()
         };
         reporter.event(&Event::HostDone {

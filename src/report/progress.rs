@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::style::{paint, Colour};
-use super::{human_duration, recap, Event, HostSummary, Reporter, StepStatus, Verdict};
+use super::{human_duration, recap, ApplyOutcome, Event, Reporter, StepStatus, Verdict};
 
 /// Host lines shown at once; more hosts in progress are counted on a "+N more" line, so a
 /// fleet of 500 does not flood the screen.
@@ -263,7 +263,7 @@ impl Reporter for ProgressReporter {
         }
     }
 
-    fn finish(&self, summaries: &[HostSummary], elapsed: Duration) {
+    fn finish(&self, summaries: &[ApplyOutcome], elapsed: Duration) {
         let mut state = self.state();
         for (_, (line, _)) in state.shown.drain() {
             line.finish_and_clear();
@@ -328,7 +328,7 @@ pub fn step_text(
 }
 
 /// What is printed above the bars when a host finishes: its outcome, counts and error.
-pub fn host_text(summary: &HostSummary, colour: bool) -> String {
+pub fn host_text(summary: &ApplyOutcome, colour: bool) -> String {
     let outcome = summary.verdict();
     let word = paint(
         &format!("{:<7}", outcome.as_str()),
@@ -338,10 +338,10 @@ pub fn host_text(summary: &HostSummary, colour: bool) -> String {
     let mut text = format!(
         "{word} [{}] done: {} ok, {} changed, {} failed in {}",
         summary.host,
-        summary.ok,
-        summary.changed,
+        summary.value.ok,
+        summary.value.changed,
         summary.failures(),
-        human_duration(summary.duration)
+        human_duration(summary.value.duration)
     );
     if let Some(error) = summary.error() {
         text.push_str(" — ");
@@ -354,6 +354,7 @@ pub fn host_text(summary: &HostSummary, colour: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use postfleet_core::outcome::ApplyTally;
     use postfleet_core::outcome::HostProblem;
 
     #[test]
@@ -408,13 +409,15 @@ mod tests {
 
     #[test]
     fn host_text_gives_counts_and_error() {
-        let summary = HostSummary {
+        let summary = ApplyOutcome {
+            value: ApplyTally {
+                duration: Duration::from_secs(10),
+                ..Default::default()
+            },
             host: "mx3".into(),
-            duration: Duration::from_secs(10),
             problem: Some(HostProblem::Unreachable(
                 "connect to 10.0.0.3:22: connection refused".into(),
             )),
-            ..Default::default()
         };
         assert_eq!(
             host_text(&summary, false),
@@ -434,7 +437,7 @@ mod tests {
 
     fn host_done_event(host: &str) -> Event {
         Event::HostDone {
-            summary: HostSummary {
+            summary: ApplyOutcome {
                 host: host.into(),
                 ..Default::default()
             },
@@ -485,23 +488,32 @@ mod tests {
             check: false,
         });
         let summaries = [
-            HostSummary {
+            ApplyOutcome {
+                value: ApplyTally {
+                    ok: 3,
+                    ..Default::default()
+                },
                 host: "a".into(),
-                ok: 3,
                 ..Default::default()
             },
-            HostSummary {
+            ApplyOutcome {
+                value: ApplyTally {
+                    changed: 2,
+                    ..Default::default()
+                },
                 host: "b".into(),
-                changed: 2,
                 ..Default::default()
             },
-            HostSummary {
+            ApplyOutcome {
+                value: ApplyTally {
+                    changed: 1,
+                    failed: 1,
+                    ..Default::default()
+                },
                 host: "c".into(),
-                changed: 1,
-                failed: 1,
                 ..Default::default()
             },
-            HostSummary {
+            ApplyOutcome {
                 host: "d".into(),
                 problem: Some(HostProblem::Unreachable("gone".into())),
                 ..Default::default()

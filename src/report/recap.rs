@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::style::{paint, visible_width, Colour};
 use super::table::{render_aligned, Align};
-use super::{human_duration, HostSummary, Verdict};
+use super::{human_duration, ApplyOutcome, Verdict};
 
 const HEADERS: [&str; 7] = [
     "HOST",
@@ -28,7 +28,7 @@ const ALIGNS: [Align; 7] = [
 
 /// The recap as text; `colour` paints non-zero counts (ok green, changed yellow, failed and
 /// unreachable red) and each host name by how it ended. `elapsed` is the run's wall-clock time.
-pub fn render(summaries: &[HostSummary], elapsed: Duration, colour: bool) -> String {
+pub fn render(summaries: &[ApplyOutcome], elapsed: Duration, colour: bool) -> String {
     let count = |n: u32, c: Colour| {
         if n > 0 {
             paint(&n.to_string(), c, colour)
@@ -41,17 +41,17 @@ pub fn render(summaries: &[HostSummary], elapsed: Duration, colour: bool) -> Str
         .map(|summary| {
             vec![
                 paint(&summary.host, Colour::of_host(summary.verdict()), colour),
-                count(summary.ok, Colour::Green),
-                count(summary.changed, Colour::Yellow),
+                count(summary.value.ok, Colour::Green),
+                count(summary.value.changed, Colour::Yellow),
                 count(summary.failures(), Colour::Red),
                 count(u32::from(summary.unreachable()), Colour::Red),
-                summary.round_trips.to_string(),
-                human_duration(summary.duration),
+                summary.value.round_trips.to_string(),
+                human_duration(summary.value.duration),
             ]
         })
         .collect();
 
-    let total = |field: fn(&HostSummary) -> u32| summaries.iter().map(field).sum::<u32>();
+    let total = |field: fn(&ApplyOutcome) -> u32| summaries.iter().map(field).sum::<u32>();
     let host_word = if summaries.len() == 1 {
         "host"
     } else {
@@ -59,11 +59,11 @@ pub fn render(summaries: &[HostSummary], elapsed: Duration, colour: bool) -> Str
     };
     rows.push(vec![
         format!("total: {} {host_word}", summaries.len()),
-        count(total(|s| s.ok), Colour::Green),
-        count(total(|s| s.changed), Colour::Yellow),
+        count(total(|s| s.value.ok), Colour::Green),
+        count(total(|s| s.value.changed), Colour::Yellow),
         count(total(|s| s.failures()), Colour::Red),
         count(total(|s| u32::from(s.unreachable())), Colour::Red),
-        total(|s| s.round_trips).to_string(),
+        total(|s| s.value.round_trips).to_string(),
         human_duration(elapsed),
     ]);
 
@@ -80,7 +80,7 @@ pub fn render(summaries: &[HostSummary], elapsed: Duration, colour: bool) -> Str
 }
 
 /// `HOST (failed|unreachable): reason` for each host that has one, continuation lines indented.
-fn errors(summaries: &[HostSummary], colour: bool) -> String {
+fn errors(summaries: &[ApplyOutcome], colour: bool) -> String {
     let mut out = String::new();
     for summary in summaries {
         let outcome = summary.verdict();
@@ -100,19 +100,19 @@ fn errors(summaries: &[HostSummary], colour: bool) -> String {
 }
 
 /// Where each host's time went (`--timings`): connect, facts, plan, apply, total.
-pub fn timings_table(summaries: &[HostSummary]) -> String {
+pub fn timings_table(summaries: &[ApplyOutcome]) -> String {
     let secs = |d: Duration| format!("{:.3}", d.as_secs_f64());
     let rows: Vec<Vec<String>> = summaries
         .iter()
         .map(|s| {
             vec![
                 s.host.clone(),
-                secs(s.timings.connect),
-                secs(s.timings.facts),
-                secs(s.timings.plan),
-                secs(s.timings.apply),
-                secs(s.duration),
-                s.round_trips.to_string(),
+                secs(s.value.timings.connect),
+                secs(s.value.timings.facts),
+                secs(s.value.timings.plan),
+                secs(s.value.timings.apply),
+                secs(s.value.duration),
+                s.value.round_trips.to_string(),
             ]
         })
         .collect();
@@ -133,35 +133,40 @@ pub fn timings_table(summaries: &[HostSummary]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use postfleet_core::outcome::HostProblem;
+    use postfleet_core::outcome::{ApplyTally, HostProblem};
 
-    fn summary(host: &str, ok: u32, changed: u32, failed: u32, millis: u64) -> HostSummary {
-        HostSummary {
+    fn summary(host: &str, ok: u32, changed: u32, failed: u32, millis: u64) -> ApplyOutcome {
+        ApplyOutcome {
             host: host.into(),
-            ok,
-            changed,
-            failed,
-            round_trips: 2,
-            duration: Duration::from_millis(millis),
-            ..Default::default()
+            value: ApplyTally {
+                ok,
+                changed,
+                failed,
+                round_trips: 2,
+                duration: Duration::from_millis(millis),
+                ..Default::default()
+            },
+            problem: None,
         }
     }
 
-    fn fleet() -> Vec<HostSummary> {
+    fn fleet() -> Vec<ApplyOutcome> {
         let mut failed = summary("mx2.example.org", 4, 1, 1, 2_300);
         failed.problem = Some(HostProblem::Failed(
             "reload failed: postfix/postfix-script: fatal: bad config\n\
              previous files restored"
                 .into(),
         ));
-        let unreachable = HostSummary {
+        let unreachable = ApplyOutcome {
+            value: ApplyTally {
+                round_trips: 0,
+                duration: Duration::from_secs(10),
+                ..Default::default()
+            },
             host: "mx10".into(),
-            round_trips: 0,
-            duration: Duration::from_secs(10),
             problem: Some(HostProblem::Unreachable(
                 "connect to 10.0.0.10:22: timed out after 10s".into(),
             )),
-            ..Default::default()
         };
         vec![summary("mx1", 12, 3, 0, 1_250), failed, unreachable]
     }

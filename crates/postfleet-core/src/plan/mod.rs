@@ -179,12 +179,6 @@ pub struct Plan {
     pub generation: u64,
 }
 
-impl Plan {
-    pub fn is_converged(&self) -> bool {
-        self.steps.is_empty() && self.refusals.is_empty()
-    }
-}
-
 /// Host-level problem that prevents planning at all.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]

@@ -9,6 +9,17 @@ use crate::facts::{
 };
 use crate::model::*;
 
+/// Nothing to do and nothing refused (what the CLI reports as "in sync").
+trait Converged {
+    fn is_converged(&self) -> bool;
+}
+
+impl Converged for Plan {
+    fn is_converged(&self) -> bool {
+        self.steps.is_empty() && self.refusals.is_empty()
+    }
+}
+
 const DEFAULT_MAIN: &str = "myhostname = h1.lab.test\ninet_interfaces = all\n";
 const MULTI_MAIN: &str = "myhostname = h1.lab.test\ninet_interfaces = all\nmulti_instance_wrapper = ${command_directory}/postmulti -p --\nmulti_instance_enable = yes\n";
 const MASTER: &str = "smtp      inet  n       -       y       -       -       smtpd\npickup    unix  n       -       y       60      1       pickup\n";
