@@ -180,6 +180,87 @@ fn ssh_failure(what: &str, e: SshError) -> HostProblem {
     }
 }
 
+async fn read_facts(job: &HostJob, session: &Session) -> Result<facts::HostFacts, HostProblem> {
+    let probe = facts::probe_script(&job.desired);
+    let out = session
+        .run_script(&probe, &mut |_| {})
+        .await
+        .map_err(|e| ssh_failure("facts", e))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    facts::parse(&stdout).map_err(|e| {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        HostProblem::Failed(format!("facts: {e}; {}", stderr.trim()))
+    })
+}
+
+/// An earlier apply was killed half-way on this host: put back the files its open
+/// transaction replaced and remove its scratch files, so the plan starts from a whole
+/// configuration (check mode only says it would). One step, "recover an interrupted apply".
+async fn recover(
+    opts: &RunOptions,
+    reporter: &dyn Reporter,
+    session: &Session,
+    summary: &mut ApplyOutcome,
+    facts: &facts::HostFacts,
+) -> Result<(), HostProblem> {
+    const STEP: &str = "recover an interrupted apply";
+    let found: Vec<&str> = facts
+        .interrupted
+        .iter()
+        .chain(&facts.leftovers)
+        .map(String::as_str)
+        .collect();
+    if opts.check {
+        let message = format!(
+            "an earlier apply was interrupted; apply first puts back what it left: {}",
+            found.join(", ")
+        );
+        step_event(
+            reporter,
+            summary,
+            STEP.into(),
+            StepStatus::Changed,
+            Some(message),
+            None,
+        );
+        return Ok(());
+    }
+    let out = session
+        .run_script(&postfleet_core::apply::recover_script(facts), &mut |_| {})
+        .await
+        .map_err(|e| ssh_failure("recovery", e))?;
+    let said = |bytes: &[u8]| String::from_utf8_lossy(bytes).trim().replace('\n', "; ");
+    if out.exit_status == Some(0) {
+        let message = format!("an earlier apply was interrupted: {}", said(&out.stdout));
+        step_event(
+            reporter,
+            summary,
+            STEP.into(),
+            StepStatus::Changed,
+            Some(message),
+            None,
+        );
+        Ok(())
+    } else {
+        let message = format!(
+            "an earlier apply was interrupted and what it left could not be put back ({}): {}",
+            found.join(", "),
+            said(&out.stderr)
+        );
+        step_event(
+            reporter,
+            summary,
+            STEP.into(),
+            StepStatus::Failed,
+            Some(message),
+            None,
+        );
+        Err(HostProblem::Failed(
+            "recovery of an interrupted apply failed".into(),
+        ))
+    }
+}
+
 async fn converge(
     job: &HostJob,
     opts: &RunOptions,
@@ -193,16 +274,13 @@ async fn converge(
         phase: "gathering facts".into(),
     });
     let t = Instant::now();
-    let probe = facts::probe_script(&job.desired);
-    let out = session
-        .run_script(&probe, &mut |_| {})
-        .await
-        .map_err(|e| ssh_failure("facts", e))?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let facts = facts::parse(&stdout).map_err(|e| {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        HostProblem::Failed(format!("facts: {e}; {}", stderr.trim()))
-    })?;
+    let mut facts = read_facts(job, session).await?;
+    if facts.needs_recovery() {
+        recover(opts, reporter, session, summary, &facts).await?;
+        if !opts.check {
+            facts = read_facts(job, session).await?;
+        }
+    }
     summary.value.timings.facts = t.elapsed();
 
     let t = Instant::now();

@@ -12,11 +12,13 @@ use crate::plan::{mastercf, Action, ConfigEdit, Driver, Plan, Step};
 use postfleet_shell::{quote, Line};
 
 const PRELUDE: &str = include_str!("prelude.sh");
+const TXN: &str = include_str!("txn.sh");
+const RECOVER: &str = include_str!("recover.sh");
 
 /// The script for a plan. Step N of `plan.steps` reports as `@@step N ...`.
 pub fn build(plan: &Plan) -> String {
     let mut s = format!(
-        "{}PF_PLANNED_AT={}\n{PRELUDE}",
+        "{}PF_PLANNED_AT={}\n{PRELUDE}{TXN}",
         crate::scripts::PREAMBLE,
         plan.generation
     );
@@ -346,7 +348,10 @@ fn config_block(plan: &Plan, name: &InstanceName, group: &[usize]) -> String {
         .word(&first)
         .word(&dir);
     s.push_str(&format!("  if {validate}; then\n"));
-    for &index in group {
+    // master.cf moves first: the master reads it only when reloaded, while every new daemon
+    // reads main.cf as it starts. An apply killed between the two renames leaves the old
+    // configuration live (and its backup for the next run to put back).
+    for &index in group.iter().rev() {
         let file = match plan.steps[index].action {
             Action::WriteMainCf(_) => "main.cf",
             _ => "master.cf",
@@ -359,6 +364,19 @@ fn config_block(plan: &Plan, name: &InstanceName, group: &[usize]) -> String {
     }
     s.push_str("  fi\n  pf_config_end\nfi\n");
     s
+}
+
+/// The script that puts right what an interrupted apply left on a host
+/// ([`HostFacts::needs_recovery`](crate::facts::HostFacts::needs_recovery)): it prints one line
+/// per thing done.
+pub fn recover_script(facts: &crate::facts::HostFacts) -> String {
+    let args = facts
+        .interrupted
+        .iter()
+        .map(String::as_str)
+        .chain(["--"])
+        .chain(facts.leftovers.iter().map(String::as_str));
+    crate::scripts::script(args, &format!("{TXN}{RECOVER}"))
 }
 
 /// The command that, run on the host after a connection was lost mid-apply, waits until the
@@ -443,5 +461,64 @@ mod record_tests {
             script.starts_with("set -- /var/lib/postfleet/lock /var/lib/postfleet/last-apply\n")
         );
         assert!(script.ends_with("flock -w 600 \"$1\" cat \"$2\"\n"));
+    }
+}
+
+#[cfg(test)]
+mod recover_tests {
+    use super::*;
+
+    /// An apply killed between two renames: main.cf's is done, master.cf's not, one table
+    /// was created; a temp file and the scratch copy are left. The recovery (run here by
+    /// /bin/sh on plain files, as on a host) puts every file back as it was.
+    #[test]
+    fn an_interrupted_transaction_is_put_back_whole() {
+        let root = tempfile::tempdir().unwrap();
+        let state = root.path().join("state");
+        let dir = root.path().join("postfix-x");
+        let backup = dir.join(".postfleet-backup");
+        std::fs::create_dir_all(&state).unwrap();
+        std::fs::create_dir_all(&backup).unwrap();
+        std::fs::create_dir_all(dir.join(".postfleet-stage")).unwrap();
+        let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+        std::fs::write(path("main.cf"), "new main\n").unwrap();
+        std::fs::write(path("master.cf"), "old master\n").unwrap();
+        std::fs::write(path("relay"), "new table\n").unwrap();
+        std::fs::write(path("transport.postfleet-Ab12Cd"), "half").unwrap();
+        std::fs::write(backup.join("0"), "old main\n").unwrap();
+        std::fs::write(
+            backup.join("list"),
+            format!("k {}\nn {}\n", path("main.cf"), path("relay")),
+        )
+        .unwrap();
+        let dir_arg = dir.to_string_lossy().into_owned();
+        let args = [
+            dir_arg.clone(),
+            "--".into(),
+            format!("{dir_arg}/.postfleet-stage"),
+            path("transport.postfleet-Ab12Cd"),
+            // not a name postfleet makes: never removed
+            path("master.cf"),
+        ];
+        let body = format!("PF_STATE={}\n{TXN}{RECOVER}", state.display());
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(postfleet_shell::with_args(&args, &body))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let read = |name: &str| std::fs::read_to_string(path(name)).ok();
+        assert_eq!(read("main.cf").as_deref(), Some("old main\n"));
+        assert_eq!(read("master.cf").as_deref(), Some("old master\n"));
+        assert_eq!(read("relay"), None, "created by the interrupted apply");
+        assert_eq!(read("transport.postfleet-Ab12Cd"), None);
+        assert!(!backup.exists() && !dir.join(".postfleet-stage").exists());
+        assert_eq!(
+            std::fs::read_to_string(state.join("generation")).unwrap(),
+            "1\n",
+            "the host changed: plans made before are stale"
+        );
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(said.contains("put back the files it replaced in"), "{said}");
     }
 }

@@ -188,9 +188,19 @@ pub struct HostFacts {
     pub units: BTreeMap<String, UnitState>,
     /// Managed files by absolute path.
     pub files: BTreeMap<String, FileFacts>,
+    /// Config dirs where an apply was interrupted mid-transaction: its backup is still there.
+    pub interrupted: Vec<String>,
+    /// Scratch copies and temp files an interrupted apply left behind.
+    pub leftovers: Vec<String>,
 }
 
 impl HostFacts {
+    /// An apply was interrupted here (killed mid-way): what it left must be put right
+    /// before a plan can be made from these facts.
+    pub fn needs_recovery(&self) -> bool {
+        !self.interrupted.is_empty() || !self.leftovers.is_empty()
+    }
+
     /// The systemd unit that runs an instance, read from the host's unit files: for the
     /// default instance `postfix.service` when that is a real service (Debian 13) rather than
     /// a oneshot umbrella (Debian 12); else the template unit that maps the instance. None:
@@ -271,6 +281,8 @@ pub fn parse(output: &str) -> Result<HostFacts, String> {
         unlisted_dirs: BTreeMap::new(),
         units: BTreeMap::new(),
         files: BTreeMap::new(),
+        interrupted: Vec::new(),
+        leftovers: Vec::new(),
     };
     let mut complete = false;
     for line in output.lines() {
@@ -279,6 +291,8 @@ pub fn parse(output: &str) -> Result<HostFacts, String> {
         match field(0) {
             "user" => facts.remote_user = field(1).to_string(),
             "generation" => facts.generation = field(1).trim().parse().unwrap_or(0),
+            "interrupted" => facts.interrupted.push(field(1).to_string()),
+            "leftover" => facts.leftovers.push(field(1).to_string()),
             "postfix" if field(1) == "missing" => complete = true,
             "version" => facts.postfix_version = Some(field(1).to_string()),
             "init" if field(1) == "systemd" => facts.init = InitSystem::Systemd,

@@ -43,6 +43,10 @@ done
 
 describe() {  # NAME CONFIG_DIR
   name=$1; dir=$2
+  # What an apply that was killed half-way leaves: its backup (the files it replaced, to be
+  # put back before planning) and its scratch copy.
+  [ -d "$dir/.postfleet-backup" ] && rec "interrupted${TAB}$dir"
+  [ -d "$dir/.postfleet-stage" ] && rec "leftover${TAB}$dir/.postfleet-stage"
   [ -f "$dir/main.cf" ] && rec "maincf${TAB}$name${TAB}$(b64file "$dir/main.cf")"
   [ -f "$dir/master.cf" ] && rec "mastercf${TAB}$name${TAB}$(b64file "$dir/master.cf")"
   # `postfix status` through postmulti -x is ~10 processes; its verdict is `master -t` (exit 0:
@@ -112,6 +116,8 @@ fi
 
 for spec in "$@"; do
   type=${spec%%:*}; path=${spec#*:}
+  # A temp file of pf_write's, left by an apply killed before its rename.
+  for tmp in "$path".postfleet-??????; do [ -e "$tmp" ] && rec "leftover${TAB}$tmp"; done
   if [ -f "$path" ]; then
     rec "file${TAB}$path${TAB}$(stat -c %a "$path")${TAB}$(b64file "$path")"
     case "$type" in

@@ -110,6 +110,8 @@ fn fresh_host() -> HostFacts {
         unlisted_dirs: BTreeMap::new(),
         units,
         files: BTreeMap::new(),
+        interrupted: Vec::new(),
+        leftovers: Vec::new(),
     }
 }
 
