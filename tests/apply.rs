@@ -1006,3 +1006,43 @@ fn a_connection_lost_mid_apply_is_reported_as_what_happened_on_the_host() {
     }
     panic!("could not cut the connection during an apply in 3 tries");
 }
+
+/// systemd refuses a sixth start within ten seconds (StartLimitBurst): a few applies in a row
+/// that each restart an instance reach that. The refused start must not leave the instance
+/// stopped: postfleet clears the limit, once, when it was the cause, and starts it.
+#[test]
+#[ignore = "needs root and the lab"]
+fn a_start_refused_by_the_start_limit_is_retried_after_clearing_it() {
+    let _serial = serial();
+    let lab = ensure_lab();
+    let dir = tempfile::tempdir().unwrap();
+    let inv = write_inventory(&lab, "root", dir.path());
+    let (inv, pb) = (inv.to_str().unwrap(), playbook());
+    let apply = ["apply", "-i", inv, pb.to_str().unwrap(), "--limit", "h1"];
+    reset_hosts(&lab, &["h1"]);
+    let (code, _, summary) = run_json(&apply);
+    assert_eq!(code, 0, "{summary}");
+    let unit = unit_of(&lab, "h1", "postfix-out");
+    // Restarts by hand until systemd refuses one: the limit is hit and the instance is down.
+    let trip = Line::new()
+        .text("for i in 1 2 3 4 5 6 7 8; do systemctl restart")
+        .word(&unit)
+        .text("2>/dev/null || break; done; systemctl show -p Result --value")
+        .word(&unit)
+        .build();
+    assert_eq!(host_ok(&lab, "h1", &trip).trim(), "start-limit-hit");
+    let (running, _, _) = host_sh(&lab, "h1", "postmulti -i postfix-out -x postfix status");
+    assert_ne!(running, 0, "the refused start left postfix-out running");
+
+    let (code, steps, summary) = run_json(&apply);
+    assert_eq!(code, 0, "{summary}\n{steps:?}");
+    assert!(
+        steps
+            .iter()
+            .any(|s| s["step"] == "postfix-out: start" && s["status"] == "changed"),
+        "{steps:?}"
+    );
+    assert_serving(&lab, "h1");
+    let (code, _, summary) = run_json(&apply);
+    assert_eq!((code, changed(&summary, "h1")), (0, 0), "{summary}");
+}

@@ -241,7 +241,13 @@ pf_stop() {  # I MESSAGE64 NAME CONFIG_DIR UNIT('' without systemd)
 }
 pf_activation() {  # start|reload|restart NAME CONFIG_DIR UNIT('' without systemd)
   if [ -n "$4" ]; then
-    systemctl "$1" "$4"
+    systemctl "$1" "$4" && return 0
+    # A deliberate start is not a crash loop: systemd's start limit (by default five starts
+    # in ten seconds, e.g. a few applies in a row that each restart) must not leave the
+    # instance stopped. Retried once, after clearing the limit, only when that was the cause.
+    [ "$1" != reload ] && [ "$(systemctl show -p Result --value "$4" 2>/dev/null)" = start-limit-hit ] ||
+      return 1
+    systemctl reset-failed "$4" && systemctl "$1" "$4"
   elif [ "$1" = restart ]; then
     { ! pf_running "$3" || pf_tty postmulti -i "$2" -p stop; } && pf_tty postmulti -i "$2" -p start
   else
