@@ -658,4 +658,18 @@ mod tests {
     fn truncated_output_is_an_error() {
         assert!(parse("user\troot\nversion\t3.7\n").is_err());
     }
+
+    #[test]
+    fn what_an_interrupted_apply_left_asks_for_a_recovery() {
+        let clean = parse("user\troot\nversion\t3.7\ninit\tother\nend\n").unwrap();
+        assert!(!clean.needs_recovery());
+        let left = parse(
+            "user\troot\nversion\t3.7\ninit\tother\n\
+             interrupted\t/etc/postfix-x\nleftover\t/etc/postfix-x/t.postfleet-Ab12Cd\nend\n",
+        )
+        .unwrap();
+        assert!(left.needs_recovery());
+        assert_eq!(left.interrupted, ["/etc/postfix-x"]);
+        assert_eq!(left.leftovers, ["/etc/postfix-x/t.postfleet-Ab12Cd"]);
+    }
 }
