@@ -231,7 +231,12 @@ async fn recover(
         .map_err(|e| ssh_failure("recovery", e))?;
     let said = |bytes: &[u8]| String::from_utf8_lossy(bytes).trim().replace('\n', "; ");
     if out.exit_status == Some(0) {
-        let message = format!("an earlier apply was interrupted: {}", said(&out.stdout));
+        let done = said(&out.stdout);
+        if done.is_empty() {
+            // Another run is applying there right now: what is open is its own.
+            return Ok(());
+        }
+        let message = format!("an earlier apply was interrupted: {done}");
         step_event(
             reporter,
             summary,

@@ -1023,6 +1023,21 @@ fn a_start_refused_by_the_start_limit_is_retried_after_clearing_it() {
     let (code, _, summary) = run_json(&apply);
     assert_eq!(code, 0, "{summary}");
     let unit = unit_of(&lab, "h1", "postfix-out");
+    // A limit that cannot expire while the test runs (three starts an hour), so the apply
+    // below meets it however slow the machine is.
+    let service = format!("{}.service", unit.trim_end_matches(".service"));
+    let dropin = format!("/run/systemd/system/{service}.d");
+    host_ok(
+        &lab,
+        "h1",
+        &Line::new()
+            .text("mkdir -p")
+            .word(&dropin)
+            .text("&& printf '[Unit]\\nStartLimitIntervalSec=1h\\nStartLimitBurst=3\\n' >")
+            .word(format!("{dropin}/postfleet-test.conf"))
+            .text("&& systemctl daemon-reload")
+            .build(),
+    );
     // Restarts by hand until systemd refuses one: the limit is hit and the instance is down.
     let trip = Line::new()
         .text("for i in 1 2 3 4 5 6 7 8; do systemctl restart")
@@ -1045,4 +1060,13 @@ fn a_start_refused_by_the_start_limit_is_retried_after_clearing_it() {
     assert_serving(&lab, "h1");
     let (code, _, summary) = run_json(&apply);
     assert_eq!((code, changed(&summary, "h1")), (0, 0), "{summary}");
+    host_ok(
+        &lab,
+        "h1",
+        &Line::new()
+            .text("rm -rf")
+            .word(&dropin)
+            .text("&& systemctl daemon-reload")
+            .build(),
+    );
 }

@@ -87,7 +87,11 @@ fn delivery_line(lab: &Lab, host: &str, rcpt: &str) -> String {
     host_ok(
         lab,
         host,
-        &format!("grep -F 'to=<{rcpt}>' /var/log/mail.log | grep 'status=sent'"),
+        &Line::new()
+            .text("grep -F")
+            .word(format!("to=<{rcpt}>"))
+            .text("/var/log/mail.log | grep 'status=sent'")
+            .build(),
     )
 }
 
@@ -137,7 +141,15 @@ fn check_routes(lab: &Lab, host: &str, tag: &str, routes: &[Route], newsletter_h
             r.port
         );
         if via_newsletter {
-            let handover = host_ok(lab, host, &format!("grep -F 'to=<{to}>' /var/log/mail.log | grep ' postfix/smtp\\[' | grep 'status=sent'"));
+            let handover = host_ok(
+                lab,
+                host,
+                &Line::new()
+                    .text("grep -F")
+                    .word(format!("to=<{to}>"))
+                    .text("/var/log/mail.log | grep ' postfix/smtp\\[' | grep 'status=sent'")
+                    .build(),
+            );
             assert!(
                 handover.contains("relay=127.0.0.1[127.0.0.1]:2526"),
                 "{host} case {i}: not handed to the newsletter instance:\n{handover}"

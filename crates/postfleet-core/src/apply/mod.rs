@@ -521,4 +521,31 @@ mod recover_tests {
         let said = String::from_utf8_lossy(&out.stdout);
         assert!(said.contains("put back the files it replaced in"), "{said}");
     }
+
+    /// An apply killed while it removed a committed backup (its list goes first): what is
+    /// left is removed, nothing is put back over the live files.
+    #[test]
+    fn a_committed_backup_is_only_removed() {
+        let root = tempfile::tempdir().unwrap();
+        let state = root.path().join("state");
+        let dir = root.path().join("postfix-x");
+        let backup = dir.join(".postfleet-backup");
+        std::fs::create_dir_all(&state).unwrap();
+        std::fs::create_dir_all(&backup).unwrap();
+        std::fs::write(dir.join("main.cf"), "new main\n").unwrap();
+        std::fs::write(backup.join("0"), "old main\n").unwrap();
+        let args = [dir.to_string_lossy().into_owned(), "--".into()];
+        let body = format!("PF_STATE={}\n{TXN}{RECOVER}", state.display());
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(postfleet_shell::with_args(&args, &body))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("main.cf")).unwrap(),
+            "new main\n"
+        );
+        assert!(!backup.exists());
+    }
 }

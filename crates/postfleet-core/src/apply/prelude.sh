@@ -26,7 +26,7 @@ exec 9>"$PF_STATE/lock" || pf_fatal "cannot open $PF_STATE/lock"
 flock -n 9 || pf_fatal "another postfleet run is applying changes to this host right now"
 # The plan was made from facts read before this lock was taken: if another run applied in
 # between, those facts are stale. Refuse (nothing done yet), else count this apply.
-read -r pf_generation < "$PF_STATE/generation" 2>/dev/null || pf_generation=0
+{ read -r pf_generation < "$PF_STATE/generation"; } 2>/dev/null || pf_generation=0
 [ "${pf_generation:-0}" = "$PF_PLANNED_AT" ] ||
   pf_fatal "another postfleet run changed this host after its facts were read: nothing was done; run again to plan from what the host has now"
 printf '%s\n' "$((${pf_generation:-0} + 1))" > "$PF_STATE/generation.tmp" &&
@@ -108,7 +108,7 @@ pf_postmap() {  # CONFIG_DIR TYPE:PATH [MODE] (remembered so a rollback re-index
 # rename.
 pf_write() {  # PATH MODE BASE64
   tmp=$(mktemp "$1.postfleet-XXXXXX") || return 1
-  printf '%s' "$3" | base64 -d > "$tmp" && chmod "$2" "$tmp" && sync "$tmp" && pf_save "$1" &&
+  printf '%s' "$3" | base64 -d > "$tmp" && chmod "$2" "$tmp" && pf_save "$1" "$tmp" &&
     mv -f "$tmp" "$1" && return 0
   rm -f "$tmp"
   return 1
@@ -133,8 +133,9 @@ pf_validate() {  # CONFIG_DIR
   # supported, its index current): the tables of this run are in place already, main.cf
   # moves last. (Tables a daemon creates at run time, e.g. a TLS session cache, have no
   # source file and are not looked at.)
-  for map in $(postconf -c "$PF_STAGE" -nh 2>/dev/null | tr ' ,\t' '\n\n\n' | grep -E '^[a-z0-9_]+:/' | sort -u); do
-    [ -f "${map#*:}" ] || continue
+  for map in $(postconf -c "$PF_STAGE" -nh 2>/dev/null | tr ' ,\t' '\n\n\n' | grep -E '^([a-z0-9_]+:)+/' | sort -u); do
+    while :; do case $map in proxy:*) map=${map#proxy:} ;; *) break ;; esac; done  # proxy:TYPE:/PATH
+    [ -f "${map##*:}" ] || continue
     q=$(postmap -c "$PF_STAGE" -q postfleet-validate "$map" 2>&1 >/dev/null)
     [ -z "$q" ] || err="$err${err:+$PF_NL}$q"
   done
@@ -145,7 +146,7 @@ pf_validate() {  # CONFIG_DIR
 # Moves one staged file into place when it differs; prints "same" or "moved".
 pf_activate_file() {  # CONFIG_DIR FILE
   if cmp -s "$PF_STAGE/$2" "$1/$2"; then echo same; return 0; fi
-  sync "$PF_STAGE/$2" && pf_save "$1/$2" && mv -f "$PF_STAGE/$2" "$1/$2" && echo moved
+  pf_save "$1/$2" "$PF_STAGE/$2" && mv -f "$PF_STAGE/$2" "$1/$2" && echo moved
 }
 
 # main.cf and master.cf of one instance are staged in a scratch copy of its config dir, edited
@@ -179,6 +180,7 @@ pf_config_validate() {  # FIRST CONFIG_DIR (false: the staged files are refused)
   return 1
 }
 pf_config_move() {  # I MESSAGE64 CONFIG_DIR FILE
+  [ -z "$pf_failed" ] || return 0
   if r=$(pf_activate_file "$3" "$4" 2>&1); then
     if [ "$r" = moved ]; then pf_report64 "$1" changed "$2"; else pf_report "$1" ok "already in place"; fi
   else
@@ -259,8 +261,9 @@ pf_activation() {  # start|reload|restart NAME CONFIG_DIR UNIT('' without system
 pf_activate() {  # I MESSAGE64 start|reload|restart NAME CONFIG_DIR UNIT('' without systemd)
   [ -z "$pf_failed" ] || return 0
   if out=$(pf_activation "$3" "$4" "$5" "$6" 2>&1) && pf_running "$5"; then
-    rm -f "$PF_STATE/pending/$4"
+    # The transaction commits before the debt goes: a kill in between costs one more reload.
     pf_txn_end
+    rm -f "$PF_STATE/pending/$4"
     pf_report64 "$1" changed "$2"
     return 0
   fi

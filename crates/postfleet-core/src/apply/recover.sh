@@ -4,10 +4,11 @@
 # is put back as it was (tables re-indexed), so the next plan starts from a whole previous
 # configuration; the reload that apply recorded as owed stays owed. Prints what it did.
 exec 9>"$PF_STATE/lock" || { echo "cannot open $PF_STATE/lock" >&2; exit 3; }
-flock -w 600 9 || { echo "another postfleet run holds $PF_STATE/lock" >&2; exit 3; }
+# A run applying right now owns what it has open: nothing to recover (and nothing said).
+flock -n 9 || exit 0
 while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do
   PF_TXN="$1/.postfleet-backup"
-  if [ -f "$PF_TXN/list" ]; then
+  if [ -f "$PF_TXN/list" ]; then  # not committed (see pf_txn_end)
     pf_restore "$1" || exit 2
     printf 'put back the files it replaced in %s\n' "$1"
   fi
@@ -21,6 +22,6 @@ for left in "$@"; do
   esac
 done
 # The host changed: a plan made from facts read before this is stale (see prelude.sh).
-read -r pf_generation < "$PF_STATE/generation" 2>/dev/null || pf_generation=0
+{ read -r pf_generation < "$PF_STATE/generation"; } 2>/dev/null || pf_generation=0
 printf '%s\n' "$((${pf_generation:-0} + 1))" > "$PF_STATE/generation.tmp" &&
   mv -f "$PF_STATE/generation.tmp" "$PF_STATE/generation"

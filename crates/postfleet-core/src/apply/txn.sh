@@ -1,6 +1,6 @@
-# Transactions (used by the apply script and by the recovery of an interrupted one).
-# Transactions: every file an instance step replaces is saved first, so a failed
-# activation can put the previous files back.
+# Transactions (used by the apply script and by the recovery of an interrupted one): every
+# file an instance step replaces is saved first, so a failed activation, or the next run
+# after a killed one, can put the previous files back.
 # The reload or restart the instance will owe once a live file is replaced is recorded in
 # $PF_STATE/pending/NAME first, so an interrupted run leaves the debt for the next one.
 pf_txn_begin() {  # CONFIG_DIR INSTANCE OWED(reload|restart|-)
@@ -11,23 +11,36 @@ pf_txn_begin() {  # CONFIG_DIR INSTANCE OWED(reload|restart|-)
   [ -f "$PF_STATE/pending/$2" ] && cp -p "$PF_STATE/pending/$2" "$PF_TXN/pending.before"
   [ "$3" = - ] || printf '%s %s\n' "$2" "$3" > "$PF_TXN/owed"
 }
-pf_save() {  # PATH
-  [ -n "$PF_TXN" ] || return 0
-  if [ -f "$PF_TXN/owed" ]; then
-    read -r name owed < "$PF_TXN/owed" && printf '%s\n' "$owed" > "$PF_STATE/pending/$name" || return 1
+# Saves PATH in the transaction before it is replaced, then makes the backup, the list, the
+# owed debt and the FILEs given durable (one sync): after a power loss the rename that follows
+# never exists without what puts it back.
+pf_save() {  # PATH [FILE...]
+  pf_path=$1
+  shift
+  if [ -n "$PF_TXN" ]; then
+    if [ -f "$PF_TXN/owed" ]; then
+      { read -r name owed < "$PF_TXN/owed"; } 2>/dev/null &&
+        printf '%s\n' "$owed" > "$PF_STATE/pending/$name" || return 1
+      set -- "$@" "$PF_STATE/pending/$name"
+    fi
+    # Saved already? (read by the shell itself: no process per check)
+    n=0 pf_known=
+    while read -r _kind saved; do
+      [ "$saved" = "$pf_path" ] && { pf_known=1; break; }
+      n=$((n + 1))
+    done < "$PF_TXN/list"
+    if [ -z "$pf_known" ]; then
+      if [ -e "$pf_path" ]; then
+        cp -p "$pf_path" "$PF_TXN/$n" || return 1
+        printf 'k %s\n' "$pf_path" >> "$PF_TXN/list"
+        set -- "$@" "$PF_TXN/$n"
+      else
+        printf 'n %s\n' "$pf_path" >> "$PF_TXN/list"
+      fi
+      set -- "$@" "$PF_TXN/list"
+    fi
   fi
-  # Saved already? (read by the shell itself: no process per check)
-  n=0
-  while read -r _kind saved; do
-    [ "$saved" = "$1" ] && return 0
-    n=$((n + 1))
-  done < "$PF_TXN/list"
-  if [ -e "$1" ]; then
-    cp -p "$1" "$PF_TXN/$n" || return 1
-    printf 'k %s\n' "$1" >> "$PF_TXN/list"
-  else
-    printf 'n %s\n' "$1" >> "$PF_TXN/list"
-  fi
+  [ "$#" -eq 0 ] || sync "$@"
 }
 pf_restore() {  # CONFIG_DIR: put every saved file back, re-index restored tables
   [ -n "$PF_TXN" ] && [ -f "$PF_TXN/list" ] || return 0
@@ -52,6 +65,8 @@ pf_txn_end() {
       while read -r _kind path; do set -- "$@" "${path%/*}"; done < "$PF_TXN/list"
       sync "$@" 2>/dev/null
     fi
+    # The commit: a backup without its list is only removed by a recovery, never put back.
+    rm -f "$PF_TXN/list"
     rm -rf "$PF_TXN"
   fi
   PF_TXN=

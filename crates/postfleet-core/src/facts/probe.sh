@@ -16,7 +16,7 @@ while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do wanted="$wanted $1"; shift; done
 
 rec "user${TAB}$(id -un)"
 # How many applies this host has seen: the apply checks it under its lock (see prelude.sh).
-read -r generation < "$PF_STATE/generation" 2>/dev/null || generation=0
+{ read -r generation < "$PF_STATE/generation"; } 2>/dev/null || generation=0
 rec "generation${TAB}${generation:-0}"
 if ! command -v postconf >/dev/null 2>&1 || ! command -v postmulti >/dev/null 2>&1; then
   rec "postfix${TAB}missing"
@@ -41,12 +41,23 @@ printf '%s\n' "$listed" | while read -r name group enabled dir; do
   [ -n "$name" ] && rec "instance${TAB}$name${TAB}$group${TAB}$enabled${TAB}$dir"
 done
 
+# Is an apply running on this host right now? (asked only when something it may own is
+# found: what a running apply has open is not an interrupted apply's)
+applying=
+applying() {
+  if [ -z "$applying" ]; then
+    applying=no
+    [ -e "$PF_STATE/lock" ] && ! flock -n "$PF_STATE/lock" true 2>/dev/null && applying=yes
+  fi
+  [ "$applying" = yes ]
+}
+
 describe() {  # NAME CONFIG_DIR
   name=$1; dir=$2
   # What an apply that was killed half-way leaves: its backup (the files it replaced, to be
   # put back before planning) and its scratch copy.
-  [ -d "$dir/.postfleet-backup" ] && rec "interrupted${TAB}$dir"
-  [ -d "$dir/.postfleet-stage" ] && rec "leftover${TAB}$dir/.postfleet-stage"
+  [ -d "$dir/.postfleet-backup" ] && ! applying && rec "interrupted${TAB}$dir"
+  [ -d "$dir/.postfleet-stage" ] && ! applying && rec "leftover${TAB}$dir/.postfleet-stage"
   [ -f "$dir/main.cf" ] && rec "maincf${TAB}$name${TAB}$(b64file "$dir/main.cf")"
   [ -f "$dir/master.cf" ] && rec "mastercf${TAB}$name${TAB}$(b64file "$dir/master.cf")"
   # `postfix status` through postmulti -x is ~10 processes; its verdict is `master -t` (exit 0:
@@ -117,7 +128,7 @@ fi
 for spec in "$@"; do
   type=${spec%%:*}; path=${spec#*:}
   # A temp file of pf_write's, left by an apply killed before its rename.
-  for tmp in "$path".postfleet-??????; do [ -e "$tmp" ] && rec "leftover${TAB}$tmp"; done
+  for tmp in "$path".postfleet-??????; do [ -e "$tmp" ] && ! applying && rec "leftover${TAB}$tmp"; done
   if [ -f "$path" ]; then
     rec "file${TAB}$path${TAB}$(stat -c %a "$path")${TAB}$(b64file "$path")"
     case "$type" in
