@@ -698,7 +698,10 @@ fn secret_tables_are_private_from_the_first_byte_and_their_index_follows() {
     host_ok(
         &lab,
         "h1",
-        &format!("echo untouched > /root/victim && ln -s /root/victim {table}.postfleet-tmp"),
+        &Line::new()
+            .text("echo untouched > /root/victim && ln -s /root/victim")
+            .word(format!("{table}.postfleet-tmp"))
+            .build(),
     );
     playbook(true, "mx.example.net user:two\\n");
     let (code, _, summary) = run_json(&["apply", "-i", inv_s, pb.to_str().unwrap()]);
@@ -708,7 +711,12 @@ fn secret_tables_are_private_from_the_first_byte_and_their_index_follows() {
         host_ok(
             &lab,
             "h1",
-            &format!("cat {table}; stat -c %a {table} {table}.db")
+            &Line::new()
+                .text("cat")
+                .word(table)
+                .text("; stat -c %a")
+                .words([table.to_string(), format!("{table}.db")])
+                .build()
         ),
         "mx.example.net user:two\n600\n600\n",
         "the table and its index are private once the table is secret"

@@ -23,7 +23,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{ensure_lab, host_sh, reset_hosts, serial, write_inventory, Lab};
-use postfleet_shell::{quote, Line};
+use postfleet_shell::Line;
 
 const INSTANCE: &str = "postfix-fault";
 const LISTENER_PORT: u16 = 2700;
@@ -185,7 +185,10 @@ fn gate_off(lab: &Lab, host: &str) {
 fn operations(lab: &Lab, host: &str) -> Vec<Point> {
     let mut points = Vec::new();
     for tool in TOOLS {
-        let (_, calls, _) = sh(lab, host, &format!("cat /run/pf-gate/calls.{tool}"));
+        let cat = Line::new()
+            .text("cat")
+            .word(format!("/run/pf-gate/calls.{tool}"));
+        let (_, calls, _) = sh(lab, host, cat.as_str());
         for line in calls.lines() {
             let (nth, args) = line.split_once(' ').unwrap_or((line, ""));
             let words: Vec<&str> = args.split_whitespace().collect();
@@ -462,10 +465,12 @@ fn wait_at_gate(lab: &Lab, host: &str) -> Result<Gated, String> {
         return Err(format!("the apply never reached the gate: {err}"));
     }
     let field = |what: &str, of: &str| {
-        sh(lab, host, &format!("ps -o {what}= -p {}", quote(of)))
-            .1
-            .trim()
-            .to_string()
+        let ps = Line::new()
+            .text("ps -o")
+            .word(format!("{what}="))
+            .text("-p")
+            .word(of);
+        sh(lab, host, ps.as_str()).1.trim().to_string()
     };
     let group = field("pgid", &pid);
     let session = field("sid", &pid);
@@ -494,7 +499,10 @@ fn trial(
     sh_ok(
         lab,
         host,
-        &format!("echo {} {} > /run/pf-gate/armed", point.tool, point.nth),
+        Line::new()
+            .text("printf '%s\\n' >/run/pf-gate/armed")
+            .word(format!("{} {}", point.tool, point.nth))
+            .as_str(),
     );
     let new = scenario.target();
     let mut child = spawn_apply(inv, host, new);
@@ -504,9 +512,12 @@ fn trial(
     };
     let release = || run("echo go > /run/pf-gate/go".into());
     let injected = wait_at_gate(lab, host).and_then(|gated| match fault {
-        Fault::ShellKilled => run(format!("kill -s KILL -- -{}", gated.group)),
+        Fault::ShellKilled => run(Line::new()
+            .text("kill -s KILL --")
+            .word(format!("-{}", gated.group))
+            .build()),
         Fault::ConnectionCut => {
-            run(format!("kill -s KILL {}", gated.sshd)).and_then(|()| release())
+            run(Line::new().text("kill -s KILL").word(&gated.sshd).build()).and_then(|()| release())
         }
         Fault::ControllerKilled => {
             // SIGKILL, to the child we started.

@@ -5,7 +5,7 @@
 
 mod common;
 
-use postfleet_shell::quote;
+use postfleet_shell::{quote, Line};
 use std::path::Path;
 
 use common::{
@@ -98,7 +98,8 @@ fn shell_metacharacters_land_literally_or_are_refused_and_never_run() {
                 let table = host_ok(&lab, "h1", "cat /etc/postfix-in/transport");
                 assert_eq!(table, format!("example.net {payload}\n"));
                 let name = format!("/etc/postfix-in/t-{path_payload}");
-                let (c, listed, _) = host_sh(&lab, "h1", &format!("cat {}", quote(&name)));
+                let cat = Line::new().text("cat").word(&name);
+                let (c, listed, _) = host_sh(&lab, "h1", cat.as_str());
                 assert_eq!((c, listed), (0, format!("x {payload}\n")), "{name}");
             }
             // refused as bad input (exit 4) or by Postfix's own validation (exit 2): the run

@@ -304,10 +304,14 @@ fn three_systemd_hosts_end_to_end() {
     host_ok(
         &lab,
         "h2",
-        &format!(
-            "postconf -e 'relayhost = [{gateway}]:2527' && systemctl reload postfix && \
-             printf 'Subject: lab-sink-check\\n\\nhello\\n' | sendmail -f from@h2.test to@far.test"
-        ),
+        &postfleet_shell::Line::new()
+            .text("postconf -e")
+            .word(format!("relayhost = [{gateway}]:2527"))
+            .text(
+                "&& systemctl reload postfix && \
+                 printf 'Subject: lab-sink-check\\n\\nhello\\n' | sendmail -f from@h2.test to@far.test",
+            )
+            .build(),
     );
     let m = wait_for_message(&lab, "lab-sink-check");
     assert_eq!(m.port, 2527);

@@ -70,12 +70,86 @@ pub enum InstanceState {
     Absent,
 }
 
+/// A master.cf service type (its second field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ServiceType {
+    Inet,
+    Unix,
+    UnixDgram,
+    Fifo,
+    Pass,
+}
+
+impl ServiceType {
+    pub const ALL: [ServiceType; 5] = [
+        ServiceType::Inet,
+        ServiceType::Unix,
+        ServiceType::UnixDgram,
+        ServiceType::Fifo,
+        ServiceType::Pass,
+    ];
+
+    /// The type as master.cf writes it; None for anything else.
+    pub fn parse(text: &str) -> Option<ServiceType> {
+        ServiceType::ALL.into_iter().find(|t| t.as_str() == text)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceType::Inet => "inet",
+            ServiceType::Unix => "unix",
+            ServiceType::UnixDgram => "unix-dgram",
+            ServiceType::Fifo => "fifo",
+            ServiceType::Pass => "pass",
+        }
+    }
+
+    /// A network listener: the master opens its socket, so changing it needs a restart.
+    pub fn is_listener(self) -> bool {
+        self == ServiceType::Inet
+    }
+}
+
+impl std::fmt::Display for ServiceType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A lookup table's type, as the playbook gives it (validated there: `hash`, `regexp`, ...).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MapType(String);
+
+impl MapType {
+    /// Types whose index `postmap` builds (daemons reopen it by themselves when it changes).
+    pub const INDEXED: [&'static str; 6] = ["hash", "btree", "lmdb", "cdb", "dbm", "sdbm"];
+
+    pub fn new(name: impl Into<String>) -> MapType {
+        MapType(name.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// `postmap` builds an index of it; else it is read as text (regexp, pcre, cidr,
+    /// texthash), and a change needs a reload.
+    pub fn is_indexed(&self) -> bool {
+        MapType::INDEXED.contains(&self.0.as_str())
+    }
+}
+
+impl std::fmt::Display for MapType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// One master.cf entry, identified by `service/type` (as `postconf -M` names it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MasterService {
     pub service: String,
-    /// inet, unix, unix-dgram, fifo, pass
-    pub kind: String,
+    pub kind: ServiceType,
     /// `None`: remove the entry (`postconf -MX`). `Some`: the eight fields and arguments.
     pub entry: Option<MasterEntry>,
 }
@@ -109,7 +183,7 @@ pub struct DesiredFile {
     /// `Some("hash")` etc.: the file is a lookup table source to be `postmap`ed with this type.
     /// Types read at open time (hash, btree, lmdb, cdb, dbm) need no reload; others
     /// (regexp, pcre, cidr, texthash) need `postmap`-less reload.
-    pub map_type: Option<String>,
+    pub map_type: Option<MapType>,
     /// Never shown in diffs or output (passwords, keys).
     pub secret: bool,
 }

@@ -13,16 +13,6 @@ pub fn redact<'a>(name: &str, value: &'a str) -> &'a str {
     }
 }
 
-/// One changed parameter as `name: old -> new`, values redacted for secret-looking names.
-/// `None` stands for "not set" (shown as `(unset)`).
-pub fn param_change(name: &str, old: Option<&str>, new: Option<&str>) -> String {
-    let show = |value: Option<&str>| match value {
-        None => "(unset)".to_string(),
-        Some(value) => redact(name, value).to_string(),
-    };
-    format!("{name}: {} -> {}", show(old), show(new))
-}
-
 /// Words in a name that mean its value is a secret.
 const SECRET_WORDS: &[&str] = &[
     "password",
@@ -257,20 +247,6 @@ mod tests {
         ] {
             assert!(!is_secret_name(name), "{name} should not be secret");
         }
-    }
-
-    #[test]
-    fn param_change_hides_secret_values_only() {
-        assert_eq!(
-            param_change("relayhost", Some("[old]:25"), Some("[new]:25")),
-            "relayhost: [old]:25 -> [new]:25"
-        );
-        assert_eq!(
-            param_change("smtp_sasl_password_maps", None, Some("static:user:hunter2")),
-            "smtp_sasl_password_maps: (unset) -> (hidden)"
-        );
-        assert_eq!(redact("api_token", "abc"), "(hidden)");
-        assert_eq!(redact("myhostname", "mx1"), "mx1");
     }
 
     #[test]

@@ -83,37 +83,6 @@ fn push_line(out: &mut String, cells: &[&str], widths: &[usize], aligns: &[Align
     out.push('\n');
 }
 
-/// The same rows for `--json`: one object per row and line, keyed by the headers made into
-/// snake_case names (`QUEUE SIZE` becomes `queue_size`), values as strings. Cells beyond the
-/// headers are left out; missing cells are empty strings.
-pub fn json_lines(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let keys: Vec<String> = headers.iter().map(|header| json_key(header)).collect();
-    let mut out = String::new();
-    for row in rows {
-        let object: serde_json::Map<String, serde_json::Value> = keys
-            .iter()
-            .enumerate()
-            .map(|(col, key)| {
-                let value = row.get(col).cloned().unwrap_or_default();
-                (key.clone(), serde_json::Value::String(value))
-            })
-            .collect();
-        out.push_str(&serde_json::Value::Object(object).to_string());
-        out.push('\n');
-    }
-    out
-}
-
-/// `Queue Size` → `queue_size`: lowercase words joined by underscores.
-pub fn json_key(header: &str) -> String {
-    header
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|word| !word.is_empty())
-        .map(str::to_lowercase)
-        .collect::<Vec<_>>()
-        .join("_")
-}
-
 /// Columns `text` takes on a terminal: escape sequences take none.
 pub fn visible_width(text: &str) -> usize {
     let mut width = 0;
@@ -187,26 +156,5 @@ mx22             -                   inactive      7
             &[Align::Left, Align::Left, Align::Right],
         );
         assert_eq!(table, format!("HOST  STATUS  N\na     {red}  1\n"));
-    }
-
-    #[test]
-    fn json_lines_key_rows_by_header() {
-        let out = json_lines(
-            &["HOST", "Queue Size", "unit-state"],
-            &rows(&[&["mx1", "3", "active"], &["mx2"]]),
-        );
-        let lines: Vec<serde_json::Value> = out
-            .lines()
-            .map(|line| serde_json::from_str(line).unwrap())
-            .collect();
-        assert_eq!(lines.len(), 2);
-        assert_eq!(
-            lines[0],
-            serde_json::json!({"host": "mx1", "queue_size": "3", "unit_state": "active"})
-        );
-        assert_eq!(
-            lines[1],
-            serde_json::json!({"host": "mx2", "queue_size": "", "unit_state": ""})
-        );
     }
 }

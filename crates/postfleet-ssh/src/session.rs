@@ -249,16 +249,6 @@ impl Session {
         })
     }
 
-    /// `user@address:port`.
-    pub fn target(&self) -> &str {
-        &self.target
-    }
-
-    /// Whether remote work goes through `sudo -n`.
-    pub fn becomes_root(&self) -> bool {
-        self.become_root
-    }
-
     /// Runs `script` with `/bin/sh -s` (through `sudo -n` when the connection becomes
     /// root and the user is not root). `on_line` sees each stdout line as it arrives.
     pub async fn run_script(
@@ -273,22 +263,6 @@ impl Session {
         };
         self.run(command, guard_stdin(script).as_bytes(), on_line)
             .await
-    }
-
-    /// Runs one command given as separate arguments, each quoted for the remote shell (and
-    /// through `sudo -n` like [`Session::run_script`]). Nothing is sent on its stdin.
-    pub async fn exec(&self, argv: &[&str]) -> Result<ExecOutput, SshError> {
-        if let Some(arg) = argv.iter().find(|a| a.contains('\0')) {
-            return Err(SshError::Other(format!(
-                "cannot pass an argument with a NUL byte: {arg:?}"
-            )));
-        }
-        let mut line = postfleet_shell::Line::new();
-        if self.become_root {
-            line = line.text("sudo -n --");
-        }
-        let line = line.words(argv);
-        self.run(line.as_str(), b"", &mut |_| {}).await
     }
 
     /// Commands run so far on this connection (each is one round trip).

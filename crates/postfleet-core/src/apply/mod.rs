@@ -225,11 +225,7 @@ fn step_line(plan: &Plan, i: usize, step: &Step) -> Line {
                 .word(&file.path)
                 .word(format!("{:o}", file.mode))
                 .base64(&file.content);
-            match file
-                .map_type
-                .as_deref()
-                .filter(|t| crate::plan::is_indexed_map(t))
-            {
+            match file.map_type.as_ref().filter(|t| t.is_indexed()) {
                 Some(map_type) => line.word(&dir).word(format!("{map_type}:{}", file.path)),
                 None => line,
             }

@@ -132,16 +132,6 @@ pub struct UnitState {
     pub loaded: bool,
 }
 
-impl UnitState {
-    /// It starts at boot (a link from a target, made by `systemctl enable` or a generator).
-    pub fn is_enabled(&self) -> bool {
-        matches!(
-            self.file_state,
-            UnitFileState::Enabled | UnitFileState::EnabledRuntime
-        )
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstanceFacts {
     pub name: InstanceName,
@@ -247,7 +237,7 @@ pub fn probe_script(desired: &DesiredHost) -> String {
     args.push("--".into());
     for inst in &desired.instances {
         for file in &inst.files {
-            let kind = file.map_type.as_deref().unwrap_or("-");
+            let kind = file.map_type.as_ref().map_or("-", |t| t.as_str());
             args.push(format!("{kind}:{}", file.path));
         }
     }
@@ -410,7 +400,7 @@ mod tests {
             path: "/etc/postfix-news/it's".into(),
             content: vec![],
             mode: 0o644,
-            map_type: Some("hash".into()),
+            map_type: Some(crate::model::MapType::new("hash")),
             secret: false,
         });
         let script = probe_script(&DesiredHost {
@@ -457,7 +447,10 @@ mod tests {
         let default_unit = facts.unit_state("postfix@-").unwrap();
         assert_eq!(default_unit.active, ActiveState::Active);
         assert_eq!(default_unit.file_state, UnitFileState::EnabledRuntime);
-        assert!(default_unit.is_enabled());
+        assert!(matches!(
+            default_unit.file_state,
+            UnitFileState::Enabled | UnitFileState::EnabledRuntime
+        ));
         assert!(facts.unit_state("postfix").unwrap().oneshot);
         assert_eq!(
             facts.files["/etc/postfix/t"].content.as_deref(),

@@ -104,7 +104,7 @@ pub fn entries(content: &str) -> Vec<Entry> {
 pub fn desired_words(service: &MasterService, entry: &MasterEntry) -> Vec<String> {
     let mut w = vec![
         service.service.clone(),
-        service.kind.clone(),
+        service.kind.to_string(),
         entry.private.clone(),
         entry.unpriv.clone(),
         entry.chroot.clone(),
@@ -201,11 +201,6 @@ pub fn edit(content: &str, services: &[MasterService]) -> String {
     text
 }
 
-/// An entry is a network listener when its type is `inet`: changing those needs a restart.
-pub fn is_listener(kind: &str) -> bool {
-    kind == "inet"
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,7 +210,7 @@ mod tests {
     fn svc(service: &str, kind: &str, command: Option<&str>, args: &[&str]) -> MasterService {
         MasterService {
             service: service.into(),
-            kind: kind.into(),
+            kind: crate::model::ServiceType::parse(kind).unwrap(),
             entry: command.map(|c| MasterEntry {
                 private: "-".into(),
                 unpriv: "-".into(),

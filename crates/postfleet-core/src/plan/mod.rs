@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 
 use crate::facts::{ActiveState, HostFacts, InitSystem, InstanceFacts, Owed, UnitFileState};
 use crate::model::{
-    DesiredFile, DesiredHost, DesiredInstance, InstanceName, InstanceState, MasterService,
+    DesiredFile, DesiredHost, DesiredInstance, InstanceName, InstanceState, MapType, MasterService,
+    ServiceType,
 };
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -94,7 +95,7 @@ pub enum Action {
     /// Rebuild an indexed table whose source is current but whose index is stale.
     Postmap {
         path: String,
-        map_type: String,
+        map_type: MapType,
     },
     /// `systemctl daemon-reload` (after instances are created, enabled or destroyed).
     DaemonReload,
@@ -183,11 +184,6 @@ pub struct Plan {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct PlanError(pub String);
-
-/// Map types whose index `postmap` builds and daemons reopen by themselves when it changes.
-pub fn is_indexed_map(map_type: &str) -> bool {
-    matches!(map_type, "hash" | "btree" | "lmdb" | "cdb" | "dbm" | "sdbm")
-}
 
 /// main.cf parameters whose change needs a stop/start, not a reload.
 const RESTART_PARAMS: &[&str] = &["inet_interfaces", "inet_protocols"];
@@ -342,7 +338,7 @@ fn plan_present(
     for file in &inst.files {
         let live = facts.files.get(&file.path);
         let live_content = live.and_then(|f| f.content.as_deref());
-        let indexed = file.map_type.as_deref().is_some_and(is_indexed_map);
+        let indexed = file.map_type.as_ref().is_some_and(MapType::is_indexed);
         let content_differs = live_content != Some(file.content.as_slice());
         let mode_differs = live.and_then(|f| f.mode) != Some(file.mode);
         if content_differs || mode_differs || !exists {
@@ -377,12 +373,16 @@ fn plan_present(
                 }
             }
             out.steps.push(s);
-        } else if indexed && live.and_then(|f| f.map_fresh) == Some(false) {
+        } else if let Some(map_type) = file
+            .map_type
+            .clone()
+            .filter(|t| t.is_indexed() && live.and_then(|f| f.map_fresh) == Some(false))
+        {
             out.steps.push(step(
                 inst,
                 Action::Postmap {
                     path: file.path.clone(),
-                    map_type: file.map_type.clone().unwrap_or_default(),
+                    map_type,
                 },
                 format!("rebuild the stale index of {}", file.path),
             ));
@@ -672,7 +672,8 @@ fn plan_master_cf(
 fn listeners(master_cf: &str) -> Vec<Vec<String>> {
     mastercf::entries(master_cf)
         .into_iter()
-        .filter(|e| mastercf::is_listener(e.kind()))
+        // A type master.cf does not know is no listener (postconf would refuse it anyway).
+        .filter(|e| ServiceType::parse(e.kind()).is_some_and(ServiceType::is_listener))
         .map(|e| e.words)
         .collect()
 }

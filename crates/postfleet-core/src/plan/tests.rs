@@ -34,7 +34,7 @@ fn newsletter() -> DesiredInstance {
         .insert("relayhost".into(), Some("[10.0.0.1]:2527".into()));
     i.master_services.push(MasterService {
         service: "slow".into(),
-        kind: "unix".into(),
+        kind: crate::model::ServiceType::Unix,
         entry: Some(MasterEntry {
             private: "-".into(),
             unpriv: "-".into(),
@@ -49,7 +49,7 @@ fn newsletter() -> DesiredInstance {
         path: "/etc/postfix-news/transport".into(),
         content: b"orange.fr slow:\n".to_vec(),
         mode: 0o644,
-        map_type: Some("hash".into()),
+        map_type: Some(crate::model::MapType::new("hash")),
         secret: false,
     });
     i
@@ -258,7 +258,7 @@ fn listener_change_needs_a_restart() {
     let mut desired = newsletter();
     desired.master_services.push(MasterService {
         service: "127.0.0.1:2525".into(),
-        kind: "inet".into(),
+        kind: crate::model::ServiceType::Inet,
         entry: Some(MasterEntry {
             private: "n".into(),
             unpriv: "-".into(),

@@ -1,6 +1,8 @@
 //! Checks of single values, shared by the loader (values written as they are) and the
 //! renderer (values produced by templates). Each returns the value to use or what is wrong.
 
+use crate::model::{MapType, ServiceType};
+
 /// Lookup table types `postmap` builds an indexed file for.
 pub const POSTMAP_TYPES: &[&str] = &["hash", "btree", "lmdb", "cdb", "dbm"];
 /// Lookup table types read from the source file itself (a change needs a reload).
@@ -64,15 +66,13 @@ pub fn master_maxproc(value: &str) -> Result<String, String> {
     }
 }
 
-pub fn master_type(kind: &str) -> Result<(), String> {
-    if MASTER_TYPES.contains(&kind) {
-        Ok(())
-    } else {
-        Err(format!(
+pub fn master_type(kind: &str) -> Result<ServiceType, String> {
+    ServiceType::parse(kind).ok_or_else(|| {
+        format!(
             "master.cf type '{kind}' is not one of {}",
             MASTER_TYPES.join(", ")
-        ))
-    }
+        )
+    })
 }
 
 /// A service name: one word, for inet `[host:]port` (`[::1]:25`, `127.0.0.1:2526`, `smtp`).
@@ -143,9 +143,9 @@ pub fn instance_group(group: &str) -> Result<(), String> {
 }
 
 /// A table type for the `type:` of a table.
-pub fn table_type(kind: &str) -> Result<(), String> {
+pub fn table_type(kind: &str) -> Result<MapType, String> {
     if POSTMAP_TYPES.contains(&kind) || PLAIN_TABLE_TYPES.contains(&kind) {
-        return Ok(());
+        return Ok(MapType::new(kind));
     }
     let mut message = format!(
         "table type '{kind}' is not one of {}, {}",

@@ -256,7 +256,8 @@ impl Loader<'_> {
     fn master(&mut self, doc: Spanned<MasterDoc>) -> Result<MasterSpec, InputError> {
         let pos = self.pos(&doc);
         let doc = doc.value;
-        checks::master_type(&doc.kind.value).map_err(|m| fail(self.pos(&doc.kind), m))?;
+        let kind =
+            checks::master_type(&doc.kind.value).map_err(|m| fail(self.pos(&doc.kind), m))?;
         let remove = doc.state.is_some_and(|s| s.value == StateDoc::Absent);
         let service = self.spanned_text(doc.service);
         self.check_static(&service, checks::master_service)?;
@@ -314,7 +315,7 @@ impl Loader<'_> {
         Ok(MasterSpec {
             pos,
             service,
-            kind: doc.kind.value,
+            kind,
             remove,
             private,
             unpriv,
@@ -347,11 +348,8 @@ impl Loader<'_> {
         let pos = self.pos(&doc);
         let doc = doc.value;
         let kind = match doc.kind {
-            Some(kind) => {
-                checks::table_type(&kind.value).map_err(|m| fail(self.pos(&kind), m))?;
-                kind.value
-            }
-            None => "hash".into(),
+            Some(kind) => checks::table_type(&kind.value).map_err(|m| fail(self.pos(&kind), m))?,
+            None => crate::model::MapType::new("hash"),
         };
         let what = FileParts {
             pos,
@@ -385,7 +383,7 @@ impl Loader<'_> {
     fn file_spec(
         &mut self,
         parts: FileParts,
-        map_type: Option<String>,
+        map_type: Option<crate::model::MapType>,
         instance: &InstanceName,
         what: &str,
     ) -> Result<FileSpec, InputError> {

@@ -113,8 +113,7 @@ pub enum ParamText {
 pub struct MasterSpec {
     pub pos: SourcePos,
     pub service: Text,
-    /// inet, unix, unix-dgram, fifo or pass.
-    pub kind: String,
+    pub kind: crate::model::ServiceType,
     /// `state: absent`: remove the entry; the other fields are unused.
     pub remove: bool,
     pub private: Text,
@@ -142,7 +141,7 @@ pub struct FileSpec {
     pub pos: SourcePos,
     /// Absolute, or relative to the instance's config directory.
     pub path: Text,
-    pub map_type: Option<String>,
+    pub map_type: Option<crate::model::MapType>,
     pub source: FileSource,
     pub mode: u32,
     pub secret: bool,

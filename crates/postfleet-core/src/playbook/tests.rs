@@ -259,7 +259,7 @@ fn master_entries_defaults_and_checks() {
         "master_cf:\n  - service: slow\n    type: unix\n    command: smtp\n    maxproc: 10\n    args: [\"-o\", \"syslog_name=postfix/slow\"]\n    options: {smtp_helo_name: x}\n  - service: smtp\n    type: inet\n    state: absent",
     ));
     let entries = &pb.plays[0].instances[0].master_cf;
-    assert_eq!(entries[0].kind, "unix");
+    assert_eq!(entries[0].kind, crate::model::ServiceType::Unix);
     assert_eq!(entries[0].private.raw, "-");
     assert_eq!(entries[0].maxproc.raw, "10");
     assert_eq!(entries[0].args.len(), 2);
@@ -312,9 +312,15 @@ fn tables_defaults_and_checks() {
     ));
     let instance = &pb.plays[0].instances[0];
     let t = &instance.tables;
-    assert_eq!(t[0].map_type.as_deref(), Some("hash"));
+    assert_eq!(
+        t[0].map_type.as_ref().map(crate::model::MapType::as_str),
+        Some("hash")
+    );
     assert_eq!(t[0].mode, 0o644);
-    assert_eq!(t[1].map_type.as_deref(), Some("regexp"));
+    assert_eq!(
+        t[1].map_type.as_ref().map(crate::model::MapType::as_str),
+        Some("regexp")
+    );
     assert_eq!(t[1].mode, 0o640);
     assert_eq!(t[2].mode, 0o600, "secrets default to 0600");
     assert!(t[2].secret);

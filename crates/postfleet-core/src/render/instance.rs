@@ -132,7 +132,7 @@ impl Renderer<'_> {
         if entry.remove {
             return Ok(MasterService {
                 service,
-                kind: entry.kind.clone(),
+                kind: entry.kind,
                 entry: None,
             });
         }
@@ -162,7 +162,7 @@ impl Renderer<'_> {
         }
         Ok(MasterService {
             service,
-            kind: entry.kind.clone(),
+            kind: entry.kind,
             entry: Some(MasterEntry {
                 private,
                 unpriv,

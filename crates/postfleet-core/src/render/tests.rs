@@ -283,7 +283,7 @@ fn master_entries() {
         vec![
             MasterService {
                 service: "10.0.0.1:2526".into(),
-                kind: "inet".into(),
+                kind: crate::model::ServiceType::Inet,
                 entry: Some(MasterEntry {
                     private: "n".into(),
                     unpriv: dash(),
@@ -296,7 +296,7 @@ fn master_entries() {
             },
             MasterService {
                 service: "throttled".into(),
-                kind: "unix".into(),
+                kind: crate::model::ServiceType::Unix,
                 entry: Some(MasterEntry {
                     private: dash(),
                     unpriv: dash(),
@@ -316,7 +316,7 @@ fn master_entries() {
             },
             MasterService {
                 service: "smtp".into(),
-                kind: "inet".into(),
+                kind: crate::model::ServiceType::Inet,
                 entry: None,
             },
         ]
@@ -352,9 +352,21 @@ fn tables_and_files() {
         String::from_utf8_lossy(&files[0].content),
         "orange.fr throttled:[10.0.0.1]\nfree.fr throttled:[10.0.0.1]\n"
     );
-    assert_eq!(files[0].map_type.as_deref(), Some("hash"));
+    assert_eq!(
+        files[0]
+            .map_type
+            .as_ref()
+            .map(crate::model::MapType::as_str),
+        Some("hash")
+    );
     assert_eq!(files[0].mode, 0o644);
-    assert_eq!(files[1].map_type.as_deref(), Some("pcre"));
+    assert_eq!(
+        files[1]
+            .map_type
+            .as_ref()
+            .map(crate::model::MapType::as_str),
+        Some("pcre")
+    );
     assert_eq!(files[2].content, b"[relay] user:mx2");
     assert!(files[2].secret);
     assert_eq!(files[2].mode, 0o600);
