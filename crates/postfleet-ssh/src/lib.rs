@@ -4,8 +4,8 @@
 //!   file or `~/.ssh/known_hosts`; hashed entries are understood ([`known_hosts`]).
 //! - Auth: ssh-agent (`SSH_AUTH_SOCK`), then key files, shared by all hosts through one
 //!   [`KeyStore`] (encrypted keys: [`auth::PASSPHRASE_VAR`] or a terminal prompt).
-//! - Commands: [`Session::run_script`] (`/bin/sh -s`, script on stdin, `sudo -n` for become)
-//!   and [`Session::exec`], each one exec channel, at most 8 at once per connection.
+//! - Commands: [`Session::run_script`] (`/bin/sh -s`, script on stdin, `sudo -n` for become),
+//!   each one exec channel, at most 8 at once per connection.
 //! - [`Target`]: where and as whom to connect (the caller's inventory maps onto it).
 
 use std::path::PathBuf;
