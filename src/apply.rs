@@ -203,25 +203,23 @@ async fn recover(
     summary: &mut ApplyOutcome,
     facts: &facts::HostFacts,
 ) -> Result<(), HostProblem> {
-    const STEP: &str = "recover an interrupted apply";
     let found: Vec<&str> = facts
         .interrupted
         .iter()
         .chain(&facts.leftovers)
         .map(String::as_str)
         .collect();
+    let mut report = |status: StepStatus, message: String| {
+        let name = "recover an interrupted apply".to_string();
+        step_event(reporter, summary, name, status, Some(message), None);
+    };
     if opts.check {
-        let message = format!(
-            "an earlier apply was interrupted; apply first puts back what it left: {}",
-            found.join(", ")
-        );
-        step_event(
-            reporter,
-            summary,
-            STEP.into(),
+        report(
             StepStatus::Changed,
-            Some(message),
-            None,
+            format!(
+                "an earlier apply was interrupted; apply first puts back what it left: {}",
+                found.join(", ")
+            ),
         );
         return Ok(());
     }
@@ -230,40 +228,28 @@ async fn recover(
         .await
         .map_err(|e| ssh_failure("recovery", e))?;
     let said = |bytes: &[u8]| String::from_utf8_lossy(bytes).trim().replace('\n', "; ");
-    if out.exit_status == Some(0) {
-        let done = said(&out.stdout);
-        if done.is_empty() {
-            // Another run is applying there right now: what is open is its own.
-            return Ok(());
-        }
-        let message = format!("an earlier apply was interrupted: {done}");
-        step_event(
-            reporter,
-            summary,
-            STEP.into(),
-            StepStatus::Changed,
-            Some(message),
-            None,
-        );
-        Ok(())
-    } else {
-        let message = format!(
-            "an earlier apply was interrupted and what it left could not be put back ({}): {}",
-            found.join(", "),
-            said(&out.stderr)
-        );
-        step_event(
-            reporter,
-            summary,
-            STEP.into(),
+    if out.exit_status != Some(0) {
+        report(
             StepStatus::Failed,
-            Some(message),
-            None,
+            format!(
+                "an earlier apply was interrupted and what it left could not be put back ({}): {}",
+                found.join(", "),
+                said(&out.stderr)
+            ),
         );
-        Err(HostProblem::Failed(
+        return Err(HostProblem::Failed(
             "recovery of an interrupted apply failed".into(),
-        ))
+        ));
     }
+    let done = said(&out.stdout);
+    // Nothing done: another run is applying there right now, and what is open is its own.
+    if !done.is_empty() {
+        report(
+            StepStatus::Changed,
+            format!("an earlier apply was interrupted: {done}"),
+        );
+    }
+    Ok(())
 }
 
 async fn converge(

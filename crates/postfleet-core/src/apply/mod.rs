@@ -464,6 +464,18 @@ mod record_tests {
 mod recover_tests {
     use super::*;
 
+    /// The recovery script, run by /bin/sh on plain files with `state` as its state dir.
+    fn run_recovery(state: &std::path::Path, args: &[String]) -> std::process::Output {
+        let body = format!("PF_STATE={}\n{TXN}{RECOVER}", state.display());
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(postfleet_shell::with_args(args, &body))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        out
+    }
+
     /// An apply killed between two renames: main.cf's is done, master.cf's not, one table
     /// was created; a temp file and the scratch copy are left. The recovery (run here by
     /// /bin/sh on plain files, as on a host) puts every file back as it was.
@@ -496,13 +508,7 @@ mod recover_tests {
             // not a name postfleet makes: never removed
             path("master.cf"),
         ];
-        let body = format!("PF_STATE={}\n{TXN}{RECOVER}", state.display());
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(postfleet_shell::with_args(&args, &body))
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
+        let out = run_recovery(&state, &args);
         let read = |name: &str| std::fs::read_to_string(path(name)).ok();
         assert_eq!(read("main.cf").as_deref(), Some("old main\n"));
         assert_eq!(read("master.cf").as_deref(), Some("old master\n"));
@@ -530,14 +536,7 @@ mod recover_tests {
         std::fs::create_dir_all(&backup).unwrap();
         std::fs::write(dir.join("main.cf"), "new main\n").unwrap();
         std::fs::write(backup.join("0"), "old main\n").unwrap();
-        let args = [dir.to_string_lossy().into_owned(), "--".into()];
-        let body = format!("PF_STATE={}\n{TXN}{RECOVER}", state.display());
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(postfleet_shell::with_args(&args, &body))
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
+        run_recovery(&state, &[dir.to_string_lossy().into_owned(), "--".into()]);
         assert_eq!(
             std::fs::read_to_string(dir.join("main.cf")).unwrap(),
             "new main\n"
