@@ -122,6 +122,15 @@ fn fingerprint(key: &PublicKey) -> String {
     key.fingerprint(HashAlg::Sha256).to_string()
 }
 
+/// Runs `true` on the session; its exit status.
+async fn runs_true(session: &Session) -> Option<u32> {
+    session
+        .run_script("true\n", &mut |_| {})
+        .await
+        .unwrap()
+        .exit_status
+}
+
 #[tokio::test]
 async fn known_host_runs_a_script() {
     let fx = Fixture::new();
@@ -353,14 +362,7 @@ async fn a_hashed_known_hosts_entry_is_accepted() {
     let session = Session::connect(&fx.connection(&sim, 0, "root"), &fx.options())
         .await
         .unwrap();
-    assert_eq!(
-        session
-            .run_script("true\n", &mut |_| {})
-            .await
-            .unwrap()
-            .exit_status,
-        Some(0)
-    );
+    assert_eq!(runs_true(&session).await, Some(0));
 }
 
 fn write_rsa_fixture(fx: &Fixture) -> PathBuf {
@@ -457,14 +459,7 @@ async fn the_agent_comes_first_and_each_of_its_keys_is_offered() {
         ..sim.connection(0, "root")
     };
     let session = Session::connect(&conn, &options).await.unwrap();
-    assert_eq!(
-        session
-            .run_script("true\n", &mut |_| {})
-            .await
-            .unwrap()
-            .exit_status,
-        Some(0)
-    );
+    assert_eq!(runs_true(&session).await, Some(0));
     assert_eq!(options.keys.files_read(), 0, "the agent's key was enough");
     let auths = sim.auths();
     assert_eq!(auths.len(), 1);
@@ -559,14 +554,7 @@ async fn an_encrypted_key_opens_with_the_passphrase_variable_only() {
     };
     std::env::remove_var(postfleet_ssh::auth::PASSPHRASE_VAR);
     let session = Session::connect(&conn, &from_env).await.unwrap();
-    assert_eq!(
-        session
-            .run_script("true\n", &mut |_| {})
-            .await
-            .unwrap()
-            .exit_status,
-        Some(0)
-    );
+    assert_eq!(runs_true(&session).await, Some(0));
 }
 
 #[tokio::test]
@@ -958,7 +946,7 @@ async fn thousand_concurrent_connections() {
     assert!(stats.connections_open >= hosts, "{stats:?}");
     let started = Instant::now();
     for session in &sessions {
-        session.run_script("true\n", &mut |_| {}).await.unwrap();
+        runs_true(session).await;
     }
     let sequential_commands = started.elapsed();
     println!(

@@ -464,6 +464,23 @@ mod record_tests {
 mod recover_tests {
     use super::*;
 
+    /// A host in a temp dir: (its root, kept alive by the caller; the state dir; an
+    /// instance's config dir; that instance's backup dir), all made.
+    fn host_dirs() -> (
+        tempfile::TempDir,
+        std::path::PathBuf,
+        std::path::PathBuf,
+        std::path::PathBuf,
+    ) {
+        let root = tempfile::tempdir().unwrap();
+        let state = root.path().join("state");
+        let dir = root.path().join("postfix-x");
+        let backup = dir.join(".postfleet-backup");
+        std::fs::create_dir_all(&state).unwrap();
+        std::fs::create_dir_all(&backup).unwrap();
+        (root, state, dir, backup)
+    }
+
     /// The recovery script, run by /bin/sh on plain files with `state` as its state dir.
     fn run_recovery(state: &std::path::Path, args: &[String]) -> std::process::Output {
         let body = format!("PF_STATE={}\n{TXN}{RECOVER}", state.display());
@@ -481,12 +498,7 @@ mod recover_tests {
     /// /bin/sh on plain files, as on a host) puts every file back as it was.
     #[test]
     fn an_interrupted_transaction_is_put_back_whole() {
-        let root = tempfile::tempdir().unwrap();
-        let state = root.path().join("state");
-        let dir = root.path().join("postfix-x");
-        let backup = dir.join(".postfleet-backup");
-        std::fs::create_dir_all(&state).unwrap();
-        std::fs::create_dir_all(&backup).unwrap();
+        let (_root, state, dir, backup) = host_dirs();
         std::fs::create_dir_all(dir.join(".postfleet-stage")).unwrap();
         let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
         std::fs::write(path("main.cf"), "new main\n").unwrap();
@@ -528,12 +540,7 @@ mod recover_tests {
     /// left is removed, nothing is put back over the live files.
     #[test]
     fn a_committed_backup_is_only_removed() {
-        let root = tempfile::tempdir().unwrap();
-        let state = root.path().join("state");
-        let dir = root.path().join("postfix-x");
-        let backup = dir.join(".postfleet-backup");
-        std::fs::create_dir_all(&state).unwrap();
-        std::fs::create_dir_all(&backup).unwrap();
+        let (_root, state, dir, backup) = host_dirs();
         std::fs::write(dir.join("main.cf"), "new main\n").unwrap();
         std::fs::write(backup.join("0"), "old main\n").unwrap();
         run_recovery(&state, &[dir.to_string_lossy().into_owned(), "--".into()]);
