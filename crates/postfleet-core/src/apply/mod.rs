@@ -14,9 +14,56 @@ use postfleet_shell::{quote, Line};
 const PRELUDE: &str = include_str!("prelude.sh");
 const TXN: &str = include_str!("txn.sh");
 const RECOVER: &str = include_str!("recover.sh");
+const GUARD: &str = include_str!("guard.sh");
 
 /// The script for a plan. Step N of `plan.steps` reports as `@@step N ...`.
+///
+/// The steps run in a shell of their own session (`setsid`), read from a here-document,
+/// under a supervisor shell that waits for it (guard.sh): when the steps' shell is killed
+/// with an instance's transaction open, the supervisor puts that instance's files back at
+/// once.
 pub fn build(plan: &Plan) -> String {
+    let mut dirs: Vec<String> = Vec::new();
+    let mut paths: Vec<&str> = Vec::new();
+    for step in &plan.steps {
+        if let Action::WriteFile(file) = &step.action {
+            paths.push(&file.path);
+        }
+        if let (true, Some(name)) = (in_transaction(&step.action), &step.instance) {
+            let dir = config_dir(plan, name);
+            if !dirs.contains(&dir) {
+                dirs.push(dir);
+            }
+        }
+    }
+    supervised(crate::scripts::PREAMBLE, &steps_script(plan), &dirs, &paths)
+}
+
+/// `steps` run by a shell in a session of its own, under the supervisor of guard.sh;
+/// `dirs` are the config dirs of the transactions the steps open, `paths` the files they
+/// write.
+fn supervised(preamble: &str, steps: &str, dirs: &[String], paths: &[&str]) -> String {
+    let mut end = String::from("PF_STEPS_END");
+    while steps.lines().any(|line| line == end) {
+        end.push('_');
+    }
+    let any_open = Line::new().text("pf_any_open").words(dirs);
+    let put_back = Line::new()
+        .text("pf_put_back")
+        .words(dirs)
+        .text("--")
+        .words(paths);
+    format!(
+        "{preamble}trap '' HUP PIPE\nsetsid -w /bin/sh -s <<'{end}'\n{{\n{steps}}} </dev/null\n{end}\n\
+         pf_rc=$?\n{TXN}{GUARD}{} || exit \"$pf_rc\"\n\
+         exec 9>\"$PF_STATE/lock\" && flock -w 600 9 || exit \"$pf_rc\"\n{}\n",
+        any_open.as_str(),
+        put_back.as_str(),
+    )
+}
+
+/// The steps of a plan, as the script the supervisor runs (see [`build`]).
+fn steps_script(plan: &Plan) -> String {
     let mut s = format!(
         "{}PF_PLANNED_AT={}\n{PRELUDE}{TXN}",
         crate::scripts::PREAMBLE,
@@ -31,14 +78,7 @@ pub fn build(plan: &Plan) -> String {
     while i < plan.steps.len() {
         let step = &plan.steps[i];
         let instance = step.instance.as_ref();
-        let is_write = matches!(
-            step.action,
-            Action::WriteMainCf(_)
-                | Action::WriteMasterCf(_)
-                | Action::WriteFile(_)
-                | Action::Postmap { .. }
-        );
-        if is_write && txn.as_ref() != instance {
+        if in_transaction(&step.action) && txn.as_ref() != instance {
             push(&mut s, Line::new().text("pf_txn_close"));
             if let Some(name) = instance {
                 let begin = Line::new()
@@ -82,6 +122,17 @@ pub fn build(plan: &Plan) -> String {
     }
     s.push_str("pf_txn_close\n[ -z \"$pf_failed\" ] || exit 2\npf_emit @@end\n");
     s
+}
+
+/// Steps that change an instance's files: they run inside its transaction (txn.sh).
+fn in_transaction(action: &Action) -> bool {
+    matches!(
+        action,
+        Action::WriteMainCf(_)
+            | Action::WriteMasterCf(_)
+            | Action::WriteFile(_)
+            | Action::Postmap { .. }
+    )
 }
 
 fn config_dir(plan: &Plan, name: &InstanceName) -> String {
@@ -549,5 +600,91 @@ mod recover_tests {
             "new main\n"
         );
         assert!(!backup.exists());
+    }
+
+    /// The steps' shell killed, with its whole process group, between two renames of one
+    /// instance: its supervisor (another process group) puts the instance back at once and
+    /// says so; the lock is free afterwards.
+    #[test]
+    fn a_killed_steps_shell_is_put_right_by_its_supervisor() {
+        let (_root, state, dir, _backup) = host_dirs();
+        let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+        std::fs::write(path("main.cf"), "old main\n").unwrap();
+        std::fs::write(path("transport"), "old table\n").unwrap();
+        let preamble = format!("PF_STATE={}\n", state.display());
+        let write = |name: &str, text: &str| {
+            Line::new()
+                .text("pf_write")
+                .word(path(name))
+                .text("644")
+                .base64(text.as_bytes())
+                .build()
+        };
+        let steps = format!(
+            "{preamble}PF_PLANNED_AT=0\n{PRELUDE}{TXN}{}\n{}\n{}\nkill -s KILL 0\n{}\n",
+            Line::new()
+                .text("pf_txn_begin")
+                .word(dir.to_string_lossy())
+                .text("x reload")
+                .build(),
+            write("transport", "new table\n"),
+            write("relay", "new relay\n"),
+            write("main.cf", "new main\n"),
+        );
+        let dirs = [dir.to_string_lossy().into_owned()];
+        let script = supervised(
+            &preamble,
+            &steps,
+            &dirs,
+            &[&path("transport"), &path("relay")],
+        );
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "{out:?}");
+        let read = |name: &str| std::fs::read_to_string(path(name)).ok();
+        assert_eq!(read("transport").as_deref(), Some("old table\n"));
+        assert_eq!(read("relay"), None, "created by the killed steps");
+        assert_eq!(read("main.cf").as_deref(), Some("old main\n"));
+        assert!(!dir.join(".postfleet-backup").exists());
+        let said = String::from_utf8_lossy(&out.stdout);
+        let error = said
+            .lines()
+            .find_map(|l| {
+                parse_line(l).and_then(|p| match p {
+                    ScriptLine::Fatal(text) => Some(text),
+                    _ => None,
+                })
+            })
+            .unwrap_or_else(|| panic!("no error line: {said}"));
+        assert!(
+            error.contains("killed on the host") && error.contains("put back"),
+            "{error}"
+        );
+        let record = std::fs::read_to_string(state.join("last-apply")).unwrap();
+        assert!(
+            record.lines().last().unwrap().starts_with("@@error "),
+            "{record}"
+        );
+        let lock = std::fs::File::create(state.join("lock")).unwrap();
+        assert!(lock.try_lock().is_ok(), "the lock is free again");
+    }
+
+    /// Steps that end normally leave the supervisor nothing to do: it exits with their status.
+    #[test]
+    fn the_supervisor_passes_on_the_steps_status() {
+        let (_root, state, dir, _backup) = host_dirs();
+        let preamble = format!("PF_STATE={}\n", state.display());
+        let dirs = [dir.to_string_lossy().into_owned()];
+        for (steps, code) in [("echo done\n", 0), ("exit 2\n", 2)] {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(supervised(&preamble, steps, &dirs, &[]))
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(code), "{out:?}");
+        }
     }
 }

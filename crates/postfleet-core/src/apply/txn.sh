@@ -85,3 +85,31 @@ pf_txn_close() {
   fi
   pf_txn_end
 }
+# Puts right what an apply killed half-way left (its caller holds the host's lock): every
+# file a transaction still open replaced or created is put back as it was (tables
+# re-indexed); the reload that apply recorded as owed stays owed (a reload of the whole old
+# configuration is harmless, a missed one is not). Prints one line per thing done.
+pf_recover() {  # CONFIG_DIR... -- LEFTOVER...
+  while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do
+    PF_TXN="$1/.postfleet-backup"
+    if [ -f "$PF_TXN/list" ]; then  # not committed (see pf_txn_end)
+      pf_restore "$1" || return 2
+      printf 'put back the files it replaced in %s\n' "$1"
+    fi
+    rm -rf "$PF_TXN" || return 2
+    shift
+  done
+  [ "$#" -gt 0 ] && shift
+  for left in "$@"; do
+    case "$left" in  # only what postfleet itself names so
+      */.postfleet-stage|*.postfleet-??????)
+        [ -e "$left" ] || continue  # a pattern that matched nothing
+        rm -rf "$left" && printf 'removed %s\n' "$left" ;;
+    esac
+  done
+  PF_TXN=
+  # The host changed: a plan made from facts read before this is stale (see prelude.sh).
+  { read -r pf_generation < "$PF_STATE/generation"; } 2>/dev/null || pf_generation=0
+  printf '%s\n' "$((${pf_generation:-0} + 1))" > "$PF_STATE/generation.tmp" &&
+    mv -f "$PF_STATE/generation.tmp" "$PF_STATE/generation"
+}
