@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub mod auth;
+pub mod config;
 pub mod known_hosts;
 mod session;
 
