@@ -14,7 +14,7 @@ use postfleet_core::inventory::Host;
 use postfleet_core::model::DesiredHost;
 use postfleet_core::outcome::HostProblem;
 use postfleet_core::plan::{self, FileChange, Plan, PlanOptions};
-use postfleet_ssh::{Session, SshError, SshOptions};
+use postfleet_ssh::{Session, SshError};
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -23,7 +23,8 @@ pub struct RunOptions {
     pub force: bool,
     /// Hosts worked on at once.
     pub forks: usize,
-    pub ssh: SshOptions,
+    /// Every host's connection, through jump hosts.
+    pub connector: Arc<crate::reach::Connector>,
 }
 
 /// One host and what the playbook wants on it.
@@ -153,7 +154,7 @@ async fn run_host(job: &HostJob, opts: &RunOptions, reporter: &dyn Reporter) -> 
 
     phase("connecting");
     let t = Instant::now();
-    let session = match Session::connect(&crate::fleet::target(&job.host), &opts.ssh).await {
+    let session = match opts.connector.connect(&job.host.name).await {
         Ok(s) => s,
         Err(e) => {
             summary.value.timings.connect = t.elapsed();
@@ -414,7 +415,9 @@ async fn read_recorded_outcome(
     opts: &RunOptions,
     planned_at: u64,
 ) -> Result<String, String> {
-    let session = Session::connect(&crate::fleet::target(&job.host), &opts.ssh)
+    let session = opts
+        .connector
+        .connect(&job.host.name)
         .await
         .map_err(|e| e.to_string())?;
     let out = session

@@ -67,19 +67,6 @@ pub fn problem_of(e: postfleet_ssh::SshError) -> postfleet_core::outcome::HostPr
     }
 }
 
-/// The SSH target of an inventory host.
-pub fn target(host: &postfleet_core::inventory::Host) -> postfleet_ssh::Target {
-    let c = &host.connection;
-    postfleet_ssh::Target {
-        address: c.address.clone(),
-        port: c.port,
-        user: c.user.clone(),
-        key_files: c.key_files.clone(),
-        become_root: c.become_root,
-        known_hosts: c.known_hosts.clone(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

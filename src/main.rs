@@ -7,6 +7,7 @@ mod apply;
 mod cli;
 mod fleet;
 mod ops;
+mod reach;
 mod report;
 
 fn main() -> std::process::ExitCode {

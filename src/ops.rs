@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use postfleet_core::inventory::Host;
 use postfleet_core::outcome::{HostOutcome, HostProblem};
-use postfleet_ssh::{ExecOutput, Session, SshOptions};
+use postfleet_ssh::ExecOutput;
 
 use crate::fleet::{self, problem_of};
 
@@ -14,7 +14,7 @@ use crate::fleet::{self, problem_of};
 /// handing its output to `read`.
 pub async fn on_hosts<T, M, R>(
     hosts: Vec<Host>,
-    ssh: Arc<SshOptions>,
+    connector: Arc<crate::reach::Connector>,
     forks: usize,
     make: M,
     read: R,
@@ -39,12 +39,13 @@ where
         hosts,
         forks,
         move |host: Host| {
-            let (ssh, make, read) = (ssh.clone(), make.clone(), read.clone());
+            let (connector, make, read) = (connector.clone(), make.clone(), read.clone());
             async move {
                 let result = async {
                     // Any failure to get in (address, host key, auth) counts as unreachable,
                     // as for apply.
-                    let session = Session::connect(&fleet::target(&host), &ssh)
+                    let session = connector
+                        .connect(&host.name)
                         .await
                         .map_err(|e| HostProblem::Unreachable(e.to_string()))?;
                     let out = session.run_script(&make(&host), &mut |_| {}).await;

@@ -141,15 +141,27 @@ pub struct ConnectArgs {
     /// Learn the keys of hosts not yet in known_hosts (a changed key is still refused).
     #[arg(long)]
     pub accept_new: bool,
-    /// Seconds allowed for TCP connect, SSH handshake and authentication (1 to 3600).
-    #[arg(long, default_value_t = 10, value_name = "SECS",
+    /// Seconds allowed for TCP connect, SSH handshake and authentication (1 to 3600;
+    /// default: ssh_config's ConnectTimeout, else 10).
+    #[arg(long, value_name = "SECS",
           value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub connect_timeout: u64,
+    pub connect_timeout: Option<u64>,
+    #[command(flatten)]
+    pub ssh_config: SshConfigArg,
     /// Seconds allowed for one remote command (facts, or the whole apply of a host; 1 to
     /// 86400).
     #[arg(long, default_value_t = 300, value_name = "SECS",
           value_parser = clap::value_parser!(u64).range(1..=86400))]
     pub command_timeout: u64,
+}
+
+/// Which OpenSSH client configuration describes the hosts.
+#[derive(Debug, Args)]
+pub struct SshConfigArg {
+    /// OpenSSH client config to read (as `ssh -F FILE`), or `none`. Default: the inventory
+    /// var `ssh_config_file`, else ~/.ssh/config and /etc/ssh/ssh_config.
+    #[arg(long = "ssh-config", value_name = "FILE|none")]
+    pub file: Option<String>,
 }
 
 /// Fleet operations: which hosts, how to reach them, how to print.
@@ -200,6 +212,8 @@ pub enum QueueCommand {
 pub struct InventoryArgs {
     #[command(flatten)]
     pub target: TargetArgs,
+    #[command(flatten)]
+    pub ssh_config: SshConfigArg,
     /// JSON instead of YAML.
     #[arg(long)]
     pub json: bool,

@@ -1,7 +1,6 @@
 //! `status`, `queue`, `logs`: fleet-wide views, one row per host and instance.
 
 use std::io::{IsTerminal, Write};
-use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -34,14 +33,19 @@ fn gather<T: Default + Send + 'static>(
     read: impl Fn(&Host, ExecOutput) -> Result<T, HostProblem> + Send + Sync + 'static,
 ) -> Result<Vec<HostOutcome<T>>, Exit> {
     let rt = runtime()?;
-    let ssh = Arc::new(ssh_options(&args.connect));
-    Ok(rt.block_on(ops::on_hosts(
-        hosts,
-        ssh,
-        args.connect.forks,
-        move |_| script.clone(),
-        read,
-    )))
+    let connector = super::run::connector(&args.connect, &hosts, ssh_options(&args.connect))?;
+    Ok(rt.block_on(async {
+        let outcomes = ops::on_hosts(
+            hosts,
+            connector.clone(),
+            args.connect.forks,
+            move |_| script.clone(),
+            read,
+        )
+        .await;
+        connector.close().await;
+        outcomes
+    }))
 }
 
 /// Prints rows as a table (or JSON lines), then the hosts that failed; returns the exit code.

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::{ApplyArgs, ConnectArgs, Exit, InventoryArgs, Output, TargetArgs};
 use crate::apply::{self, HostJob, RunOptions, StopFlag};
+use crate::reach::{self, ConfigChoice, Connector};
 use crate::report::{self, ApplyOutcome, Event, OutputMode};
 use postfleet_core::error::InputError;
 use postfleet_core::inventory::{self, Host, Inventory, VarMap};
@@ -35,13 +36,51 @@ pub(super) fn load_targets(
 }
 
 pub fn inventory(args: InventoryArgs) -> Exit {
-    match load_targets(&args.target) {
-        Ok((inv, _, hosts)) => {
-            print!("{}", inventory::describe(&inv, &hosts, args.json));
-            Exit::Success
+    let (inv, _, hosts) = match load_targets(&args.target) {
+        Ok(loaded) => loaded,
+        Err(e) => return input_error(&e),
+    };
+    let choice = ConfigChoice::from_flag(args.ssh_config.file.as_deref());
+    let reaches = match reach::resolve_all(&hosts, &choice, None) {
+        Ok(r) => r,
+        Err(e) => return input_error(&e),
+    };
+    let connection = |host: &Host| {
+        let shown = reaches
+            .get(&host.name)
+            .map(|r| r.shown.as_slice())
+            .unwrap_or(&[]);
+        let mut map = serde_json::Map::new();
+        for s in shown {
+            map.insert(
+                s.setting.to_string(),
+                serde_json::json!({"value": s.value, "from": s.from}),
+            );
         }
-        Err(e) => input_error(&e),
-    }
+        map.insert(
+            "become".into(),
+            serde_json::Value::Bool(host.connection.become_root),
+        );
+        serde_json::Value::Object(map)
+    };
+    print!(
+        "{}",
+        inventory::describe(&inv, &hosts, &connection, args.json)
+    );
+    Exit::Success
+}
+
+/// The run's connections: every host resolved (inventory, ssh_config, defaults) before any
+/// is touched; a line of ssh_config postfleet cannot honour is bad input.
+pub(super) fn connector(
+    args: &ConnectArgs,
+    hosts: &[Host],
+    ssh: SshOptions,
+) -> Result<Arc<Connector>, Exit> {
+    let choice = ConfigChoice::from_flag(args.ssh_config.file.as_deref());
+    let cli_timeout = args.connect_timeout.map(Duration::from_secs);
+    let reaches = reach::resolve_all(hosts, &choice, cli_timeout).map_err(|e| input_error(&e))?;
+    Ok(Arc::new(Connector::new(ssh, reaches)))
 }
 
 pub(super) fn runtime() -> Result<tokio::runtime::Runtime, Exit> {
@@ -61,7 +100,7 @@ pub(super) fn ssh_options(args: &ConnectArgs) -> SshOptions {
         } else {
             HostKeyPolicy::Strict
         },
-        connect_timeout: Duration::from_secs(args.connect_timeout),
+        connect_timeout: Duration::from_secs(args.connect_timeout.unwrap_or(10)),
         command_timeout: Duration::from_secs(args.command_timeout),
         ..SshOptions::from_env()
     }
@@ -189,11 +228,16 @@ pub fn apply(args: ApplyArgs, plan_only: bool) -> Exit {
         .set_prompt_wrapper(Arc::new(move |ask: &mut dyn FnMut()| {
             prompt_reporter.suspend(ask)
         }));
+    let hosts: Vec<Host> = jobs.iter().map(|j| j.host.clone()).collect();
+    let connector = match connector(&args.connect, &hosts, ssh) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
     let opts = Arc::new(RunOptions {
         check,
         force: args.force,
         forks: args.connect.forks,
-        ssh,
+        connector,
     });
     let runtime = match runtime() {
         Ok(r) => r,
@@ -220,7 +264,9 @@ pub fn apply(args: ApplyArgs, plan_only: bool) -> Exit {
             hosts: jobs.len(),
             check,
         });
+        let connector = opts.connector.clone();
         let summaries = apply::run_fleet(jobs, opts, reporter.clone(), stop.clone()).await;
+        connector.close().await;
         watcher.abort();
         (summaries, stop.stopped())
     });

@@ -41,8 +41,8 @@ pub fn inventory(data: &[u8]) {
     };
     if let Ok(hosts) = inventory::select(&inventory, "all") {
         let hosts: Vec<_> = hosts.into_iter().cloned().collect();
-        let _ = inventory::describe(&inventory, &hosts, false);
-        let _ = inventory::describe(&inventory, &hosts, true);
+        let _ = inventory::describe(&inventory, &hosts, &|_| serde_json::Value::Null, false);
+        let _ = inventory::describe(&inventory, &hosts, &|_| serde_json::Value::Null, true);
     }
 }
 

@@ -341,14 +341,7 @@ impl Simulator {
     /// How to reach host `index` as `user`: 127.0.0.1 and its port, no key file, no become,
     /// no known_hosts file (set the fields you need).
     pub fn connection(&self, index: usize, user: &str) -> Target {
-        Target {
-            address: "127.0.0.1".into(),
-            port: self.port(index),
-            user: user.into(),
-            key_files: Vec::new(),
-            become_root: false,
-            known_hosts: None,
-        }
+        Target::new("127.0.0.1", self.port(index), user)
     }
 
     /// The known_hosts line of host `index`: `[127.0.0.1]:PORT ssh-ed25519 AAAA...`.

@@ -102,8 +102,20 @@ const REFUSED: &[(&str, &str)] = &[
 /// Resolves `host` (the name the inventory gives) through `sources`, in order (each missing
 /// file is skipped, like ssh does).
 pub fn resolve(host: &str, sources: &[Source], local: &Local) -> Result<HostConfig, ConfigError> {
+    resolve_as(host, None, sources, local)
+}
+
+/// [`resolve`] for a connection whose user is already chosen (`ssh -l USER`): `Match user`
+/// tests that user, and no `User` line overrides it.
+pub fn resolve_as(
+    host: &str,
+    user: Option<&str>,
+    sources: &[Source],
+    local: &Local,
+) -> Result<HostConfig, ConfigError> {
     let mut state = State {
         original: host.to_string(),
+        user: user.map(str::to_string),
         local,
         config: HostConfig::default(),
     };
@@ -122,6 +134,8 @@ pub fn resolve(host: &str, sources: &[Source], local: &Local) -> Result<HostConf
 
 struct State<'a> {
     original: String,
+    /// The user given before any file is read.
+    user: Option<String>,
     local: &'a Local,
     config: HostConfig,
 }
@@ -237,6 +251,9 @@ impl State<'_> {
     }
 
     fn current_user(&self) -> String {
+        if let Some(user) = &self.user {
+            return user.clone();
+        }
         self.config
             .user
             .as_ref()

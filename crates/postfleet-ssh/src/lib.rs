@@ -33,6 +33,48 @@ pub struct Target {
     pub become_root: bool,
     /// known_hosts file; None: [`SshOptions::default_known_hosts`].
     pub known_hosts: Option<PathBuf>,
+    /// Which ssh-agent to ask for keys.
+    pub agent: Agent,
+    /// None: [`SshOptions::host_key_policy`].
+    pub host_key_policy: Option<HostKeyPolicy>,
+    /// None: [`SshOptions::connect_timeout`].
+    pub connect_timeout: Option<Duration>,
+    /// None: [`SshOptions::keepalive_interval`].
+    pub keepalive_interval: Option<Duration>,
+}
+
+impl Target {
+    /// A target with the defaults for everything but where and as whom.
+    pub fn new(address: impl Into<String>, port: u16, user: impl Into<String>) -> Target {
+        Target {
+            address: address.into(),
+            port,
+            user: user.into(),
+            key_files: Vec::new(),
+            become_root: false,
+            known_hosts: None,
+            agent: Agent::FromOptions,
+            host_key_policy: None,
+            connect_timeout: None,
+            keepalive_interval: None,
+        }
+    }
+
+    /// `user@address:port`, for messages.
+    pub fn label(&self) -> String {
+        format!("{}@{}:{}", self.user, self.address, self.port)
+    }
+}
+
+/// The ssh-agent a connection asks for keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Agent {
+    /// [`SshOptions::agent_socket`] (`SSH_AUTH_SOCK`).
+    FromOptions,
+    /// None (`IdentityAgent none`, or `IdentitiesOnly yes` with key files given).
+    Off,
+    /// This socket (`IdentityAgent PATH`).
+    Socket(PathBuf),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -161,9 +161,63 @@ pub struct Session {
 
 impl Session {
     /// Connects, checks the host key, authenticates (agent, then key files). TCP connect and
-    /// handshake must finish within `opts.connect_timeout`, and so must authentication (time
+    /// handshake must finish within the connect timeout, and so must authentication (time
     /// spent asking for a key's passphrase not counted).
     pub async fn connect(conn: &Target, opts: &SshOptions) -> Result<Session, SshError> {
+        let address = format!("{}:{}", conn.address, conn.port);
+        let timeout = conn.connect_timeout.unwrap_or(opts.connect_timeout);
+        let deadline = Instant::now() + timeout;
+        let connecting = tokio::net::TcpStream::connect((conn.address.as_str(), conn.port));
+        let tcp = tokio::time::timeout_at(deadline, connecting)
+            .await
+            .map_err(|_| {
+                SshError::Unreachable(format!("{address}: no TCP connection within {timeout:?}"))
+            })?
+            .map_err(|e| SshError::Unreachable(format!("{address}: {e}")))?;
+        tcp.set_nodelay(true).ok();
+        Session::handshake(tcp, conn, opts, deadline).await
+    }
+
+    /// Connects to `conn` through this session's host (a jump host, OpenSSH's ProxyJump):
+    /// one `direct-tcpip` channel of this connection carries the new one, however many
+    /// hosts go through it.
+    pub async fn connect_via(&self, conn: &Target, opts: &SshOptions) -> Result<Session, SshError> {
+        let address = format!("{}:{}", conn.address, conn.port);
+        let timeout = conn.connect_timeout.unwrap_or(opts.connect_timeout);
+        let deadline = Instant::now() + timeout;
+        let opening = self.handle.channel_open_direct_tcpip(
+            conn.address.clone(),
+            u32::from(conn.port),
+            "127.0.0.1",
+            0,
+        );
+        let channel = tokio::time::timeout_at(deadline, opening)
+            .await
+            .map_err(|_| {
+                SshError::Unreachable(format!(
+                    "{address} through {}: no channel within {timeout:?}",
+                    self.target
+                ))
+            })?
+            .map_err(|e| {
+                SshError::Unreachable(format!(
+                    "{address} through {}: the jump host refused to connect onwards ({e})",
+                    self.target
+                ))
+            })?;
+        Session::handshake(channel.into_stream(), conn, opts, deadline).await
+    }
+
+    /// The SSH handshake, host key check and authentication on an open byte stream.
+    async fn handshake<S>(
+        stream: S,
+        conn: &Target,
+        opts: &SshOptions,
+        deadline: Instant,
+    ) -> Result<Session, SshError>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         let address = format!("{}:{}", conn.address, conn.port);
         let known_hosts = conn
             .known_hosts
@@ -174,11 +228,11 @@ impl Session {
             address: conn.address.clone(),
             port: conn.port,
             known_hosts: known_hosts.clone(),
-            policy: opts.host_key_policy,
+            policy: conn.host_key_policy.unwrap_or(opts.host_key_policy),
             findings: findings.clone(),
         };
         let config = Arc::new(client::Config {
-            keepalive_interval: Some(opts.keepalive_interval),
+            keepalive_interval: Some(conn.keepalive_interval.unwrap_or(opts.keepalive_interval)),
             keepalive_max: opts.keepalive_max,
             nodelay: true,
             preferred: Preferred {
@@ -192,23 +246,14 @@ impl Session {
             },
             ..client::Config::default()
         });
-        let deadline = Instant::now() + opts.connect_timeout;
-        let late = |what: &str| {
-            SshError::Unreachable(format!(
-                "{address}: {what} within {:?}",
-                opts.connect_timeout
-            ))
-        };
-        let connecting = tokio::net::TcpStream::connect((conn.address.as_str(), conn.port));
-        let tcp = tokio::time::timeout_at(deadline, connecting)
-            .await
-            .map_err(|_| late("no TCP connection"))?
-            .map_err(|e| SshError::Unreachable(format!("{address}: {e}")))?;
-        tcp.set_nodelay(true).ok();
-        let handshake = client::connect_stream(config, tcp, handler);
+        let handshake = client::connect_stream(config, stream, handler);
         let mut handle = tokio::time::timeout_at(deadline, handshake)
             .await
-            .map_err(|_| late("TCP connected but no SSH handshake"))?
+            .map_err(|_| {
+                SshError::Unreachable(format!(
+                    "{address}: connected but no SSH handshake within the connect timeout"
+                ))
+            })?
             .map_err(|e| {
                 let mut found = findings.lock().unwrap_or_else(|p| p.into_inner());
                 match found.host_key_problem.take() {
@@ -220,7 +265,11 @@ impl Session {
         let home = super::home_dir();
         let key_files = auth::key_files(&conn.key_files, home.as_deref());
         let sources = Sources {
-            agent_socket: opts.agent_socket.as_deref(),
+            agent_socket: match &conn.agent {
+                super::Agent::FromOptions => opts.agent_socket.as_deref(),
+                super::Agent::Off => None,
+                super::Agent::Socket(path) => Some(path.as_path()),
+            },
             key_files: &key_files,
             keys: &opts.keys,
         };

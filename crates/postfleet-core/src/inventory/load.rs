@@ -10,7 +10,7 @@ use serde_saphyr::Spanned;
 
 use super::ranges;
 use super::yaml::{self, OrderedMap};
-use super::{Connection, Host, Inventory, VarMap};
+use super::{Connection, Host, Inventory, Setting, VarMap};
 use crate::error::{InputError, SourcePos};
 
 const SCHEMA_HINT: &str = "an inventory is `all:` (and other groups) with `hosts:`, `children:` and `vars:`; a host maps to its vars or nothing";
@@ -435,14 +435,7 @@ fn text(value: &Value) -> Option<String> {
 }
 
 fn connection(host: &str, vars: &MergedVars, base_dir: &Path) -> Result<Connection, InputError> {
-    let mut conn = Connection {
-        address: host.to_string(),
-        port: 22,
-        user: "root".into(),
-        key_files: Vec::new(),
-        become_root: false,
-        known_hosts: None,
-    };
+    let mut conn = Connection::default();
     let non_empty_text = |name: &str, value: &Value, origin: &Origin| {
         text(value)
             .filter(|s| !s.trim().is_empty() && !s.contains(char::is_whitespace))
@@ -456,7 +449,7 @@ fn connection(host: &str, vars: &MergedVars, base_dir: &Path) -> Result<Connecti
             })
     };
     if let Some((name, value, origin)) = pick(vars, "ssh_host", "ansible_host") {
-        conn.address = non_empty_text(name, value, origin)?;
+        conn.address = Some(setting(non_empty_text(name, value, origin)?, name, origin));
     }
     if let Some((name, value, origin)) = pick(vars, "ssh_port", "ansible_port") {
         let port = match value {
@@ -464,7 +457,7 @@ fn connection(host: &str, vars: &MergedVars, base_dir: &Path) -> Result<Connecti
             Value::String(s) => s.trim().parse::<u64>().ok(),
             _ => None,
         };
-        conn.port = port
+        let port = port
             .and_then(|p| u16::try_from(p).ok())
             .filter(|&p| p != 0)
             .ok_or_else(|| {
@@ -475,9 +468,10 @@ fn connection(host: &str, vars: &MergedVars, base_dir: &Path) -> Result<Connecti
                     format!("must be a port number from 1 to 65535, not {value}"),
                 )
             })?;
+        conn.port = Some(setting(port, name, origin));
     }
     if let Some((name, value, origin)) = pick(vars, "ssh_user", "ansible_user") {
-        conn.user = non_empty_text(name, value, origin)?;
+        conn.user = Some(setting(non_empty_text(name, value, origin)?, name, origin));
     }
     if let Some((name, value, origin)) = pick(vars, "ssh_key_file", "ansible_ssh_private_key_file")
     {
@@ -499,7 +493,8 @@ fn connection(host: &str, vars: &MergedVars, base_dir: &Path) -> Result<Connecti
                     format!("must be a path or a list of paths, not {value}"),
                 )
             })?;
-        conn.key_files = files.iter().map(|f| resolve_path(f, base_dir)).collect();
+        let files = files.iter().map(|f| resolve_path(f, base_dir)).collect();
+        conn.key_files = Some(setting(files, name, origin));
     }
     if let Some((name, value, origin)) = pick(vars, "become", "ansible_become") {
         // `-e become=true` arrives as a string: accept the usual spellings of a boolean.
@@ -528,7 +523,145 @@ fn connection(host: &str, vars: &MergedVars, base_dir: &Path) -> Result<Connecti
             .as_str()
             .filter(|s| !s.trim().is_empty())
             .ok_or_else(|| var_error(host, name, origin, format!("must be a path, not {value}")))?;
-        conn.known_hosts = Some(resolve_path(file, base_dir));
+        conn.known_hosts = Some(setting(resolve_path(file, base_dir), name, origin));
+    }
+    if let Some((value, origin)) = vars.get("ssh_config_file") {
+        let name = "ssh_config_file";
+        let file = value
+            .as_str()
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| {
+                var_error(
+                    host,
+                    name,
+                    origin,
+                    format!("must be a path or none, not {value}"),
+                )
+            })?;
+        let file = (file != "none").then(|| resolve_path(file, base_dir));
+        conn.ssh_config_file = Some(setting(file, name, origin));
+    }
+    // The jump: ours, else Ansible's spelling inside its extra ssh arguments.
+    if let Some((value, origin)) = vars.get("ssh_proxy_jump") {
+        let name = "ssh_proxy_jump";
+        let hops = text(value)
+            .ok_or_else(|| var_error(host, name, origin, format!("must be text, not {value}")))?;
+        check_jump(&hops).map_err(|why| var_error(host, name, origin, why))?;
+        conn.proxy_jump = Some(setting(hops, name, origin));
+    } else if let Some((value, origin)) = vars.get("ansible_ssh_common_args") {
+        let name = "ansible_ssh_common_args";
+        let args = text(value)
+            .ok_or_else(|| var_error(host, name, origin, format!("must be text, not {value}")))?;
+        if let Some(hops) =
+            jump_in_ssh_args(&args).map_err(|why| var_error(host, name, origin, why))?
+        {
+            conn.proxy_jump = Some(setting(hops, name, origin));
+        }
     }
     Ok(conn)
+}
+
+fn setting<T>(value: T, name: &str, origin: &Origin) -> Setting<T> {
+    let from = match &origin.pos {
+        Some(pos) => format!("{pos} ({name})"),
+        None => format!("-e {name}"),
+    };
+    Setting { value, from }
+}
+
+/// `none`, or `[user@]host[:port]` hops separated by commas (OpenSSH's ProxyJump).
+pub fn check_jump(hops: &str) -> Result<(), String> {
+    if hops == "none" {
+        return Ok(());
+    }
+    for hop in hops.split(',') {
+        let host_port = hop.rsplit_once('@').map_or(
+            hop,
+            |(user, rest)| {
+                if user.is_empty() {
+                    ""
+                } else {
+                    rest
+                }
+            },
+        );
+        let (host, port) = match host_port.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') || h.starts_with('[') => (h, Some(p)),
+            _ => (host_port, None),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let bad_port = port.is_some_and(|p| p.parse::<u16>().map_or(true, |p| p == 0));
+        if host.is_empty() || bad_port || hop.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!(
+                "must be `none` or [user@]host[:port] hops separated by commas; `{hop}` is not one"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Options of `ssh` in Ansible's `ansible_ssh_common_args` that do not change which host,
+/// user, key or route is used: accepted and left to postfleet.
+const NEUTRAL_SSH_OPTIONS: &[&str] = &[
+    "controlmaster",
+    "controlpersist",
+    "controlpath",
+    "compression",
+    "serveraliveinterval",
+    "serveralivecountmax",
+    "tcpkeepalive",
+    "loglevel",
+    "forwardagent",
+    "forwardx11",
+    "kexalgorithms",
+    "ciphers",
+    "macs",
+];
+
+/// The jump in Ansible's extra ssh arguments (`-J HOPS`, `-o ProxyJump=HOPS`); what else they
+/// hold must not change the connection (a ProxyCommand, a user or a port there is refused:
+/// postfleet would not honour it).
+pub fn jump_in_ssh_args(args: &str) -> Result<Option<String>, String> {
+    let words = shlex::split(args).ok_or_else(|| format!("cannot split `{args}` into words"))?;
+    let mut jump = None;
+    let mut words = words.into_iter();
+    while let Some(word) = words.next() {
+        let option = if word == "-J" {
+            Some(format!(
+                "proxyjump={}",
+                words.next().ok_or("-J needs hops")?
+            ))
+        } else if let Some(rest) = word.strip_prefix("-J") {
+            Some(format!("proxyjump={rest}"))
+        } else if word == "-o" {
+            Some(words.next().ok_or("-o needs an option")?)
+        } else if let Some(rest) = word.strip_prefix("-o") {
+            Some(rest.to_string())
+        } else {
+            return Err(format!(
+                "`{word}` is not supported there: postfleet reads -J and -o options only"
+            ));
+        };
+        let Some(option) = option else { continue };
+        let (key, value) = option
+            .split_once(['=', ' '])
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .ok_or_else(|| format!("-o {option}: not KEY=VALUE"))?;
+        match key.as_str() {
+            "proxyjump" => {
+                check_jump(&value)?;
+                jump.get_or_insert(value);
+            }
+            "proxycommand" => {
+                return Err("-o ProxyCommand is not supported: use -J or -o ProxyJump, or the inventory var ssh_proxy_jump".into())
+            }
+            k if NEUTRAL_SSH_OPTIONS.contains(&k) => {}
+            _ => {
+                return Err(format!(
+                    "-o {key} is not supported there: set the connection with inventory vars (ssh_user, ssh_port, ...) or in ssh_config"
+                ))
+            }
+        }
+    }
+    Ok(jump)
 }

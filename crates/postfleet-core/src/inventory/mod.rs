@@ -17,22 +17,38 @@ pub use show::describe;
 /// Variables as template values: JSON values so tera can take them as they are.
 pub type VarMap = serde_json::Map<String, serde_json::Value>;
 
-/// How to reach one host: resolved from its variables (our names or the `ansible_*` ones).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How to reach one host, as its variables say (our names or the `ansible_*` ones). What
+/// the inventory leaves unset (None) is filled by the OpenSSH client configuration, then by
+/// the defaults (the host's name, port 22, root), when the controller resolves the host.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Connection {
-    /// Address or DNS name to connect to (`ssh_host` / `ansible_host`; default: the host's name).
-    pub address: String,
-    /// `ssh_port` / `ansible_port`; default 22.
-    pub port: u16,
-    /// `ssh_user` / `ansible_user`; default: root.
-    pub user: String,
+    /// `ssh_host` / `ansible_host`: address or DNS name to connect to.
+    pub address: Option<Setting<String>>,
+    /// `ssh_port` / `ansible_port`.
+    pub port: Option<Setting<u16>>,
+    /// `ssh_user` / `ansible_user`.
+    pub user: Option<Setting<String>>,
     /// `ssh_key_file` / `ansible_ssh_private_key_file`, absolute (relative ones are taken
-    /// from the inventory file's directory). Empty: the agent and ~/.ssh/id_{ed25519,ecdsa,rsa}.
-    pub key_files: Vec<PathBuf>,
+    /// from the inventory file's directory).
+    pub key_files: Option<Setting<Vec<PathBuf>>>,
     /// `become` / `ansible_become`: run remote work through `sudo -n` (ignored for root).
     pub become_root: bool,
-    /// `ssh_known_hosts_file` / `ansible_ssh_known_hosts_file`, absolute. None: ~/.ssh/known_hosts.
-    pub known_hosts: Option<PathBuf>,
+    /// `ssh_known_hosts_file` / `ansible_ssh_known_hosts_file`, absolute.
+    pub known_hosts: Option<Setting<PathBuf>>,
+    /// `ssh_proxy_jump`, or `-J`/`-o ProxyJump=` in `ansible_ssh_common_args`: `none`, or
+    /// `[user@]host[:port]` hops separated by commas, as written.
+    pub proxy_jump: Option<Setting<String>>,
+    /// `ssh_config_file`: the OpenSSH client configuration to read instead of
+    /// `~/.ssh/config` and `/etc/ssh/ssh_config`; None inside: `none`, read no file.
+    pub ssh_config_file: Option<Setting<Option<PathBuf>>>,
+}
+
+/// A connection setting and where the inventory set it: `FILE:LINE:COL (VAR)`, or
+/// `-e VAR`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting<T> {
+    pub value: T,
+    pub from: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -7,9 +7,20 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use super::{Host, Inventory};
 
 /// The text printed by `postfleet inventory` for `hosts` (in the order given), followed by
-/// the groups restricted to those hosts: YAML, or JSON when `json`.
-pub fn describe(inventory: &Inventory, hosts: &[Host], json: bool) -> String {
-    let view = View { inventory, hosts };
+/// the groups restricted to those hosts: YAML, or JSON when `json`. `connection` gives each
+/// host's connection as resolved by the caller (with ssh_config, which this crate does not
+/// read).
+pub fn describe(
+    inventory: &Inventory,
+    hosts: &[Host],
+    connection: &dyn Fn(&Host) -> serde_json::Value,
+    json: bool,
+) -> String {
+    let view = View {
+        inventory,
+        hosts,
+        connection,
+    };
     // Serializing plain strings, numbers and maps cannot fail.
     if json {
         let mut text = serde_json::to_string_pretty(&view).unwrap_or_default();
@@ -23,59 +34,37 @@ pub fn describe(inventory: &Inventory, hosts: &[Host], json: bool) -> String {
 struct View<'a> {
     inventory: &'a Inventory,
     hosts: &'a [Host],
+    connection: &'a dyn Fn(&Host) -> serde_json::Value,
 }
 
 impl Serialize for View<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(2))?;
-        map.serialize_entry("hosts", &HostsView(self.hosts))?;
+        map.serialize_entry("hosts", &HostsView(self.hosts, self.connection))?;
         map.serialize_entry("groups", &GroupsView(self))?;
         map.end()
     }
 }
 
 /// Hosts keyed by name, in inventory order.
-struct HostsView<'a>(&'a [Host]);
+struct HostsView<'a>(&'a [Host], &'a dyn Fn(&Host) -> serde_json::Value);
 
 impl Serialize for HostsView<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(self.0.len()))?;
         for host in self.0 {
-            map.serialize_entry(&host.name, &HostView(host))?;
+            map.serialize_entry(&host.name, &HostView(host, (self.1)(host)))?;
         }
         map.end()
     }
 }
 
-struct HostView<'a>(&'a Host);
-
-#[derive(serde::Serialize)]
-struct ConnectionView<'a> {
-    address: &'a str,
-    port: u16,
-    user: &'a str,
-    key_files: Vec<String>,
-    #[serde(rename = "become")]
-    become_root: bool,
-    known_hosts: Option<String>,
-}
+struct HostView<'a>(&'a Host, serde_json::Value);
 
 impl Serialize for HostView<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let host = self.0;
-        let conn = &host.connection;
-        let connection = ConnectionView {
-            address: &conn.address,
-            port: conn.port,
-            user: &conn.user,
-            key_files: conn
-                .key_files
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect(),
-            become_root: conn.become_root,
-            known_hosts: conn.known_hosts.as_ref().map(|p| p.display().to_string()),
-        };
+        let connection = &self.1;
         let mut map = serializer.serialize_map(Some(3))?;
         map.serialize_entry("groups", &host.groups)?;
         map.serialize_entry("connection", &connection)?;

@@ -126,16 +126,17 @@ fn host_vars_from_two_places_merge_later_wins() {
     assert_eq!(host(&inv, "h").vars["y"], json!(2));
 }
 
+/// The value of a connection setting, without where it came from.
+fn value<T: Clone>(setting: &Option<super::Setting<T>>) -> Option<T> {
+    setting.as_ref().map(|s| s.value.clone())
+}
+
 #[test]
 fn connection_defaults() {
     let inv = inv("all:\n  hosts:\n    mx1.example.org:\n");
+    // Nothing set: ssh_config and the defaults fill it in (the controller does).
     let conn = &inv.hosts[0].connection;
-    assert_eq!(conn.address, "mx1.example.org");
-    assert_eq!(conn.port, 22);
-    assert_eq!(conn.user, "root");
-    assert!(conn.key_files.is_empty());
-    assert!(!conn.become_root);
-    assert_eq!(conn.known_hosts, None);
+    assert_eq!(conn, &super::Connection::default());
 }
 
 #[test]
@@ -147,16 +148,16 @@ fn connection_from_ansible_names_with_relative_paths() {
          \x20 hosts:\n    mx1:\n      ansible_host: 10.0.0.1\n      ansible_port: 2222\n",
     );
     let conn = &inv.hosts[0].connection;
-    assert_eq!(conn.address, "10.0.0.1");
-    assert_eq!(conn.port, 2222);
-    assert_eq!(conn.user, "deploy");
+    assert_eq!(value(&conn.address), Some("10.0.0.1".to_string()));
+    assert_eq!(value(&conn.port), Some(2222));
+    assert_eq!(value(&conn.user), Some("deploy".to_string()));
     assert!(conn.become_root);
     assert_eq!(
-        conn.key_files,
-        [PathBuf::from("/srv/fleet/keys/id_ed25519")]
+        value(&conn.key_files),
+        Some(vec![PathBuf::from("/srv/fleet/keys/id_ed25519")])
     );
     assert_eq!(
-        conn.known_hosts,
+        value(&conn.known_hosts),
         Some(PathBuf::from("/srv/fleet/known_hosts"))
     );
 }
@@ -168,13 +169,16 @@ fn connection_from_our_names_key_list_and_absolute_path() {
          \x20     ssh_user: ops\n      become: false\n      ssh_key_file: [/keys/a, b]\n",
     );
     let conn = &inv.hosts[0].connection;
-    assert_eq!(conn.address, "mx1.lab");
-    assert_eq!(conn.port, 2200);
-    assert_eq!(conn.user, "ops");
+    assert_eq!(value(&conn.address), Some("mx1.lab".to_string()));
+    assert_eq!(value(&conn.port), Some(2200));
+    assert_eq!(value(&conn.user), Some("ops".to_string()));
     assert!(!conn.become_root);
     assert_eq!(
-        conn.key_files,
-        [PathBuf::from("/keys/a"), PathBuf::from("/srv/fleet/b")]
+        value(&conn.key_files),
+        Some(vec![
+            PathBuf::from("/keys/a"),
+            PathBuf::from("/srv/fleet/b")
+        ])
     );
 }
 
@@ -182,10 +186,10 @@ fn connection_from_our_names_key_list_and_absolute_path() {
 fn the_more_specific_of_both_names_wins() {
     // The group sets ours, the host sets Ansible's: the host is more specific.
     let inv = inv("mx:\n  vars: {ssh_user: a}\n  hosts:\n    h: {ansible_user: b}\n");
-    assert_eq!(inv.hosts[0].connection.user, "b");
+    assert_eq!(value(&inv.hosts[0].connection.user), Some("b".to_string()));
     // Both at the same level: ours wins.
     let inv = inv_text_user("h: {ansible_user: b, ssh_user: a}");
-    assert_eq!(inv.hosts[0].connection.user, "a");
+    assert_eq!(value(&inv.hosts[0].connection.user), Some("a".to_string()));
 }
 
 fn inv_text_user(host_line: &str) -> Inventory {
@@ -198,7 +202,7 @@ fn extra_vars_set_connection_too() {
     extra.insert("ansible_port".into(), json!("2022"));
     extra.insert("become".into(), json!("true"));
     let inv = inv_with("all:\n  hosts:\n    h:\n      ssh_port: 22\n", &extra);
-    assert_eq!(inv.hosts[0].connection.port, 2022);
+    assert_eq!(value(&inv.hosts[0].connection.port), Some(2022));
     assert!(inv.hosts[0].connection.become_root);
 }
 
@@ -298,7 +302,7 @@ fn host_ranges_expand_with_their_vars() {
     let order: Vec<&str> = inv.hosts.iter().map(|h| h.name.as_str()).collect();
     assert_eq!(order, ["mx01.lab", "mx02.lab", "mx03.lab", "edge"]);
     assert_eq!(host(&inv, "mx03.lab").vars["relay"], json!("r"));
-    assert_eq!(host(&inv, "mx02.lab").connection.address, "mx02.lab");
+    assert_eq!(host(&inv, "mx02.lab").connection.address, None);
     let message = err("mx:\n  hosts:\n    mx[3:1]:\n");
     assert!(
         message.starts_with("/srv/fleet/inventory.yml:3:5: host range '[3:1]' in 'mx[3:1]'"),
@@ -468,7 +472,7 @@ fn inventory_listing_hides_secret_looking_vars() {
         "mx:\n  vars: {relay_password: s3cr3t, relay: {host: r, api_token: t0k3n}}\n  hosts:\n    mx1:\n",
     );
     for json in [false, true] {
-        let text = describe(&inv, &inv.hosts, json);
+        let text = describe(&inv, &inv.hosts, &|_| json!(null), json);
         assert!(
             !text.contains("s3cr3t") && !text.contains("t0k3n"),
             "{text}"
@@ -484,7 +488,9 @@ fn describe_yaml_and_json() {
     let inv = inv(
         "mx:\n  vars: {relay: r}\n  hosts:\n    mx1: {ansible_host: 10.0.0.1, ssh_key_file: k}\n    mx2:\n",
     );
-    let yaml = describe(&inv, &inv.hosts, false);
+    // The connection as the caller resolved it (ssh_config is read by the controller).
+    let resolved = |h: &Host| json!({"address": {"value": h.name, "from": "default"}});
+    let yaml = describe(&inv, &inv.hosts, &resolved, false);
     let expected = "\
 hosts:
   mx1:
@@ -492,13 +498,9 @@ hosts:
     - all
     - mx
     connection:
-      address: \"10.0.0.1\"
-      port: 22
-      user: root
-      key_files:
-      - /srv/fleet/k
-      become: false
-      known_hosts: null
+      address:
+        from: default
+        value: mx1
     vars:
       ansible_host: \"10.0.0.1\"
       relay: r
@@ -516,9 +518,52 @@ hosts:
         .filter(|h| h.name == "mx2")
         .cloned()
         .collect();
-    let json: serde_json::Value = serde_json::from_str(&describe(&inv, &only_mx2, true)).unwrap();
-    assert_eq!(json["hosts"]["mx2"]["connection"]["address"], json!("mx2"));
+    let json: serde_json::Value =
+        serde_json::from_str(&describe(&inv, &only_mx2, &resolved, true)).unwrap();
+    assert_eq!(
+        json["hosts"]["mx2"]["connection"]["address"]["value"],
+        json!("mx2")
+    );
     assert_eq!(json["hosts"]["mx2"]["vars"]["relay"], json!("r"));
     assert_eq!(json["groups"], json!({"all": ["mx2"], "mx": ["mx2"]}));
     assert!(json["hosts"].get("mx1").is_none());
+}
+
+// ---- jumps
+
+#[test]
+fn jumps_from_our_var_or_ansibles_ssh_args() {
+    let inv = inv(
+        "all:\n  hosts:\n    a: {ssh_proxy_jump: 'ops@b1:2222,b2'}\n    b: {ansible_ssh_common_args: '-o ProxyJump=b3'}\n\
+         \x20   c: {ansible_ssh_common_args: '-J b4 -o ControlPersist=60s'}\n    d: {ssh_proxy_jump: none}\n",
+    );
+    let jump = |name: &str| value(&host(&inv, name).connection.proxy_jump);
+    assert_eq!(jump("a").as_deref(), Some("ops@b1:2222,b2"));
+    assert_eq!(jump("b").as_deref(), Some("b3"));
+    assert_eq!(jump("c").as_deref(), Some("b4"));
+    assert_eq!(jump("d").as_deref(), Some("none"));
+}
+
+#[test]
+fn jumps_and_ssh_args_postfleet_cannot_honour_are_refused_with_their_place() {
+    for (vars, says) in [
+        ("ssh_proxy_jump: 'b1:0'", "[user@]host[:port]"),
+        ("ssh_proxy_jump: '@b1'", "[user@]host[:port]"),
+        (
+            "ansible_ssh_common_args: '-o ProxyCommand=\"ssh -W %h:%p gw\"'",
+            "ProxyJump",
+        ),
+        (
+            "ansible_ssh_common_args: '-o User=other'",
+            "-o user is not supported",
+        ),
+        ("ansible_ssh_common_args: '-C'", "-J and -o options only"),
+        ("ssh_config_file: ''", "path or none"),
+    ] {
+        let text = format!("all:\n  hosts:\n    mx1:\n      {vars}\n");
+        let e = parse(&text, Path::new("/srv/fleet/inventory.yml"), &VarMap::new()).unwrap_err();
+        let message = e.to_string();
+        assert!(message.contains(says), "{vars}: {message}");
+        assert!(message.contains("inventory.yml:4:"), "{vars}: {message}");
+    }
 }
