@@ -545,13 +545,16 @@ impl Connector {
     > {
         Box::pin(async move {
             let key: Vec<String> = chain.iter().map(Target::label).collect();
-            let cell = self
-                .hops
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .entry(key)
-                .or_default()
-                .clone();
+            let cell = {
+                let mut hops = self.hops.lock().unwrap_or_else(|p| p.into_inner());
+                let cell = hops.entry(key.clone()).or_default();
+                // A jump connection that was lost (the reconnection after a dropped apply
+                // needs it again) is opened anew; a failure stays the answer for the run.
+                if matches!(cell.get(), Some(Ok(session)) if session.is_closed()) {
+                    *cell = Shared::default();
+                }
+                cell.clone()
+            };
             let last = &chain[chain.len() - 1];
             cell.get_or_init(|| async {
                 let session = match chain.len() {

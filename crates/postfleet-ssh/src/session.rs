@@ -314,6 +314,11 @@ impl Session {
             .await
     }
 
+    /// The connection is gone (the server closed it, or it stopped answering).
+    pub fn is_closed(&self) -> bool {
+        self.handle.is_closed()
+    }
+
     /// Commands run so far on this connection (each is one round trip).
     pub fn round_trips(&self) -> u32 {
         self.round_trips.load(Ordering::Relaxed)
