@@ -548,13 +548,16 @@ fn connection(host: &str, vars: &MergedVars, base_dir: &Path) -> Result<Connecti
             .ok_or_else(|| var_error(host, name, origin, format!("must be text, not {value}")))?;
         check_jump(&hops).map_err(|why| var_error(host, name, origin, why))?;
         conn.proxy_jump = Some(setting(hops, name, origin));
-    } else if let Some((value, origin)) = vars.get("ansible_ssh_common_args") {
-        let name = "ansible_ssh_common_args";
+    }
+    // Every option there is checked, even when ssh_proxy_jump gives the jump.
+    for name in ["ansible_ssh_common_args", "ansible_ssh_extra_args"] {
+        let Some((value, origin)) = vars.get(name) else {
+            continue;
+        };
         let args = text(value)
             .ok_or_else(|| var_error(host, name, origin, format!("must be text, not {value}")))?;
-        if let Some(hops) =
-            jump_in_ssh_args(&args).map_err(|why| var_error(host, name, origin, why))?
-        {
+        let hops = jump_in_ssh_args(&args).map_err(|why| var_error(host, name, origin, why))?;
+        if let (Some(hops), None) = (hops, &conn.proxy_jump) {
             conn.proxy_jump = Some(setting(hops, name, origin));
         }
     }
@@ -600,7 +603,7 @@ pub fn check_jump(hops: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Options of `ssh` in Ansible's `ansible_ssh_common_args` that do not change which host,
+/// Options of `ssh` in Ansible's `ansible_ssh_common_args`/`_extra_args` that do not change which host,
 /// user, key or route is used: accepted and left to postfleet.
 const NEUTRAL_SSH_OPTIONS: &[&str] = &[
     "controlmaster",

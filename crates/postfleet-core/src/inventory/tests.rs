@@ -535,13 +535,15 @@ hosts:
 fn jumps_from_our_var_or_ansibles_ssh_args() {
     let inv = inv(
         "all:\n  hosts:\n    a: {ssh_proxy_jump: 'ops@b1:2222,b2'}\n    b: {ansible_ssh_common_args: '-o ProxyJump=b3'}\n\
-         \x20   c: {ansible_ssh_common_args: '-J b4 -o ControlPersist=60s'}\n    d: {ssh_proxy_jump: none}\n",
+         \x20   c: {ansible_ssh_common_args: '-J b4 -o ControlPersist=60s'}\n    d: {ssh_proxy_jump: none}\n\
+         \x20   e: {ansible_ssh_extra_args: '-Jb5'}\n",
     );
     let jump = |name: &str| value(&host(&inv, name).connection.proxy_jump);
     assert_eq!(jump("a").as_deref(), Some("ops@b1:2222,b2"));
     assert_eq!(jump("b").as_deref(), Some("b3"));
     assert_eq!(jump("c").as_deref(), Some("b4"));
     assert_eq!(jump("d").as_deref(), Some("none"));
+    assert_eq!(jump("e").as_deref(), Some("b5"));
 }
 
 #[test]
