@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -12,8 +12,9 @@ use postfleet_core::apply::{self as script, ScriptLine};
 use postfleet_core::facts;
 use postfleet_core::inventory::Host;
 use postfleet_core::model::DesiredHost;
-use postfleet_core::outcome::HostProblem;
+use postfleet_core::outcome::{HostProblem, Verdict};
 use postfleet_core::plan::{self, FileChange, Plan, PlanOptions};
+use postfleet_core::rollout::StopRule;
 use postfleet_ssh::{Session, SshError};
 
 #[derive(Debug, Clone)]
@@ -47,13 +48,119 @@ impl StopFlag {
     }
 }
 
-/// Runs every job, at most `forks` at once; a slow or dead host holds up no other.
-/// Summaries come back in job order.
+/// How the hosts of a run go: in batches, and when to stop starting them.
+#[derive(Debug, Clone)]
+pub struct Rollout {
+    /// Batch sizes, in order, adding up to the number of jobs.
+    pub batches: Vec<usize>,
+    pub stop: StopRule,
+    /// Check mode plans every batch: nothing is changed, so nothing needs stopping.
+    pub never_stop: bool,
+}
+
+/// Runs every host, batch after batch (at most `opts.forks` at once inside one), each
+/// reporting as it goes; the outcomes come back in job order, the hosts the rollout never
+/// started included (`HostProblem::NotAttempted`).
 pub async fn run_fleet(
     jobs: Vec<HostJob>,
     opts: Arc<RunOptions>,
     reporter: Arc<dyn Reporter>,
     stop: Arc<StopFlag>,
+    rollout: &Rollout,
+) -> Vec<ApplyOutcome> {
+    let total = jobs.len();
+    let batches = rollout.batches.len();
+    // Failed or unreachable hosts so far, over every batch; set: start no more hosts.
+    let failed = Arc::new(AtomicUsize::new(0));
+    let halt = Arc::new(AtomicBool::new(false));
+    let mut reason: Option<String> = None;
+    let mut outcomes = Vec::with_capacity(total);
+    let mut left = jobs.into_iter();
+    for (index, &size) in rollout.batches.iter().enumerate() {
+        let batch: Vec<HostJob> = left.by_ref().take(size).collect();
+        let first = outcomes.len();
+        let number = |outcomes: &mut Vec<ApplyOutcome>| {
+            if batches > 1 {
+                for outcome in &mut outcomes[first..] {
+                    outcome.value.batch = index + 1;
+                }
+            }
+        };
+        if halt.load(Ordering::SeqCst) {
+            outcomes.extend(batch.iter().map(not_attempted));
+            number(&mut outcomes);
+            continue;
+        }
+        if batches > 1 {
+            reporter.event(&Event::BatchStart {
+                index: index + 1,
+                batches,
+                hosts: batch.iter().map(|j| j.host.name.clone()).collect(),
+            });
+        }
+        let before = failed.load(Ordering::SeqCst);
+        let done = run_batch(
+            batch, &opts, &reporter, &stop, rollout, total, &failed, &halt,
+        )
+        .await;
+        outcomes.extend(done);
+        number(&mut outcomes);
+        let now = failed.load(Ordering::SeqCst);
+        if batches > 1 {
+            reporter.event(&Event::BatchEnd {
+                index: index + 1,
+                batches,
+                failed: now - before,
+            });
+        }
+        if !rollout.never_stop && rollout.stop.stops(now, total, true) {
+            halt.store(true, Ordering::SeqCst);
+        }
+        if halt.load(Ordering::SeqCst) && reason.is_none() {
+            let why = rollout
+                .stop
+                .reason(now, total, now - before, index + 1, batches);
+            reason = Some(why);
+        }
+    }
+    let never: Vec<String> = outcomes
+        .iter()
+        .filter(|o| matches!(o.problem, Some(HostProblem::NotAttempted(_))))
+        .map(|o| o.host.clone())
+        .collect();
+    if let Some(reason) = reason.filter(|_| !never.is_empty()) {
+        for outcome in &mut outcomes {
+            if let Some(HostProblem::NotAttempted(why)) = &mut outcome.problem {
+                why.clone_from(&reason);
+            }
+        }
+        reporter.event(&Event::RolloutStopped {
+            reason,
+            not_attempted: never,
+        });
+    }
+    outcomes
+}
+
+fn not_attempted(job: &HostJob) -> ApplyOutcome {
+    ApplyOutcome::stopped(
+        job.host.name.clone(),
+        HostProblem::NotAttempted("the rollout stopped".into()),
+    )
+}
+
+/// One batch: every host of it, at most `opts.forks` at once; a host not started yet when
+/// `halt` is set (by the stop rule, or Ctrl-C) is not started at all.
+#[allow(clippy::too_many_arguments)]
+async fn run_batch(
+    jobs: Vec<HostJob>,
+    opts: &Arc<RunOptions>,
+    reporter: &Arc<dyn Reporter>,
+    stop: &Arc<StopFlag>,
+    rollout: &Rollout,
+    total: usize,
+    failed: &Arc<AtomicUsize>,
+    halt: &Arc<AtomicBool>,
 ) -> Vec<ApplyOutcome> {
     let forks = opts.forks;
     let names: Vec<String> = jobs.iter().map(|j| j.host.name.clone()).collect();
@@ -71,14 +178,21 @@ pub async fn run_fleet(
         });
         summary
     };
+    let rule = (!rollout.never_stop).then_some(rollout.stop);
+    let (opts, reporter, stop) = (opts.clone(), reporter.clone(), stop.clone());
+    let (failed, halt) = (failed.clone(), halt.clone());
     crate::fleet::bounded(
         jobs,
         forks,
         move |job: HostJob| {
             let (opts, reporter, stop) = (opts.clone(), reporter.clone(), stop.clone());
+            let (failed, halt) = (failed.clone(), halt.clone());
             // Boxed: every host's task exists from the start, but only `forks` of them run; a
             // waiting task then holds a pointer, not room for a whole connection's state.
             let host: Pin<Box<dyn Future<Output = ApplyOutcome> + Send>> = Box::pin(async move {
+                if halt.load(Ordering::SeqCst) {
+                    return not_attempted(&job);
+                }
                 let summary = if stop.stopped() {
                     ApplyOutcome {
                         host: job.host.name.clone(),
@@ -88,6 +202,12 @@ pub async fn run_fleet(
                 } else {
                     run_host(&job, &opts, reporter.as_ref()).await
                 };
+                if matches!(summary.verdict(), Verdict::Failed | Verdict::Unreachable) {
+                    let now = failed.fetch_add(1, Ordering::SeqCst) + 1;
+                    if rule.is_some_and(|r| r.stops(now, total, false)) {
+                        halt.store(true, Ordering::SeqCst);
+                    }
+                }
                 reporter.event(&Event::HostDone {
                     summary: summary.clone(),
                 });
@@ -178,6 +298,7 @@ fn ssh_failure(what: &str, e: SshError) -> HostProblem {
     match crate::fleet::problem_of(e) {
         HostProblem::Unreachable(text) => HostProblem::Unreachable(format!("{what}: {text}")),
         HostProblem::Failed(text) => HostProblem::Failed(format!("{what}: {text}")),
+        other => other,
     }
 }
 

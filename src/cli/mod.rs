@@ -130,6 +130,38 @@ pub struct ApplyArgs {
     /// Print where time went per host (connect, facts, plan, apply) after the recap.
     #[arg(long)]
     pub timings: bool,
+    /// Roll out in batches: a number of hosts, a percentage, or a list (`1,10%,100%`: the last
+    /// one repeats). Each batch ends before the next starts. Default: the plays' `serial:`,
+    /// else one batch.
+    #[arg(long, value_name = "N|P%|LIST")]
+    pub serial: Option<String>,
+    /// The order hosts go in batches.
+    #[arg(long, value_enum, default_value_t = HostOrder::Inventory)]
+    pub order: HostOrder,
+    /// Go on after failures while at most this percentage of all the run's hosts failed or
+    /// were unreachable (default: stop after the first batch with a failure). Default: the
+    /// plays' `max_fail_percentage:`.
+    #[arg(long, value_name = "P", value_parser = percentage)]
+    pub max_fail_percentage: Option<f64>,
+}
+
+/// The order of hosts in a rollout (Ansible's `order:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HostOrder {
+    /// As the inventory lists them.
+    Inventory,
+    /// By name.
+    Sorted,
+    /// At random.
+    Shuffle,
+}
+
+fn percentage(text: &str) -> Result<f64, String> {
+    text.trim_end_matches('%')
+        .parse::<f64>()
+        .ok()
+        .filter(|p| (0.0..=100.0).contains(p))
+        .ok_or_else(|| format!("`{text}` is not a percentage from 0 to 100"))
 }
 
 /// How to reach hosts: shared by every command that connects.

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{ApplyArgs, ConnectArgs, Exit, InventoryArgs, Output, TargetArgs};
+use super::{ApplyArgs, ConnectArgs, Exit, HostOrder, InventoryArgs, Output, TargetArgs};
 use crate::apply::{self, HostJob, RunOptions, StopFlag};
 use crate::reach::{self, ConfigChoice, Connector};
 use crate::report::{self, ApplyOutcome, Event, OutputMode};
@@ -180,7 +180,7 @@ pub fn apply(args: ApplyArgs, plan_only: bool) -> Exit {
         Ok(desired) => desired,
         Err(errors) => return input_error(&errors[0]),
     };
-    let jobs: Vec<HostJob> = hosts
+    let mut jobs: Vec<HostJob> = hosts
         .iter()
         .zip(desired)
         .filter(|(_, desired)| !desired.instances.is_empty())
@@ -189,6 +189,10 @@ pub fn apply(args: ApplyArgs, plan_only: bool) -> Exit {
             desired,
         })
         .collect();
+    let rollout = match rollout_of(&args, &playbook, &mut jobs, check) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
     if jobs.is_empty() {
         eprintln!(
             "error: no play of {} targets the selected hosts",
@@ -265,7 +269,8 @@ pub fn apply(args: ApplyArgs, plan_only: bool) -> Exit {
             check,
         });
         let connector = opts.connector.clone();
-        let summaries = apply::run_fleet(jobs, opts, reporter.clone(), stop.clone()).await;
+        let summaries =
+            apply::run_fleet(jobs, opts, reporter.clone(), stop.clone(), &rollout).await;
         connector.close().await;
         watcher.abort();
         (summaries, stop.stopped())
@@ -275,6 +280,72 @@ pub fn apply(args: ApplyArgs, plan_only: bool) -> Exit {
         eprint!("{}", report::timings_table(&summaries));
     }
     exit_code(&summaries, interrupted, args.detailed_exitcode)
+}
+
+/// The batches and the stop rule: the flags, else the plays' `serial:` and
+/// `max_fail_percentage:` (plays that disagree are bad input); hosts put in `--order`.
+fn rollout_of(
+    args: &ApplyArgs,
+    playbook: &postfleet_core::playbook::Playbook,
+    jobs: &mut [HostJob],
+    check: bool,
+) -> Result<apply::Rollout, Exit> {
+    use postfleet_core::rollout::{self, Serial, StopRule};
+    let serial = match &args.serial {
+        Some(text) => Some(Serial::parse(text).map_err(|e| {
+            eprintln!("error: --serial: {e}");
+            Exit::BadInput
+        })?),
+        None => one_setting(playbook, "serial", |p| p.serial.clone())?,
+    };
+    let max_fail = match args.max_fail_percentage {
+        Some(p) => Some(p),
+        None => one_setting(playbook, "max_fail_percentage", |p| {
+            p.max_fail_percentage.clone()
+        })?,
+    };
+    match args.order {
+        HostOrder::Inventory => {}
+        HostOrder::Sorted => jobs.sort_by(|a, b| a.host.name.cmp(&b.host.name)),
+        HostOrder::Shuffle => {
+            use rand::seq::SliceRandom;
+            jobs.shuffle(&mut rand::rng());
+        }
+    }
+    Ok(apply::Rollout {
+        batches: rollout::batches(jobs.len(), serial.as_ref()),
+        stop: max_fail.map_or(StopRule::FirstFailedBatch, StopRule::MaxFailPercentage),
+        never_stop: check,
+    })
+}
+
+/// A rollout setting of the plays: the one value they give, None when none does; two plays
+/// with different values are bad input (one rollout runs every play's hosts together).
+fn one_setting<T: PartialEq + std::fmt::Debug>(
+    playbook: &postfleet_core::playbook::Playbook,
+    name: &str,
+    of: impl Fn(&postfleet_core::playbook::Play) -> Option<(T, postfleet_core::error::SourcePos)>,
+) -> Result<Option<T>, Exit> {
+    let mut found: Option<(T, postfleet_core::error::SourcePos)> = None;
+    for play in &playbook.plays {
+        let Some((value, at)) = of(play) else {
+            continue;
+        };
+        match &found {
+            Some((first, first_at)) if *first != value => {
+                let e = InputError::new(format!(
+                    "plays disagree on `{name}` ({first_at} says {first:?}): one rollout runs every play's hosts together"
+                ))
+                .hint(format!("give every play the same `{name}`, or pass it on the command line"));
+                let mut e = e;
+                e.pos = Some(at);
+                return Err(input_error(&e));
+            }
+            Some(_) => {}
+            None => found = Some((value, at)),
+        }
+    }
+    Ok(found.map(|(value, _)| value))
 }
 
 fn exit_code(summaries: &[ApplyOutcome], interrupted: bool, detailed: bool) -> Exit {

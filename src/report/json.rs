@@ -37,7 +37,7 @@ impl JsonReporter {
 }
 
 #[derive(Serialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
+#[serde(tag = "type", rename_all = "snake_case")]
 enum Line<'a> {
     Start {
         hosts: usize,
@@ -49,6 +49,20 @@ enum Line<'a> {
         status: StepStatus,
         message: Option<&'a str>,
         diff: Option<&'a str>,
+    },
+    BatchStart {
+        batch: usize,
+        of: usize,
+        hosts: &'a [String],
+    },
+    BatchEnd {
+        batch: usize,
+        of: usize,
+        failed: usize,
+    },
+    Stopped {
+        reason: &'a str,
+        not_attempted: &'a [String],
     },
     Host {
         host: &'a str,
@@ -122,6 +136,31 @@ impl Reporter for JsonReporter {
                 status: *status,
                 message: message.as_deref(),
                 diff: diff.as_deref().filter(|_| self.show_diff),
+            }),
+            Event::BatchStart {
+                index,
+                batches,
+                hosts,
+            } => self.write_line(&Line::BatchStart {
+                batch: *index,
+                of: *batches,
+                hosts,
+            }),
+            Event::BatchEnd {
+                index,
+                batches,
+                failed,
+            } => self.write_line(&Line::BatchEnd {
+                batch: *index,
+                of: *batches,
+                failed: *failed,
+            }),
+            Event::RolloutStopped {
+                reason,
+                not_attempted,
+            } => self.write_line(&Line::Stopped {
+                reason,
+                not_attempted,
             }),
             Event::HostDone { summary } => self.write_line(&Line::Host {
                 host: &summary.host,

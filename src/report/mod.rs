@@ -41,6 +41,23 @@ pub enum Event {
     },
     /// The host is done (converged, failed or unreachable).
     HostDone { summary: ApplyOutcome },
+    /// A batch of the rollout starts (`index` from 1, of `batches`).
+    BatchStart {
+        index: usize,
+        batches: usize,
+        hosts: Vec<String>,
+    },
+    /// A batch ended: how many of its hosts failed or were unreachable.
+    BatchEnd {
+        index: usize,
+        batches: usize,
+        failed: usize,
+    },
+    /// The rollout stopped: why, and the hosts never started.
+    RolloutStopped {
+        reason: String,
+        not_attempted: Vec<String>,
+    },
 }
 
 /// A sink for events. Implementations must not garble each other's output.

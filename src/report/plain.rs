@@ -69,6 +69,34 @@ pub fn event_lines(event: &Event, show_diff: bool, verbosity: u8, colour: bool) 
             let hosts_word = if *hosts == 1 { "host" } else { "hosts" };
             Some(format!("* | START | {mode} | {hosts} {hosts_word}{note}\n"))
         }
+        Event::BatchStart {
+            index,
+            batches,
+            hosts,
+        } => Some(format!(
+            "* | BATCH {index}/{batches} | {} | {}\n",
+            host_list(hosts),
+            if hosts.len() == 1 {
+                "1 host".to_string()
+            } else {
+                format!("{} hosts", hosts.len())
+            }
+        )),
+        Event::BatchEnd {
+            index,
+            batches,
+            failed,
+        } => (verbosity > 0 || *failed > 0)
+            .then(|| format!("* | BATCH {index}/{batches} DONE | {failed} failed | -\n")),
+        Event::RolloutStopped {
+            reason,
+            not_attempted,
+        } => Some(format!(
+            "* | {} | {} | not attempted: {}\n",
+            paint("STOPPED", Colour::Red, colour),
+            one_line(reason),
+            host_list(not_attempted)
+        )),
         Event::HostPhase { host, phase } => {
             (verbosity > 0).then(|| format!("{host} | PHASE | {} | -\n", one_line(phase)))
         }
@@ -138,6 +166,24 @@ fn indent(block: &str) -> String {
         out.push('\n');
     }
     out
+}
+
+/// Host names for one line: all of them up to 20, then how many more.
+pub fn host_list(hosts: &[String]) -> String {
+    const SHOWN: usize = 20;
+    let mut text = hosts
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if hosts.len() > SHOWN {
+        text.push_str(&format!(" and {} more", hosts.len() - SHOWN));
+    }
+    if text.is_empty() {
+        text.push('-');
+    }
+    text
 }
 
 #[cfg(test)]

@@ -221,6 +221,13 @@ impl Reporter for ProgressReporter {
                 self.update_counts(&mut state);
             }
             Event::HostPhase { host, phase } => self.host_phase(&mut state, host, phase),
+            Event::BatchStart { .. } | Event::BatchEnd { .. } | Event::RolloutStopped { .. } => {
+                if let Some(text) =
+                    super::plain::event_lines(event, false, self.verbosity, self.colour)
+                {
+                    self.print_above(&text);
+                }
+            }
             Event::Step {
                 host,
                 name,
@@ -249,7 +256,7 @@ impl Reporter for ProgressReporter {
                 self.host_done(&mut state, &summary.host);
                 let outcome = summary.verdict();
                 match outcome {
-                    Verdict::Ok => {}
+                    Verdict::Ok | Verdict::NotAttempted => {}
                     Verdict::Changed => state.changed_hosts += 1,
                     Verdict::Failed => state.failed_hosts += 1,
                     Verdict::Unreachable => state.unreachable_hosts += 1,

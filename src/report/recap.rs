@@ -67,7 +67,21 @@ pub fn render(summaries: &[ApplyOutcome], elapsed: Duration, colour: bool) -> St
         human_duration(elapsed),
     ]);
 
-    let table = render_aligned(&HEADERS, &rows, &ALIGNS);
+    // A rollout in batches: each host's batch first.
+    let batched = summaries.iter().any(|s| s.value.batch > 0);
+    let mut headers = HEADERS.to_vec();
+    let mut aligns = ALIGNS.to_vec();
+    if batched {
+        headers.insert(0, "BATCH");
+        aligns.insert(0, Align::Right);
+        for (row, summary) in rows.iter_mut().zip(summaries) {
+            row.insert(0, summary.value.batch.to_string());
+        }
+        if let Some(totals) = rows.last_mut() {
+            totals.insert(0, String::new());
+        }
+    }
+    let table = render_aligned(&headers, &rows, &aligns);
     let mut lines: Vec<&str> = table.lines().collect();
     let rule = "-".repeat(lines.first().map_or(0, |header| visible_width(header)));
     // The totals row is the last line; a rule sets it apart from the hosts.
@@ -84,6 +98,9 @@ fn errors(summaries: &[ApplyOutcome], colour: bool) -> String {
     let mut out = String::new();
     for summary in summaries {
         let outcome = summary.verdict();
+        if outcome == Verdict::NotAttempted {
+            continue; // one line for all of them, below
+        }
         let reason = match (summary.error(), outcome) {
             (Some(error), _) => error,
             (None, Verdict::Failed) => "a step failed (see above)",
@@ -94,6 +111,26 @@ fn errors(summaries: &[ApplyOutcome], colour: bool) -> String {
         out.push_str(&paint(&label, Colour::of_host(outcome), colour));
         out.push_str(": ");
         out.push_str(&reason.trim_end().replace('\n', "\n    "));
+        out.push('\n');
+    }
+    let never: Vec<&ApplyOutcome> = summaries
+        .iter()
+        .filter(|s| s.verdict() == Verdict::NotAttempted)
+        .collect();
+    if let Some(first) = never.first() {
+        let names: Vec<String> = never.iter().map(|s| s.host.clone()).collect();
+        let label = format!(
+            "not attempted ({} hosts: {})",
+            never.len(),
+            names.join(", ")
+        );
+        out.push_str(&paint(
+            &label,
+            Colour::of_host(Verdict::NotAttempted),
+            colour,
+        ));
+        out.push_str(": ");
+        out.push_str(first.error().unwrap_or("the rollout stopped"));
         out.push('\n');
     }
     out

@@ -35,6 +35,7 @@ impl Colour {
             Verdict::Ok => Colour::Green,
             Verdict::Changed => Colour::Yellow,
             Verdict::Failed | Verdict::Unreachable => Colour::Red,
+            Verdict::NotAttempted => Colour::Dim,
         }
     }
 }

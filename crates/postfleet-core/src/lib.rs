@@ -22,6 +22,7 @@ pub mod outcome;
 pub mod plan;
 pub mod playbook;
 pub mod render;
+pub mod rollout;
 pub mod scripts;
 pub mod secrets;
 pub mod table;

@@ -10,6 +10,8 @@ use crate::exit::Exit;
 pub enum HostProblem {
     Unreachable(String),
     Failed(String),
+    /// Never started: the rollout stopped before its batch (the reason says why).
+    NotAttempted(String),
 }
 
 impl HostProblem {
@@ -20,7 +22,9 @@ impl HostProblem {
     /// The reason, without the "unreachable:" prefix.
     pub fn reason(&self) -> &str {
         match self {
-            HostProblem::Unreachable(e) | HostProblem::Failed(e) => e,
+            HostProblem::Unreachable(e) | HostProblem::Failed(e) | HostProblem::NotAttempted(e) => {
+                e
+            }
         }
     }
 }
@@ -30,6 +34,7 @@ impl std::fmt::Display for HostProblem {
         match self {
             HostProblem::Unreachable(e) => write!(f, "unreachable: {e}"),
             HostProblem::Failed(e) => write!(f, "{e}"),
+            HostProblem::NotAttempted(e) => write!(f, "not attempted: {e}"),
         }
     }
 }
@@ -116,6 +121,8 @@ pub fn fleet_exit<T>(outcomes: &[HostOutcome<T>], failed_steps: impl Fn(&T) -> u
 /// What `apply` did on one host: step counts, round trips and time.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ApplyTally {
+    /// The host's batch of the rollout, from 1; 0 when the run had one batch.
+    pub batch: usize,
     pub ok: u32,
     pub changed: u32,
     /// Steps that failed.
@@ -150,7 +157,9 @@ pub type ApplyOutcome = HostOutcome<ApplyTally>;
 impl ApplyOutcome {
     /// One word for how the host ended, worst first: unreachable, failed, changed, ok.
     pub fn verdict(&self) -> Verdict {
-        if self.unreachable() {
+        if matches!(self.problem, Some(HostProblem::NotAttempted(_))) {
+            Verdict::NotAttempted
+        } else if self.unreachable() {
             Verdict::Unreachable
         } else if self.value.failed > 0 || self.problem.is_some() {
             Verdict::Failed
@@ -174,6 +183,8 @@ pub enum Verdict {
     Changed,
     Failed,
     Unreachable,
+    /// The rollout stopped before the host's batch.
+    NotAttempted,
 }
 
 impl Verdict {
@@ -183,6 +194,7 @@ impl Verdict {
             Verdict::Changed => "changed",
             Verdict::Failed => "failed",
             Verdict::Unreachable => "unreachable",
+            Verdict::NotAttempted => "not attempted",
         }
     }
 }

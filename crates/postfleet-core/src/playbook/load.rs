@@ -108,6 +108,47 @@ impl Loader<'_> {
         };
         let defaults = self.play_vars(doc.defaults)?;
         let vars = self.play_vars(doc.vars)?;
+        let serial = match doc.serial {
+            None => None,
+            Some(spanned) => {
+                let at = self.pos(&spanned);
+                // 5, "25%", or a list of them
+                let text = match &spanned.value {
+                    Value::Array(items) => items
+                        .iter()
+                        .map(|item| match item {
+                            Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                let serial =
+                    crate::rollout::Serial::parse(&text).map_err(|m| fail(at.clone(), m))?;
+                Some((serial, at))
+            }
+        };
+        let max_fail_percentage = match doc.max_fail_percentage {
+            None => None,
+            Some(spanned) => {
+                let at = self.pos(&spanned);
+                let percent = match &spanned.value {
+                    Value::Number(n) => n.as_f64(),
+                    Value::String(s) => s.trim().trim_end_matches('%').parse::<f64>().ok(),
+                    _ => None,
+                }
+                .filter(|p| (0.0..=100.0).contains(p))
+                .ok_or_else(|| {
+                    fail(
+                        at.clone(),
+                        "max_fail_percentage must be a number from 0 to 100",
+                    )
+                })?;
+                Some((percent, at))
+            }
+        };
         let mut instances: Vec<InstanceSpec> = Vec::new();
         for instance_doc in instance_docs {
             let instance = self.instance(instance_doc)?;
@@ -130,6 +171,8 @@ impl Loader<'_> {
             defaults,
             vars,
             instances,
+            serial,
+            max_fail_percentage,
         })
     }
 

@@ -37,6 +37,10 @@ pub struct Play {
     /// Above inventory vars, below extra vars.
     pub vars: Vec<PlayVar>,
     pub instances: Vec<InstanceSpec>,
+    /// `serial:`, with where it is written.
+    pub serial: Option<(crate::rollout::Serial, SourcePos)>,
+    /// `max_fail_percentage:` (0 to 100).
+    pub max_fail_percentage: Option<(f64, SourcePos)>,
 }
 
 #[derive(Debug)]

@@ -19,6 +19,9 @@ pub(super) struct PlayDoc {
     #[serde(default)]
     pub vars: OrderedMap<Spanned<Value>>,
     pub instances: Option<Vec<Spanned<InstanceDoc>>>,
+    /// Batches: a number, a percentage, or a list of them (Ansible's `serial:`).
+    pub serial: Option<Spanned<Value>>,
+    pub max_fail_percentage: Option<Spanned<Value>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, DeriveDeserialize)]

@@ -58,7 +58,7 @@ fn instance_names() {
 fn unknown_key_in_a_play() {
     assert_eq!(
         err("- hosts: mx\n  tasks: []\n  instances: []\n"),
-        "/srv/pb/site.yml:2:3: unknown field `tasks`, expected one of name, hosts, defaults, vars, instances"
+        "/srv/pb/site.yml:2:3: unknown field `tasks`, expected one of name, hosts, defaults, vars, instances, serial, max_fail_percentage"
     );
 }
 
