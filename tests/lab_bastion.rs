@@ -134,6 +134,15 @@ fn hosts_behind_a_bastion_are_reached_only_through_it() {
         unreachable_routes()
     );
 
+    // Another lab may not take the internal network's subnet.
+    let taken = lab_cmd("bastx", &["up", "--hosts", "1", "--subnet", INTERNAL]);
+    assert_eq!(taken.status.code(), Some(4));
+    let err = String::from_utf8_lossy(&taken.stderr);
+    assert!(
+        err.contains("overlaps the internal network 10.78.6.0/24"),
+        "{err}"
+    );
+
     // The inventory names the jump; the ssh_config file drives OpenSSH through it.
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("ssh_config");
@@ -292,4 +301,87 @@ fn two_hops_each_bastion_reaches_only_the_next() {
     );
 
     down_leaves_nothing(&lab, &INTERNAL);
+}
+
+#[test]
+#[ignore = "needs root and the lab"]
+fn bad_bastion_requests_get_one_clear_message() {
+    for (args, wanted) in [
+        (vec!["--bastion", "0"], "1 or more hops"),
+        (vec!["--bastion", "9"], "1 to 4 hops"),
+        (
+            vec!["--bastion", "2", "--internal-subnet", "10.78.11.0/24"],
+            "once per bastion hop (2)",
+        ),
+        (
+            vec![
+                "--bastion",
+                "--subnet",
+                "10.78.10.0/24",
+                "--internal-subnet",
+                "10.78.10.0/25",
+            ],
+            "overlap",
+        ),
+    ] {
+        let mut all = vec!["up", "--hosts", "1"];
+        all.extend(args.iter().copied());
+        let out = lab_cmd("bastx", &all);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(4), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(wanted), "{args:?}: {err}");
+    }
+    assert!(Lab::open("bastx").is_err(), "a refused up left a lab");
+}
+
+#[test]
+#[ignore = "needs root and the lab"]
+fn a_killed_bastion_up_is_cleaned_by_down() {
+    const LAB: &str = "bastk";
+    const INTERNAL: &str = "10.78.13.0/24";
+    lab_ok(LAB, &["down", "--purge"]);
+    let mut up = Command::new(postfleet_bin())
+        .args([
+            "lab",
+            "--lab",
+            LAB,
+            "up",
+            "--hosts",
+            "2",
+            "--bastion",
+            "--subnet",
+            "10.78.12.0/24",
+            "--internal-subnet",
+            INTERNAL,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed once the last host's network exists: the internal network and its route do.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !Path::new(&format!("/run/netns/pf{LAB}-h2")).exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "lab up did not get to h2"
+        );
+        assert!(up.try_wait().unwrap().is_none(), "lab up ended early");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    up.kill().unwrap();
+    up.wait().unwrap();
+    assert!(unreachable_routes().contains(INTERNAL));
+    let again = lab_cmd(LAB, &["up", "--hosts", "1", "--bastion"]);
+    assert_eq!(again.status.code(), Some(4));
+
+    let state_dir = postfleet_lab::labs_dir().join(LAB);
+    let processes = lab_processes(LAB, &state_dir);
+    lab_ok(LAB, &["down", "--purge"]);
+    assert_nothing_left(LAB, &state_dir, &processes);
+    assert!(
+        !unreachable_routes().contains(INTERNAL),
+        "{}",
+        unreachable_routes()
+    );
 }
