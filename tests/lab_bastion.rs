@@ -164,6 +164,22 @@ fn hosts_behind_a_bastion_are_reached_only_through_it() {
     let (code, _, err) = openssh(&config, "h1", "true");
     assert_eq!(code, 0, "ssh -F {} h1 true: {err}", config.display());
     assert_eq!(openssh_ok(&config, "h2", "hostname"), "h2\n");
+    // Plain `-J` by address works with the same file (its blocks match addresses too).
+    let out = Command::new("ssh")
+        .arg("-F")
+        .arg(&config)
+        .args(["-o", "BatchMode=yes", "-J", "root@10.78.5.2"])
+        .arg(format!("root@{h1}"))
+        .arg("hostname")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "h1\n",
+        "ssh -J: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // h1's sshd sees the bastion's inner address: the session went through it.
     assert_eq!(client_address(&config, "h1"), "10.78.6.1");
     assert_eq!(

@@ -30,7 +30,8 @@ pub fn ordered(state: &LabState) -> Vec<&HostState> {
 
 /// The OpenSSH client configuration of the lab: one `Host` block per host, with the lab's
 /// key, its known_hosts only, strict host key checking, and `ProxyJump` through the
-/// bastions (by their `Host` names) for hosts behind them.
+/// bastions (by their `Host` names) for hosts behind them. Each block also matches the
+/// host's address, so `ssh -F FILE -J root@BASTION root@ADDRESS` finds the key too.
 pub fn ssh_config(names: &Names, state: &LabState) -> String {
     let key = config_path(&names.key_path().to_string_lossy());
     let known_hosts = config_path(&names.known_hosts_path().to_string_lossy());
@@ -40,7 +41,10 @@ pub fn ssh_config(names: &Names, state: &LabState) -> String {
         names.lab
     );
     for h in ordered(state) {
-        text.push_str(&format!("\nHost {}\n    HostName {}\n", h.name, h.address));
+        text.push_str(&format!(
+            "\nHost {} {}\n    HostName {}\n",
+            h.name, h.address, h.address
+        ));
         let chain: Vec<&str> = state
             .jump_chain(h.network)
             .iter()
@@ -132,11 +136,12 @@ mod tests {
         let text = ssh_config(&names, &two_hop_lab());
         let blocks: Vec<&str> = text.split("\nHost ").skip(1).collect();
         assert_eq!(blocks.len(), 3, "{text}");
-        assert!(blocks[0].starts_with("bastion\n    HostName 10.77.3.2\n    User root\n"));
-        assert!(blocks[1].starts_with("bastion2\n    HostName 10.201.3.2\n    ProxyJump bastion\n"));
-        assert!(
-            blocks[2].starts_with("h1\n    HostName 10.202.3.11\n    ProxyJump bastion,bastion2\n")
-        );
+        assert!(blocks[0].starts_with("bastion 10.77.3.2\n    HostName 10.77.3.2\n    User root\n"));
+        assert!(blocks[1]
+            .starts_with("bastion2 10.201.3.2\n    HostName 10.201.3.2\n    ProxyJump bastion\n"));
+        assert!(blocks[2].starts_with(
+            "h1 10.202.3.11\n    HostName 10.202.3.11\n    ProxyJump bastion,bastion2\n"
+        ));
         let key = names.key_path().display().to_string();
         for block in blocks {
             assert!(

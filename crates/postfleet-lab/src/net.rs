@@ -1,6 +1,7 @@
 //! The lab's network: an IPv4 subnet, a bridge with the gateway address in the machine's own
-//! namespace, and per host a network namespace joined to the bridge by a veth pair. There is
-//! no default route inside hosts and no forwarding: traffic stays between hosts and gateway.
+//! namespace, and per host a network namespace joined to the bridge by a veth pair (or, behind
+//! bastions, to an internal network's bridge: see `internal`). There is no default route inside
+//! hosts and no forwarding: traffic stays between hosts and gateway.
 
 use std::fmt;
 use std::net::Ipv4Addr;
