@@ -237,6 +237,22 @@ fn hosts_behind_a_bastion_are_reached_only_through_it() {
     assert_eq!(openssh_ok(&config, "h1", "hostname"), "h1\n");
     assert!(!reachable_from_here(h1));
 
+    // A direct host beside them: on the lab's subnet, no jump in the inventory or config.
+    lab_ok(LAB, &["add", "--direct", "--mode", "plain"]);
+    let lab = Lab::open(LAB).unwrap();
+    let h3 = lab.host("h3").unwrap();
+    assert_eq!((h3.address, h3.network), (Ipv4Addr::new(10, 78, 5, 13), 0));
+    assert!(reachable_from_here(h3.address));
+    let inventory = lab_ok(
+        LAB,
+        &["inventory", "--ssh-config", config.to_str().unwrap()],
+    );
+    assert!(
+        inventory.contains("h3: { ssh_host: 10.78.5.13, lab_release: trixie }"),
+        "{inventory}"
+    );
+    assert_eq!(client_address(&config, "h3"), "10.78.5.1");
+
     // status shows the topology.
     let status: serde_json::Value =
         serde_json::from_str(&lab_ok(LAB, &["status", "--json"])).unwrap();

@@ -105,6 +105,10 @@ pub enum LabCommand {
         /// Debian release of the new hosts (a lab may mix releases).
         #[arg(long, value_enum, default_value_t = LabRelease::Trixie)]
         release: LabRelease,
+        /// In a lab with bastions: put the new hosts on the lab's own subnet, reachable from
+        /// this machine without a jump (by default they join the others behind the bastions).
+        #[arg(long)]
+        direct: bool,
     },
     /// Boot hosts afresh: their changes are wiped, they get new keys and machine-id.
     Reset {
@@ -233,7 +237,8 @@ fn dispatch(args: LabArgs) -> anyhow::Result<()> {
             count,
             mode,
             release,
-        } => lab::add(&names, count, mode.into(), release.into())?,
+            direct,
+        } => lab::add(&names, count, mode.into(), release.into(), direct)?,
         LabCommand::Reset { hosts } => lab::reset(&names, &hosts)?,
         LabCommand::Status { json } => lab::status(&names, json)?,
         LabCommand::Inventory { user, ssh_config } => {

@@ -456,7 +456,9 @@ fn print_summary(names: &Names, state: &LabState) {
     );
 }
 
-pub fn add(names: &Names, count: u32, mode: Mode, release: Release) -> Result<()> {
+/// Adds `count` mail hosts: behind the last bastion if the lab has bastions, unless `direct`
+/// (then on the lab's bridge, reachable from this machine: a fleet with both kinds).
+pub fn add(names: &Names, count: u32, mode: Mode, release: Release, direct: bool) -> Result<()> {
     sys::require_root()?;
     check_tools(&[mode])?;
     if count == 0 {
@@ -467,8 +469,7 @@ pub fn add(names: &Names, count: u32, mode: Mode, release: Release) -> Result<()
     ensure_sink(names)?;
     let (base, _) = base::ensure_base(release)?;
     let first = state.next_index();
-    // New hosts join the others: behind the last bastion, if the lab has bastions.
-    let network = state.mail_network();
+    let network = if direct { 0 } else { state.mail_network() };
     let subnet = state
         .network_subnet(network)
         .expect("the mail network is recorded");
