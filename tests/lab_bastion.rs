@@ -332,6 +332,41 @@ fn two_hops_each_bastion_reaches_only_the_next() {
         Some("h1")
     );
 
+    // Mail from behind both bastions reaches the sink, as from the first bastion's address.
+    let gateway = lab.gateway();
+    openssh_ok(
+        &config,
+        "h1",
+        &postfleet_shell::Line::new()
+            .text("postconf -e")
+            .word(format!("relayhost = [{gateway}]:2527"))
+            .text(
+                "&& postfix reload && \
+                 printf 'Subject: via-bastions\\n\\nhello\\n' | sendmail -f from@h1.test to@far.test",
+            )
+            .build(),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let message = loop {
+        let found = lab
+            .sink_messages()
+            .into_iter()
+            .find(|m| m.header("Subject").as_deref() == Some("via-bastions"));
+        if let Some(m) = found {
+            break m;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no message in the sink"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        (message.port, message.helo.as_str()),
+        (2527, "h1.bast2.test")
+    );
+    assert!(message.peer.starts_with("10.78.7.2:"), "{}", message.peer);
+
     down_leaves_nothing(&lab, &INTERNAL);
 }
 

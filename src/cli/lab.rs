@@ -88,7 +88,8 @@ pub enum LabCommand {
         /// at .1 on internal network 1; with two hops `bastion2` is at .2 on network 1 and at
         /// .1 on network 2, and so on. The hosts are on the last internal network, which
         /// this machine cannot reach (no interface, address or route to it; an `unreachable`
-        /// route makes a connect fail at once), only through the bastions in order.
+        /// route makes a connect fail at once), only through the bastions in order. The one
+        /// way out of it is to the sink (bastions forward to its ports only).
         #[arg(long, num_args = 0..=1, default_missing_value = "1", value_name = "HOPS")]
         bastion: Option<u32>,
         /// Subnet of an internal network, once per hop in hop order (default

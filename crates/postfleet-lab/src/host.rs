@@ -152,6 +152,7 @@ pub fn prepare(ctx: &PrepareContext, host: &HostState) -> Result<bool> {
     }
 
     super::net::create_host_network(ctx.names, &host.name, &legs(ctx, host)?)?;
+    super::internal::route_to_sink(ctx.names, host, ctx.subnets, ctx.gateway)?;
 
     let fqdn = format!("{}.{}", host.name, ctx.names.mail_domain());
     if fresh {

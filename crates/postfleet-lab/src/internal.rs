@@ -2,9 +2,13 @@
 //! its own (`pf<lab>-netK`), so the machine has no interface, address or route into it. The
 //! machine's namespace only gets an `unreachable` route for its subnet: a connect from the
 //! controller fails at once instead of leaving through the machine's default route.
+//!
+//! The one way out of an internal network is to the lab's sink: each bastion forwards new TCP
+//! connections from its inner leg to the gateway's sink ports, masqueraded as its own outer
+//! address (so the machine needs no route back), and forwards nothing inward.
 
 use std::fs::File;
-use std::net::{SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
 use std::process::Command;
@@ -13,7 +17,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use super::net::{self, Subnet};
-use super::state::{LabState, Names};
+use super::state::{HostState, LabState, Names, Role, SINK_PORTS};
 use super::sys;
 
 /// Routing protocol number marking the lab's `unreachable` routes (no name in rt_protos).
@@ -105,4 +109,81 @@ pub fn connects_from(netns: &Path, addr: SocketAddr, timeout: Duration) -> bool 
             .join()
             .unwrap_or(false)
     })
+}
+
+/// The sink path through the bastions, for one prepared host (its namespace exists): a host
+/// on an internal network routes the gateway to the bastion in front of it, and a bastion
+/// forwards and masquerades connections to the sink's ports (only those) outward.
+pub fn route_to_sink(
+    names: &Names,
+    host: &HostState,
+    subnets: &[Subnet],
+    gateway: Ipv4Addr,
+) -> Result<()> {
+    let netns = names.netns(&host.name);
+    if host.network > 0 {
+        let subnet = subnets
+            .get(host.network as usize)
+            .with_context(|| format!("{}: no subnet for network {}", host.name, host.network))?;
+        // The bastion in front of network k has .1 on it.
+        let via = subnet.reserved_address(1);
+        sys::run(Command::new("ip").args([
+            "-n",
+            &netns,
+            "route",
+            "replace",
+            &format!("{gateway}/32"),
+            "via",
+            &via.to_string(),
+        ]))?;
+    }
+    if host.role != Role::Bastion {
+        return Ok(());
+    }
+    sys::require_tool("iptables", "iptables")?;
+    let in_netns = |program: &str| {
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net={}", names.netns_path(&host.name).display()))
+            .arg(program);
+        cmd
+    };
+    sys::run(in_netns("sysctl").args(["-qw", "net.ipv4.ip_forward=1"]))?;
+    let ports = format!("{}:{}", SINK_PORTS[0], SINK_PORTS[SINK_PORTS.len() - 1]);
+    let gateway = gateway.to_string();
+    let rules: [&[&str]; 4] = [
+        &["-P", "FORWARD", "DROP"],
+        &[
+            "-A", "FORWARD", "-i", "eth1", "-o", "eth0", "-p", "tcp", "-d", &gateway, "--dport",
+            &ports, "-j", "ACCEPT",
+        ],
+        &[
+            "-A",
+            "FORWARD",
+            "-i",
+            "eth0",
+            "-o",
+            "eth1",
+            "-m",
+            "conntrack",
+            "--ctstate",
+            "ESTABLISHED,RELATED",
+            "-j",
+            "ACCEPT",
+        ],
+        &[
+            "-t",
+            "nat",
+            "-A",
+            "POSTROUTING",
+            "-o",
+            "eth0",
+            "-j",
+            "MASQUERADE",
+        ],
+    ];
+    for rule in rules {
+        sys::run(in_netns("iptables").arg("-w").args(rule))
+            .with_context(|| format!("{}: cannot open the path to the sink", host.name))?;
+    }
+    Ok(())
 }
