@@ -204,6 +204,23 @@ fn hosts_behind_a_bastion_are_reached_only_through_it() {
     assert_eq!(resolved.proxy_jump.unwrap().value, "bastion");
     assert_eq!(resolved.strict_host_key_checking.unwrap().value, "yes");
 
+    // With --user deploy the file logs in to the hosts as deploy (the bastion stays root).
+    let deploy_config = dir.path().join("ssh_config_deploy");
+    lab_ok(
+        LAB,
+        &[
+            "inventory",
+            "--user",
+            "deploy",
+            "--ssh-config",
+            deploy_config.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        openssh_ok(&deploy_config, "h1", "id -un; sudo -n id -un"),
+        "deploy\nroot\n"
+    );
+
     // `lab ssh` goes through the bastion too, as root and as deploy.
     let out = Command::new(postfleet_bin())
         .args([

@@ -128,7 +128,8 @@ pub enum LabCommand {
         #[arg(long, default_value = "root")]
         user: String,
         /// Also write an OpenSSH client config describing the lab to FILE: a `Host` block per
-        /// host (h1.., bastion..) with HostName, User root, the lab's key and known_hosts,
+        /// host (h1.., bastion..) with HostName, User (--user; root on bastions), the lab's key
+        /// and known_hosts,
         /// StrictHostKeyChecking yes and ProxyJump through the bastions, so
         /// `ssh -F FILE h1` works.
         #[arg(long, value_name = "FILE")]
@@ -245,7 +246,7 @@ fn dispatch(args: LabArgs) -> anyhow::Result<()> {
         LabCommand::Inventory { user, ssh_config } => {
             let lab = Lab::open(&args.lab)?;
             if let Some(path) = ssh_config {
-                std::fs::write(&path, lab.ssh_config())
+                std::fs::write(&path, lab.ssh_config(&user))
                     .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
             }
             print!("{}", lab.inventory_yaml(&user));

@@ -31,8 +31,9 @@ pub fn ordered(state: &LabState) -> Vec<&HostState> {
 /// The OpenSSH client configuration of the lab: one `Host` block per host, with the lab's
 /// key, its known_hosts only, strict host key checking, and `ProxyJump` through the
 /// bastions (by their `Host` names) for hosts behind them. Each block also matches the
-/// host's address, so `ssh -F FILE -J root@BASTION root@ADDRESS` finds the key too.
-pub fn ssh_config(names: &Names, state: &LabState) -> String {
+/// host's address, so `ssh -F FILE -J root@BASTION root@ADDRESS` finds the key too. Mail
+/// hosts log in as `user`, bastions as root.
+pub fn ssh_config(names: &Names, state: &LabState, user: &str) -> String {
     let key = config_path(&names.key_path().to_string_lossy());
     let known_hosts = config_path(&names.known_hosts_path().to_string_lossy());
     let mut text = format!(
@@ -53,8 +54,13 @@ pub fn ssh_config(names: &Names, state: &LabState) -> String {
         if !chain.is_empty() {
             text.push_str(&format!("    ProxyJump {}\n", chain.join(",")));
         }
+        let login = if h.role == Role::Bastion {
+            JUMP_USER
+        } else {
+            user
+        };
         text.push_str(&format!(
-            "    User {JUMP_USER}\n    Port 22\n    IdentityFile {key}\n    IdentitiesOnly yes\n    \
+            "    User {login}\n    Port 22\n    IdentityFile {key}\n    IdentitiesOnly yes\n    \
              UserKnownHostsFile {known_hosts}\n    GlobalKnownHostsFile /dev/null\n    \
              StrictHostKeyChecking yes\n"
         ));
@@ -133,7 +139,7 @@ mod tests {
     #[test]
     fn ssh_config_names_every_host_and_its_jumps() {
         let names = Names::new("unit").unwrap();
-        let text = ssh_config(&names, &two_hop_lab());
+        let text = ssh_config(&names, &two_hop_lab(), "root");
         let blocks: Vec<&str> = text.split("\nHost ").skip(1).collect();
         assert_eq!(blocks.len(), 3, "{text}");
         assert!(blocks[0].starts_with("bastion 10.77.3.2\n    HostName 10.77.3.2\n    User root\n"));
@@ -151,6 +157,9 @@ mod tests {
             assert!(block.contains("    StrictHostKeyChecking yes\n"), "{block}");
             assert!(block.contains("    IdentitiesOnly yes\n"), "{block}");
         }
+        let deploy = ssh_config(&names, &two_hop_lab(), "deploy");
+        assert_eq!(deploy.matches("    User deploy\n").count(), 1, "{deploy}");
+        assert_eq!(deploy.matches("    User root\n").count(), 2, "{deploy}");
     }
 
     #[test]

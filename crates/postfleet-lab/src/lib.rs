@@ -281,12 +281,14 @@ impl Lab {
         client::proxy_jump(&self.state, self.state.host(host)?)
     }
 
-    /// OpenSSH client configuration with a `Host` block per host (bastions included).
-    pub fn ssh_config(&self) -> String {
-        client::ssh_config(&self.names, &self.state)
+    /// OpenSSH client configuration with a `Host` block per host (bastions included); mail
+    /// hosts log in as `user`, bastions as root.
+    pub fn ssh_config(&self, user: &str) -> String {
+        client::ssh_config(&self.names, &self.state, user)
     }
 
-    /// The lab's own copy of [`Lab::ssh_config`] (rewritten whenever its hosts change).
+    /// The lab's own copy of [`Lab::ssh_config`] for root (rewritten whenever its hosts
+    /// change).
     pub fn ssh_config_path(&self) -> PathBuf {
         self.names.ssh_config_path()
     }
@@ -317,7 +319,7 @@ impl Lab {
             // `-o` and `-i` do not reach the ssh that each jump runs; a config file does.
             let config = self.ssh_config_path();
             if !config.exists() {
-                sys::write_atomic(&config, self.ssh_config().as_bytes(), 0o644)?;
+                sys::write_atomic(&config, self.ssh_config("root").as_bytes(), 0o644)?;
             }
             let mut cmd = Command::new("ssh");
             cmd.arg("-F")

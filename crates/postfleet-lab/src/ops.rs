@@ -380,7 +380,7 @@ fn write_known_hosts(names: &Names, state: &LabState) -> Result<()> {
     }
     let text = lines.join("\n") + "\n";
     sys::write_atomic(&names.known_hosts_path(), text.as_bytes(), 0o644)?;
-    let config = super::client::ssh_config(names, state);
+    let config = super::client::ssh_config(names, state, "root");
     sys::write_atomic(&names.ssh_config_path(), config.as_bytes(), 0o644)
 }
 
