@@ -83,6 +83,19 @@ pub enum LabCommand {
         /// Added round-trip time for every host, in ms.
         #[arg(long, default_value_t = 0, value_name = "MS")]
         rtt_ms: u32,
+        /// Put the hosts behind bastions: `--bastion` is one hop, `--bastion 2` two. Host
+        /// `bastion` (sshd with TCP forwarding, no Postfix) is on the lab's subnet at .2 and
+        /// at .1 on internal network 1; with two hops `bastion2` is at .2 on network 1 and at
+        /// .1 on network 2, and so on. The hosts are on the last internal network, which
+        /// this machine cannot reach (no interface, address or route to it; an `unreachable`
+        /// route makes a connect fail at once), only through the bastions in order. The one
+        /// way out of it is to the sink (bastions forward to its ports only).
+        #[arg(long, num_args = 0..=1, default_missing_value = "1", value_name = "HOPS")]
+        bastion: Option<u32>,
+        /// Subnet of an internal network, once per hop in hop order (default
+        /// 10.(200+K).X.0/24 for network K, X as in the lab's default subnet).
+        #[arg(long, value_name = "CIDR", requires = "bastion")]
+        internal_subnet: Vec<String>,
     },
     /// Add hosts to a running lab.
     Add {
@@ -93,6 +106,10 @@ pub enum LabCommand {
         /// Debian release of the new hosts (a lab may mix releases).
         #[arg(long, value_enum, default_value_t = LabRelease::Trixie)]
         release: LabRelease,
+        /// In a lab with bastions: put the new hosts on the lab's own subnet, reachable from
+        /// this machine without a jump (by default they join the others behind the bastions).
+        #[arg(long)]
+        direct: bool,
     },
     /// Boot hosts afresh: their changes are wiped, they get new keys and machine-id.
     Reset {
@@ -104,11 +121,19 @@ pub enum LabCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Print an inventory of the lab in postfleet's format.
+    /// Print an inventory of the lab in postfleet's format (hosts behind bastions get
+    /// `ssh_proxy_jump: "root@BASTION:22[,root@BASTION2:22]"`, first hop first).
     Inventory {
         /// Connect as this user (not root: with `become: true`).
         #[arg(long, default_value = "root")]
         user: String,
+        /// Also write an OpenSSH client config describing the lab to FILE: a `Host` block per
+        /// host (h1.., bastion..) with HostName, User (--user; root on bastions), the lab's key
+        /// and known_hosts,
+        /// StrictHostKeyChecking yes and ProxyJump through the bastions, so
+        /// `ssh -F FILE h1` works.
+        #[arg(long, value_name = "FILE")]
+        ssh_config: Option<PathBuf>,
     },
     /// ssh to a host; words after the host (or after `--`) are run by its shell.
     Ssh {
@@ -191,6 +216,8 @@ fn dispatch(args: LabArgs) -> anyhow::Result<()> {
             release,
             subnet,
             rtt_ms,
+            bastion,
+            internal_subnet,
         } => lab::up(
             &names,
             lab::UpOptions {
@@ -199,16 +226,31 @@ fn dispatch(args: LabArgs) -> anyhow::Result<()> {
                 release: release.into(),
                 subnet,
                 rtt_ms,
+                bastion_hops: match bastion {
+                    Some(0) => anyhow::bail!(postfleet_lab::LabError::BadInput(
+                        "--bastion takes 1 or more hops".into()
+                    )),
+                    hops => hops.unwrap_or(0),
+                },
+                internal_subnets: internal_subnet,
             },
         )?,
         LabCommand::Add {
             count,
             mode,
             release,
-        } => lab::add(&names, count, mode.into(), release.into())?,
+            direct,
+        } => lab::add(&names, count, mode.into(), release.into(), direct)?,
         LabCommand::Reset { hosts } => lab::reset(&names, &hosts)?,
         LabCommand::Status { json } => lab::status(&names, json)?,
-        LabCommand::Inventory { user } => print!("{}", Lab::open(&args.lab)?.inventory_yaml(&user)),
+        LabCommand::Inventory { user, ssh_config } => {
+            let lab = Lab::open(&args.lab)?;
+            if let Some(path) = ssh_config {
+                std::fs::write(&path, lab.ssh_config(&user))
+                    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+            }
+            print!("{}", lab.inventory_yaml(&user));
+        }
         LabCommand::Ssh {
             host,
             user,

@@ -12,6 +12,8 @@ use std::process::{Command, Output};
 
 pub use postfleet_lab::{Lab, LabHost, Mode, Release, SinkMessage};
 
+pub mod leftovers;
+
 /// The shared lab every integration test may use.
 pub const TEST_LAB: &str = "test";
 

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use super::net;
 use super::state::{labs_dir, HostFiles, LabState, Names};
 use super::sys::{self, ProcRef};
+use super::{internal, net};
 
 /// systemd in containers needs about 8 inotify instances each; the default 128 per user
 /// stops booting at about 15 hosts.
@@ -261,13 +261,18 @@ fn all_host_names(names: &Names) -> Vec<String> {
         );
     }
     let prefix = names.prefix();
-    for n in net::netns_with_prefix(&prefix)
-        .into_iter()
-        .chain(net::links_with_prefix(&prefix))
-    {
+    for n in net::netns_with_prefix(&prefix) {
         if let Some(host) = n.strip_prefix(&prefix) {
-            if host != "br" {
+            if !Names::is_internal_netns(host) {
                 hosts.insert(host.to_string());
+            }
+        }
+    }
+    // Veth ends on the bridge are named by link tag (`b1` for `bastion`).
+    for n in net::links_with_prefix(&prefix) {
+        if let Some(tag) = n.strip_prefix(&prefix) {
+            if tag != "br" {
+                hosts.insert(Names::host_of_tag(tag));
             }
         }
     }
@@ -336,6 +341,7 @@ pub fn down(names: &Names) -> Result<DownReport> {
     for ns in net::netns_with_prefix(&prefix) {
         sys::run_quiet(std::process::Command::new("ip").args(["netns", "del", &ns]));
     }
+    internal::remove_routes(&recorded_internal(names));
     for dir in cgroup_dirs(names, None) {
         remove_cgroup_tree(&dir)?;
     }
@@ -355,6 +361,15 @@ pub fn down(names: &Names) -> Result<DownReport> {
         hosts: hosts.len(),
         restored_inotify,
     })
+}
+
+/// The internal networks' subnets lab.json records (none if it is gone or damaged).
+fn recorded_internal(names: &Names) -> Vec<crate::net::Subnet> {
+    LabState::load(names)
+        .ok()
+        .flatten()
+        .map(|s| s.internal)
+        .unwrap_or_default()
 }
 
 /// What of the lab runs now: host names and "sink".
@@ -390,6 +405,11 @@ pub fn leftovers(names: &Names) -> Vec<String> {
         net::links_with_prefix(&prefix)
             .into_iter()
             .map(|n| format!("interface {n}")),
+    );
+    left.extend(
+        internal::routes_left(&recorded_internal(names))
+            .into_iter()
+            .map(|r| format!("route unreachable {r}")),
     );
     left.extend(
         cgroup_dirs(names, None)

@@ -14,12 +14,19 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use super::state::{HostFiles, HostState, Mode, Names};
+use super::net::{Leg, Subnet};
+use super::state::{HostFiles, HostState, Mode, Names, Role};
 use super::sys::{self, ProcRef};
 
 const PLAIN_INIT: &str = include_str!("plain-init.sh");
 const PLAIN_INIT_PATH: &str = "usr/local/sbin/postfleet-lab-init";
 const PLAIN_READY_FILE: &str = "run/postfleet-lab-ready";
+/// Present on a bastion: its plain init starts no Postfix.
+const BASTION_MARKER: &str = "etc/postfleet-lab-bastion";
+const BASTION_SSHD: &str =
+    "# postfleet lab bastion: a jump host for the internal network behind it.\n\
+AllowTcpForwarding yes\n\
+PermitOpen any\n";
 const HOST_KEY_TYPES: [&str; 2] = ["ed25519", "ecdsa"];
 /// How long a host may take from start to ready.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(240);
@@ -90,7 +97,31 @@ pub struct PrepareContext<'a> {
     pub names: &'a Names,
     pub lab_public_key: &'a str,
     pub gateway: Ipv4Addr,
-    pub prefix: u8,
+    /// Subnet of each network: [0] the lab's bridge, [k] internal network k.
+    pub subnets: &'a [Subnet],
+}
+
+/// A host's interfaces: its address on its network, and a bastion's on the one behind it.
+fn legs(ctx: &PrepareContext, host: &HostState) -> Result<Vec<Leg>> {
+    let prefix = |k: u32| {
+        ctx.subnets
+            .get(k as usize)
+            .map(Subnet::prefix)
+            .ok_or_else(|| anyhow!("{}: the lab records no network {k}", host.name))
+    };
+    let mut legs = vec![Leg {
+        network: host.network,
+        address: host.address,
+        prefix: prefix(host.network)?,
+    }];
+    if let Some(inner) = host.inner_address {
+        legs.push(Leg {
+            network: host.network + 1,
+            address: inner,
+            prefix: prefix(host.network + 1)?,
+        });
+    }
+    Ok(legs)
 }
 
 /// Makes a host ready to boot: network namespace and veth, and (for a fresh host) its identity
@@ -120,7 +151,8 @@ pub fn prepare(ctx: &PrepareContext, host: &HostState) -> Result<bool> {
         }
     }
 
-    super::net::create_host_network(ctx.names, &host.name, host.address, ctx.prefix)?;
+    super::net::create_host_network(ctx.names, &host.name, &legs(ctx, host)?)?;
+    super::internal::route_to_sink(ctx.names, host, ctx.subnets, ctx.gateway)?;
 
     let fqdn = format!("{}.{}", host.name, ctx.names.mail_domain());
     if fresh {
@@ -150,6 +182,15 @@ pub fn prepare(ctx: &PrepareContext, host: &HostState) -> Result<bool> {
     )?;
     if host.mode == Mode::Plain {
         upper.write(PLAIN_INIT_PATH, PLAIN_INIT.as_bytes(), 0o755, None)?;
+    }
+    if host.role == Role::Bastion {
+        upper.write(BASTION_MARKER, b"", 0o644, None)?;
+        upper.write(
+            "etc/ssh/sshd_config.d/postfleet-lab-bastion.conf",
+            BASTION_SSHD.as_bytes(),
+            0o644,
+            None,
+        )?;
     }
     Ok(fresh)
 }
@@ -190,7 +231,8 @@ fn random_hex(bytes: usize) -> Result<String> {
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// known_hosts lines for a prepared host, from the public host keys in its upper layer.
+/// known_hosts lines for a prepared host, from the public host keys in its upper layer,
+/// under each of its addresses.
 pub fn known_hosts_lines(names: &Names, host: &HostState) -> Result<Vec<String>> {
     let files = HostFiles::new(names, &host.name);
     let mut lines = Vec::new();
@@ -204,7 +246,9 @@ pub fn known_hosts_lines(names: &Names, host: &HostState) -> Result<Vec<String>>
         let (Some(algo), Some(blob)) = (words.next(), words.next()) else {
             bail!("{} is not an ssh public key", path.display());
         };
-        lines.push(format!("{} {algo} {blob}", host.address));
+        for address in std::iter::once(host.address).chain(host.inner_address) {
+            lines.push(format!("{address} {algo} {blob}"));
+        }
     }
     Ok(lines)
 }
@@ -286,9 +330,7 @@ pub fn wait_ready(names: &Names, host: &HostState) -> Result<()> {
                     .exists(),
                 Mode::Systemd => true,
             };
-            if ready_file
-                && TcpStream::connect_timeout(&ssh_addr, Duration::from_millis(200)).is_ok()
-            {
+            if ready_file && sshd_answers(names, host, ssh_addr) {
                 break init;
             }
         }
@@ -324,6 +366,17 @@ pub fn wait_ready(names: &Names, host: &HostState) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A host on the lab's bridge is probed from the machine, as a controller reaches it; one on
+/// an internal network (the machine cannot reach it) from inside its own namespace.
+fn sshd_answers(names: &Names, host: &HostState, addr: SocketAddr) -> bool {
+    let timeout = Duration::from_millis(200);
+    if host.network == 0 {
+        TcpStream::connect_timeout(&addr, timeout).is_ok()
+    } else {
+        super::internal::connects_from(&names.netns_path(&host.name), addr, timeout)
+    }
 }
 
 /// In systemd mode the host's PID 1 is the child of systemd-nspawn that lives in another

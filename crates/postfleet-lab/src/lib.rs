@@ -1,15 +1,19 @@
 //! `postfleet lab`: throwaway real mail hosts (sshd, Postfix, systemd) on this machine.
 //!
 //! Each host is a network namespace joined to the lab's bridge, an overlay root over a shared
-//! Debian base tree, and either systemd (systemd-nspawn) or a small init as PID 1. State lives
+//! Debian base tree, and either systemd (systemd-nspawn) or a small init as PID 1. A lab with
+//! bastions (`up --bastion`) puts its mail hosts on internal networks the machine cannot
+//! route to, reached through bastion hosts one behind the other. State lives
 //! in `/var/lib/postfleet/labs/<lab>/`; kernel objects are named `pf<lab>-*`. [`Lab`] is the
 //! read side for other code and tests; the `lab` subcommands change a lab.
 
 mod base;
 mod cleanup;
+mod client;
 mod delay;
 mod error;
 mod host;
+mod internal;
 mod net;
 mod ops;
 pub mod sink;
@@ -25,8 +29,8 @@ use anyhow::{bail, Result};
 pub use error::LabError;
 pub use sink::SinkMessage;
 pub use state::Names;
-pub use state::{labs_dir, Mode, Release, SINK_PORTS};
-use state::{HostFiles, LabState};
+pub use state::{labs_dir, Mode, Release, Role, SINK_PORTS};
+use state::{HostFiles, HostState, LabState};
 
 /// The commands that change a lab, each taking the lab's names (from [`Names::new`]).
 pub mod commands {
@@ -81,22 +85,38 @@ pub fn status(names: &Names, json: bool) -> Result<()> {
         );
     };
     let hosts = lab.hosts();
+    let bastions = lab.bastions();
     let sink_up = lab.sink_up();
     if json {
-        let value = serde_json::json!({
-            "name": lab.name(),
-            "subnet": lab.subnet(),
-            "gateway": lab.gateway().to_string(),
-            "state_dir": lab.state_dir(),
-            "sink": { "up": sink_up, "ports": SINK_PORTS },
-            "hosts": hosts.iter().map(|h| serde_json::json!({
+        let describe = |h: &LabHost| {
+            let mut v = serde_json::json!({
                 "name": h.name,
                 "address": h.address.to_string(),
                 "mode": h.mode,
                 "release": h.release,
                 "up": h.up,
-            })).collect::<Vec<_>>(),
+            });
+            if h.network > 0 {
+                v["network"] = h.network.into();
+                v["proxy_jump"] = lab.proxy_jump(&h.name).into();
+            }
+            if let Some(inner) = h.inner_address {
+                v["inner_address"] = inner.to_string().into();
+            }
+            v
+        };
+        let mut value = serde_json::json!({
+            "name": lab.name(),
+            "subnet": lab.subnet(),
+            "gateway": lab.gateway().to_string(),
+            "state_dir": lab.state_dir(),
+            "sink": { "up": sink_up, "ports": SINK_PORTS },
+            "hosts": hosts.iter().map(describe).collect::<Vec<_>>(),
         });
+        if !bastions.is_empty() {
+            value["bastions"] = bastions.iter().map(describe).collect();
+            value["internal_subnets"] = lab.internal_subnets().into();
+        }
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(());
     }
@@ -112,9 +132,24 @@ pub fn status(names: &Names, json: bool) -> Result<()> {
         SINK_PORTS[0],
         SINK_PORTS[SINK_PORTS.len() - 1]
     );
-    for h in &hosts {
+    if !bastions.is_empty() {
         println!(
-            "{:<6} {:<15} {:<8} {:<13} {}",
+            "internal networks {} (no route from this machine), behind {}",
+            lab.internal_subnets().join(", "),
+            bastions
+                .iter()
+                .map(|b| b.name.as_str())
+                .collect::<Vec<_>>()
+                .join(" then ")
+        );
+    }
+    for h in bastions.iter().chain(&hosts) {
+        let inner = h
+            .inner_address
+            .map(|a| format!(" (bastion, inner {a})"))
+            .unwrap_or_default();
+        println!(
+            "{:<8} {:<15} {:<8} {:<13} {}{inner}",
             h.name,
             h.address,
             h.mode.as_str(),
@@ -134,6 +169,12 @@ pub struct LabHost {
     pub release: Release,
     /// Its PID 1 runs.
     pub up: bool,
+    pub role: Role,
+    /// 0: on the lab's bridge (reachable from this machine); k: on internal network k,
+    /// reached through bastions 1..=k.
+    pub network: u32,
+    /// A bastion's address on the internal network behind it.
+    pub inner_address: Option<Ipv4Addr>,
 }
 
 /// A lab that exists (is up, or was stopped without `--purge`): read side for code and tests.
@@ -188,26 +229,68 @@ impl Lab {
         self.names.known_hosts_path()
     }
 
-    /// Hosts in index order, with whether each runs now.
+    fn lab_host(&self, h: &HostState) -> LabHost {
+        LabHost {
+            name: h.name.clone(),
+            address: h.address,
+            mode: h.mode,
+            release: h.release,
+            up: self.init_of(&h.name).is_some(),
+            role: h.role,
+            network: h.network,
+            inner_address: h.inner_address,
+        }
+    }
+
+    /// The mail hosts (the fleet) in index order, with whether each runs now.
     pub fn hosts(&self) -> Vec<LabHost> {
-        let mut hosts: Vec<LabHost> = self
+        let mut hosts: Vec<&HostState> = self
             .state
             .hosts
             .iter()
-            .map(|h| LabHost {
-                name: h.name.clone(),
-                address: h.address,
-                mode: h.mode,
-                release: h.release,
-                up: self.init_of(&h.name).is_some(),
-            })
+            .filter(|h| h.role == Role::Mail)
             .collect();
         hosts.sort_by_key(|h| h.name[1..].parse::<u32>().unwrap_or(u32::MAX));
-        hosts
+        hosts.into_iter().map(|h| self.lab_host(h)).collect()
     }
 
+    /// The bastions, first hop first (none unless the lab was brought up with `--bastion`).
+    pub fn bastions(&self) -> Vec<LabHost> {
+        let mut bastions: Vec<&HostState> = self
+            .state
+            .hosts
+            .iter()
+            .filter(|h| h.role == Role::Bastion)
+            .collect();
+        bastions.sort_by_key(|h| h.network);
+        bastions.into_iter().map(|h| self.lab_host(h)).collect()
+    }
+
+    /// A mail host or a bastion.
     pub fn host(&self, name: &str) -> Option<LabHost> {
-        self.hosts().into_iter().find(|h| h.name == name)
+        self.state.host(name).map(|h| self.lab_host(h))
+    }
+
+    /// Subnets of the internal networks, network 1 first (empty without bastions).
+    pub fn internal_subnets(&self) -> Vec<String> {
+        self.state.internal.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// How `host` is reached: `root@A:22[,root@B:22]`, first hop first; None if directly.
+    pub fn proxy_jump(&self, host: &str) -> Option<String> {
+        client::proxy_jump(&self.state, self.state.host(host)?)
+    }
+
+    /// OpenSSH client configuration with a `Host` block per host (bastions included); mail
+    /// hosts log in as `user`, bastions as root.
+    pub fn ssh_config(&self, user: &str) -> String {
+        client::ssh_config(&self.names, &self.state, user)
+    }
+
+    /// The lab's own copy of [`Lab::ssh_config`] for root (rewritten whenever its hosts
+    /// change).
+    pub fn ssh_config_path(&self) -> PathBuf {
+        self.names.ssh_config_path()
     }
 
     fn init_of(&self, host: &str) -> Option<sys::ProcRef> {
@@ -232,6 +315,19 @@ impl Lab {
             crate::error::bad_input_error!("lab '{}' has no host {host}", self.names.lab)
         })?;
         sys::require_tool("ssh", "openssh-client")?;
+        if h.network > 0 {
+            // `-o` and `-i` do not reach the ssh that each jump runs; a config file does.
+            let config = self.ssh_config_path();
+            if !config.exists() {
+                sys::write_atomic(&config, self.ssh_config("root").as_bytes(), 0o644)?;
+            }
+            let mut cmd = Command::new("ssh");
+            cmd.arg("-F")
+                .arg(config)
+                .args(["-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "-l", user])
+                .args(["--", &h.name]);
+            return Ok(cmd);
+        }
         let mut cmd = Command::new("ssh");
         cmd.args(["-F", "/dev/null", "-i"])
             .arg(self.key_path())
@@ -297,9 +393,11 @@ impl Lab {
         sink::read_messages(self.state_dir())
     }
 
-    /// The lab as an inventory in postfleet's format: group `mx` with every host (each with its
-    /// release in `lab_release`), groups `lab_systemd` / `lab_plain` by boot mode and
-    /// `lab_bookworm` / `lab_trixie` by release; `user` other than root gets `become: true`.
+    /// The lab as an inventory in postfleet's format: group `mx` with every mail host (each
+    /// with its release in `lab_release`, and behind bastions its jump chain in
+    /// `ssh_proxy_jump`), groups `lab_systemd` / `lab_plain` by boot mode and `lab_bookworm` /
+    /// `lab_trixie` by release; `user` other than root gets `become: true`. Bastions are not
+    /// hosts of the inventory.
     pub fn inventory_yaml(&self, user: &str) -> String {
         let mut y = String::from("all:\n  vars:\n");
         y.push_str(&format!("    ssh_user: {}\n", yaml_scalar(user)));
@@ -320,8 +418,12 @@ impl Lab {
         y.push_str("  children:\n    mx:\n      hosts:\n");
         let hosts = self.hosts();
         for h in &hosts {
+            let jump = self
+                .proxy_jump(&h.name)
+                .map(|j| format!(", ssh_proxy_jump: {}", yaml_scalar(&j)))
+                .unwrap_or_default();
             y.push_str(&format!(
-                "        {}: {{ ssh_host: {}, lab_release: {} }}\n",
+                "        {}: {{ ssh_host: {}, lab_release: {}{jump} }}\n",
                 h.name,
                 h.address,
                 h.release.suite()
@@ -391,8 +493,12 @@ mod tests {
                     release: *release,
                     base: PathBuf::from("/nonexistent/base"),
                     rtt_ms: 0,
+                    role: Role::Mail,
+                    network: 0,
+                    inner_address: None,
                 })
                 .collect(),
+            internal: Vec::new(),
         };
         Lab { names, state }
     }
@@ -434,6 +540,38 @@ mod tests {
         assert_eq!(yaml_scalar("a b"), "\"a b\"");
         assert_eq!(yaml_scalar("x: y"), "\"x: y\"");
         assert_eq!(yaml_scalar(""), "\"\"");
+    }
+
+    #[test]
+    fn hosts_behind_a_bastion_get_their_jump_and_bastions_stay_out() {
+        let mut lab = lab_with(&[("h1", Mode::Systemd, Release::Trixie)]);
+        let inner: net::Subnet = "10.201.3.0/24".parse().unwrap();
+        lab.state.internal = vec![inner];
+        lab.state.hosts[0].network = 1;
+        lab.state.hosts[0].address = inner.host_address(1).unwrap();
+        let mut bastion = lab.state.hosts[0].clone();
+        bastion.name = "bastion".into();
+        bastion.index = 0;
+        bastion.role = Role::Bastion;
+        bastion.network = 0;
+        bastion.address = lab.state.subnet.reserved_address(2);
+        bastion.inner_address = Some(inner.reserved_address(1));
+        lab.state.hosts.push(bastion);
+        let y = lab.inventory_yaml("root");
+        assert!(
+            y.contains(
+                "        h1: { ssh_host: 10.201.3.11, lab_release: trixie, \
+                 ssh_proxy_jump: \"root@10.77.3.2:22\" }\n"
+            ),
+            "{y}"
+        );
+        assert!(!y.contains("bastion"), "{y}");
+        assert_eq!(lab.hosts().len(), 1);
+        assert_eq!(
+            lab.bastions()[0].inner_address,
+            Some(inner.reserved_address(1))
+        );
+        assert_eq!(lab.host("bastion").unwrap().role, Role::Bastion);
     }
 
     #[test]

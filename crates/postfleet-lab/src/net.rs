@@ -1,6 +1,7 @@
 //! The lab's network: an IPv4 subnet, a bridge with the gateway address in the machine's own
-//! namespace, and per host a network namespace joined to the bridge by a veth pair. There is
-//! no default route inside hosts and no forwarding: traffic stays between hosts and gateway.
+//! namespace, and per host a network namespace joined to the bridge by a veth pair (or, behind
+//! bastions, to an internal network's bridge: see `internal`). There is no default route inside
+//! hosts and no forwarding: traffic stays between hosts and gateway.
 
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -65,12 +66,35 @@ impl Subnet {
         Ok(Ipv4Addr::from(self.first() + HOST_OFFSET + index))
     }
 
+    /// One of the addresses below the hosts' (1 to HOST_OFFSET): .1 is the gateway on the
+    /// lab's bridge and a bastion's inner leg on an internal network; .2 a bastion's outer one.
+    pub fn reserved_address(&self, n: u32) -> Ipv4Addr {
+        assert!((1..=HOST_OFFSET).contains(&n), "reserved address {n}");
+        Ipv4Addr::from(self.first() + n)
+    }
+
     pub fn overlaps(&self, other: &Subnet) -> bool {
         self.first() <= other.last() && other.first() <= self.last()
     }
 
     /// The default subnet of a lab: 10.77.0.0/24 for `lab`, another 10.77.X.0/24 per name.
     pub fn default_for(lab: &str) -> Subnet {
+        Subnet {
+            network: Ipv4Addr::new(10, 77, Subnet::third_octet(lab), 0),
+            prefix: 24,
+        }
+    }
+
+    /// The default subnet of a lab's internal network `k` (1-based): 10.(200+k).X.0/24, X
+    /// as in [`Subnet::default_for`].
+    pub fn default_internal(lab: &str, k: u32) -> Subnet {
+        Subnet {
+            network: Ipv4Addr::new(10, 200 + k as u8, Subnet::third_octet(lab), 0),
+            prefix: 24,
+        }
+    }
+
+    fn third_octet(lab: &str) -> u8 {
         let third = if lab == "lab" {
             0
         } else {
@@ -80,10 +104,7 @@ impl Subnet {
             });
             1 + hash % 254
         };
-        Subnet {
-            network: Ipv4Addr::new(10, 77, third as u8, 0),
-            prefix: 24,
-        }
+        third as u8
     }
 }
 
@@ -137,11 +158,14 @@ impl From<Subnet> for String {
     }
 }
 
-/// One IPv4 route of the machine: its destination and device.
+/// One IPv4 route of the machine: its destination, device, type and protocol.
 #[derive(Debug, PartialEq)]
 pub struct Route {
     pub destination: Subnet,
     pub device: String,
+    /// "unicast" unless the line names another type ("unreachable", "local", ...).
+    pub kind: String,
+    pub proto: String,
 }
 
 /// Parses `ip -4 route show table all`; skips default routes.
@@ -161,7 +185,9 @@ pub fn parse_routes(text: &str) -> Vec<Route> {
     let mut routes = Vec::new();
     for line in text.lines() {
         let mut words = line.split_whitespace().peekable();
-        if words.peek().is_some_and(|w| TYPES.contains(w)) {
+        let mut kind = "unicast";
+        if let Some(w) = words.peek().filter(|w| TYPES.contains(w)) {
+            kind = w;
             words.next();
         }
         let Some(dest) = words.next() else { continue };
@@ -178,15 +204,18 @@ pub fn parse_routes(text: &str) -> Vec<Route> {
             continue;
         };
         let rest: Vec<&str> = words.collect();
-        let device = rest
-            .iter()
-            .position(|w| *w == "dev")
-            .and_then(|i| rest.get(i + 1))
-            .map(|d| d.to_string())
-            .unwrap_or_default();
+        let after = |key: &str| {
+            rest.iter()
+                .position(|w| *w == key)
+                .and_then(|i| rest.get(i + 1))
+                .map(|d| d.to_string())
+                .unwrap_or_default()
+        };
         routes.push(Route {
             destination,
-            device,
+            device: after("dev"),
+            kind: kind.to_string(),
+            proto: after("proto"),
         });
     }
     routes
@@ -204,11 +233,17 @@ fn parse_any_prefix(s: &str) -> Option<Subnet> {
 
 /// Refuses a subnet that overlaps a route of the machine or another lab's bridge.
 pub fn check_subnet_is_free(names: &Names, subnet: &Subnet) -> Result<()> {
-    let out = sys::run(Command::new("ip").args(["-4", "route", "show", "table", "all"]))?;
     let own_bridge = names.bridge();
-    for route in parse_routes(&String::from_utf8_lossy(&out.stdout)) {
+    for route in machine_routes()? {
         if route.device == own_bridge || !route.destination.overlaps(subnet) {
             continue;
+        }
+        if route.kind == "unreachable" && route.proto == super::internal::ROUTE_PROTO {
+            crate::error::bad_input!(
+                "subnet {subnet} overlaps the internal network {} of a lab with bastions; \
+                 pick another --subnet or --internal-subnet",
+                route.destination
+            );
         }
         if let Some(other) = route
             .device
@@ -228,6 +263,12 @@ pub fn check_subnet_is_free(names: &Names, subnet: &Subnet) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The machine's IPv4 routes, every table.
+pub fn machine_routes() -> Result<Vec<Route>> {
+    let out = sys::run(Command::new("ip").args(["-4", "route", "show", "table", "all"]))?;
+    Ok(parse_routes(&String::from_utf8_lossy(&out.stdout)))
 }
 
 pub fn link_exists(name: &str) -> bool {
@@ -278,54 +319,101 @@ pub fn ensure_bridge(names: &Names, subnet: &Subnet) -> Result<()> {
     .with_context(|| format!("cannot create bridge {bridge}"))
 }
 
-/// A host's namespace, its veth pair into the bridge, and its address on `eth0`.
-pub fn create_host_network(names: &Names, host: &str, address: Ipv4Addr, prefix: u8) -> Result<()> {
+/// One interface of a host: `ethN` with `address` on network `network` (0: the lab's bridge).
+pub struct Leg {
+    pub network: u32,
+    pub address: Ipv4Addr,
+    pub prefix: u8,
+}
+
+/// A host's namespace and, per leg, a veth pair whose outer end joins that network's bridge
+/// (the lab's bridge in the machine's namespace, or an internal network's in its own).
+pub fn create_host_network(names: &Names, host: &str, legs: &[Leg]) -> Result<()> {
     let netns = names.netns(host);
-    let veth = netns.clone();
-    // A netns being torn down asynchronously may still hold the old pair for a moment.
+    remove_outer_ends(names, host, legs);
+    sys::run(Command::new("ip").args(["netns", "add", &netns]))?;
+    let mut inner_lines = vec!["link set lo up".to_string()];
+    for (i, leg) in legs.iter().enumerate() {
+        let ifname = format!("eth{i}");
+        // A MAC derived from the address: a host reset keeps it, so neighbours' ARP caches
+        // stay right (a new random MAC would leave them sending to the old one for half a
+        // minute).
+        let [a, b, c, d] = leg.address.octets();
+        let mac = format!("02:00:{a:02x}:{b:02x}:{c:02x}:{d:02x}");
+        if leg.network == 0 {
+            let veth = names.bridge_link(host);
+            ip_batch(&[
+                format!("link add {veth} type veth peer name {ifname} address {mac} netns {netns}"),
+                format!("link set {veth} master {} up", names.bridge()),
+            ])?;
+        } else {
+            let veth = Names::link_tag(host);
+            let mut outer = Command::new("ip");
+            outer.args(["-n", &names.internal_netns(leg.network), "-batch", "-"]);
+            sys_batch(
+                &mut outer,
+                &[
+                    format!(
+                        "link add {veth} type veth peer name {ifname} address {mac} netns {netns}"
+                    ),
+                    format!("link set {veth} master br0 up"),
+                ],
+            )?;
+        }
+        inner_lines.push(format!(
+            "addr add {}/{} dev {ifname}",
+            leg.address, leg.prefix
+        ));
+        inner_lines.push(format!("link set {ifname} up"));
+    }
+    let mut inner = Command::new("ip");
+    inner.args(["-n", &netns, "-batch", "-"]);
+    sys_batch(&mut inner, &inner_lines)
+        .with_context(|| format!("cannot set up the network of {host}"))
+}
+
+/// A netns being torn down asynchronously may still hold a host's old veth pairs for a
+/// moment: they go before new ones are made under the same names.
+fn remove_outer_ends(names: &Names, host: &str, legs: &[Leg]) {
+    for leg in legs {
+        if leg.network == 0 {
+            let veth = names.bridge_link(host);
+            if link_exists(&veth) {
+                sys::run_quiet(Command::new("ip").args(["link", "del", &veth]));
+            }
+        } else {
+            let netns = names.internal_netns(leg.network);
+            sys::run_quiet(Command::new("ip").args([
+                "-n",
+                &netns,
+                "link",
+                "del",
+                &Names::link_tag(host),
+            ]));
+        }
+    }
+}
+
+/// Removes a host's namespace and veth pairs (nothing if they are gone already); pairs
+/// into internal networks die with the namespace.
+pub fn remove_host_network(names: &Names, host: &str) {
+    let veth = names.bridge_link(host);
     if link_exists(&veth) {
         sys::run_quiet(Command::new("ip").args(["link", "del", &veth]));
     }
-    sys::run(Command::new("ip").args(["netns", "add", &netns]))?;
-    // A MAC derived from the address: a host reset keeps it, so neighbours' ARP caches stay
-    // right (a new random MAC would leave them sending to the old one for half a minute).
-    let [a, b, c, d] = address.octets();
-    let mac = format!("02:00:{a:02x}:{b:02x}:{c:02x}:{d:02x}");
-    ip_batch(&[
-        format!("link add {veth} type veth peer name eth0 address {mac} netns {netns}"),
-        format!("link set {veth} master {} up", names.bridge()),
-    ])?;
-    let mut inner = Command::new("ip");
-    inner.args(["-n", &netns, "-batch", "-"]);
-    sys_batch(
-        &mut inner,
-        &[
-            format!("addr add {address}/{prefix} dev eth0"),
-            "link set lo up".to_string(),
-            "link set eth0 up".to_string(),
-        ],
-    )
-    .with_context(|| format!("cannot set up the network of {host}"))
-}
-
-/// Removes a host's namespace and veth pair (nothing if they are gone already).
-pub fn remove_host_network(names: &Names, host: &str) {
     let netns = names.netns(host);
-    if link_exists(&netns) {
-        sys::run_quiet(Command::new("ip").args(["link", "del", &netns]));
-    }
     if Path::new("/run/netns").join(&netns).exists() {
         sys::run_quiet(Command::new("ip").args(["netns", "del", &netns]));
     }
 }
 
-fn ip_batch(lines: &[String]) -> Result<()> {
+pub(crate) fn ip_batch(lines: &[String]) -> Result<()> {
     let mut cmd = Command::new("ip");
     cmd.args(["-batch", "-"]);
     sys_batch(&mut cmd, lines)
 }
 
-fn sys_batch(cmd: &mut Command, lines: &[String]) -> Result<()> {
+pub(crate) fn sys_batch(cmd: &mut Command, lines: &[String]) -> Result<()> {
     use std::io::Write;
     use std::process::Stdio;
     let mut child = cmd
@@ -409,5 +497,20 @@ mod tests {
         assert_eq!(routes[0].device, "eth0");
         assert_eq!(routes[1].destination.to_string(), "192.0.2.2/32");
         assert_eq!(routes[2].device, "pflab-br");
+        assert_eq!(routes[1].kind, "local");
+        assert_eq!(routes[0].proto, "kernel");
+        let unreachable = parse_routes("unreachable 10.201.3.0/24 proto 250 \n");
+        assert_eq!(unreachable[0].kind, "unreachable");
+        assert_eq!(unreachable[0].proto, "250");
+        assert_eq!(unreachable[0].device, "");
+    }
+
+    #[test]
+    fn internal_subnets_differ_from_the_labs_own() {
+        let lab = Subnet::default_for("bast");
+        let inner = Subnet::default_internal("bast", 1);
+        assert!(!lab.overlaps(&inner));
+        assert!(!inner.overlaps(&Subnet::default_internal("bast", 2)));
+        assert_eq!(inner.reserved_address(1).octets()[3], 1);
     }
 }

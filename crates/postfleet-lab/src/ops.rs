@@ -11,9 +11,9 @@ use anyhow::{anyhow, bail, Context, Result};
 
 use super::host::{self, PrepareContext};
 use super::net::{self, Subnet};
-use super::state::{labs_dir, HostState, LabState, Mode, Names, Release};
+use super::state::{self, labs_dir, HostState, LabState, Mode, Names, Release, Role};
 use super::sys::{self, ProcRef};
-use super::{base, cleanup, delay};
+use super::{base, cleanup, delay, internal};
 
 pub struct UpOptions {
     pub hosts: u32,
@@ -21,6 +21,83 @@ pub struct UpOptions {
     pub release: Release,
     pub subnet: Option<String>,
     pub rtt_ms: u32,
+    /// Bastions one behind the other in front of the mail hosts (0: none, hosts on the
+    /// lab's bridge).
+    pub bastion_hops: u32,
+    /// Subnets of the internal networks, one per hop (default 10.(200+k).X.0/24).
+    pub internal_subnets: Vec<String>,
+}
+
+/// The internal networks' subnets: as given, else as last time, else the defaults; each
+/// distinct from the others and from the lab's own.
+fn internal_subnets(
+    names: &Names,
+    opts: &UpOptions,
+    subnet: &Subnet,
+    previous: Option<&LabState>,
+) -> Result<Vec<Subnet>> {
+    let hops = opts.bastion_hops;
+    if hops > state::MAX_HOPS {
+        crate::error::bad_input!("--bastion takes 1 to {} hops", state::MAX_HOPS);
+    }
+    if !opts.internal_subnets.is_empty() && opts.internal_subnets.len() != hops as usize {
+        crate::error::bad_input!(
+            "give --internal-subnet once per bastion hop ({hops}), not {} times",
+            opts.internal_subnets.len()
+        );
+    }
+    let subnets: Vec<Subnet> = if !opts.internal_subnets.is_empty() {
+        opts.internal_subnets
+            .iter()
+            .map(|s| s.parse())
+            .collect::<Result<_>>()?
+    } else {
+        match previous.filter(|p| p.internal.len() == hops as usize) {
+            Some(p) => p.internal.clone(),
+            None => (1..=hops)
+                .map(|k| Subnet::default_internal(&names.lab, k))
+                .collect(),
+        }
+    };
+    let all: Vec<&Subnet> = std::iter::once(subnet).chain(&subnets).collect();
+    for (i, a) in all.iter().enumerate() {
+        if let Some(b) = all[i + 1..].iter().find(|b| a.overlaps(b)) {
+            crate::error::bad_input!("subnets {a} and {b} of the lab overlap");
+        }
+    }
+    Ok(subnets)
+}
+
+/// Bastion k sits on network k-1 at .2 (the lab's bridge has the gateway at .1) and on
+/// network k at .1.
+fn bastion_hosts(
+    subnet: &Subnet,
+    internal: &[Subnet],
+    release: Release,
+    base: &std::path::Path,
+) -> Vec<HostState> {
+    (1..=internal.len() as u32)
+        .map(|k| {
+            let outer = if k == 1 {
+                *subnet
+            } else {
+                internal[k as usize - 2]
+            };
+            HostState {
+                name: state::bastion_name(k),
+                index: 0,
+                address: outer.reserved_address(2),
+                // The lighter boot: a bastion only needs sshd.
+                mode: Mode::Plain,
+                release,
+                base: base.to_path_buf(),
+                rtt_ms: 0,
+                role: Role::Bastion,
+                network: k - 1,
+                inner_address: Some(internal[k as usize - 1].reserved_address(1)),
+            }
+        })
+        .collect()
 }
 
 fn check_tools(modes: &[Mode]) -> Result<()> {
@@ -92,26 +169,32 @@ pub fn up(names: &Names, opts: UpOptions) -> Result<()> {
         (None, Some(p)) => p.subnet,
         (None, None) => Subnet::default_for(&names.lab),
     };
-    subnet.host_address(opts.hosts)?;
-    net::check_subnet_is_free(names, &subnet)?;
+    let internal = internal_subnets(names, &opts, &subnet, previous.as_ref())?;
+    let mail_subnet = internal.last().copied().unwrap_or(subnet);
+    mail_subnet.host_address(opts.hosts)?;
+    for s in std::iter::once(&subnet).chain(&internal) {
+        net::check_subnet_is_free(names, s)?;
+    }
 
     // The base first: an interrupted first build leaves nothing of the lab behind.
     let started = Instant::now();
     let (base, built) = base::ensure_base(opts.release)?;
     let base_time = started.elapsed();
-    let hosts = (1..=opts.hosts)
-        .map(|i| {
-            Ok(HostState {
-                name: format!("h{i}"),
-                index: i,
-                address: subnet.host_address(i)?,
-                mode: opts.mode,
-                release: opts.release,
-                base: base.clone(),
-                rtt_ms: opts.rtt_ms,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let mut hosts = bastion_hosts(&subnet, &internal, opts.release, &base);
+    for i in 1..=opts.hosts {
+        hosts.push(HostState {
+            name: format!("h{i}"),
+            index: i,
+            address: mail_subnet.host_address(i)?,
+            mode: opts.mode,
+            release: opts.release,
+            base: base.clone(),
+            rtt_ms: opts.rtt_ms,
+            role: Role::Mail,
+            network: internal.len() as u32,
+            inner_address: None,
+        });
+    }
     forget_unwanted_hosts(names, previous.as_ref(), &hosts)?;
     let state = LabState {
         name: names.lab.clone(),
@@ -119,13 +202,17 @@ pub fn up(names: &Names, opts: UpOptions) -> Result<()> {
         gateway: subnet.gateway(),
         rtt_ms: opts.rtt_ms,
         hosts,
+        internal,
     };
     {
         // Two labs starting at once must not both find the same subnet free.
         let _network = sys::lock_file(&labs_dir().join(".network.lock"))?;
-        net::check_subnet_is_free(names, &subnet)?;
+        for s in std::iter::once(&subnet).chain(&state.internal) {
+            net::check_subnet_is_free(names, s)?;
+        }
         state.save(names)?;
         net::ensure_bridge(names, &subnet)?;
+        internal::ensure_networks(names, &state)?;
     }
 
     let result = start_lab(names, &state);
@@ -194,11 +281,15 @@ fn start_hosts(names: &Names, state: &LabState, hosts: &[HostState]) -> Result<T
     let prepare_started = Instant::now();
     let public_key = fs::read_to_string(names.key_path().with_extension("pub"))
         .context("cannot read the lab's public key")?;
+    internal::ensure_networks(names, state)?;
+    let subnets: Vec<Subnet> = std::iter::once(state.subnet)
+        .chain(state.internal.iter().copied())
+        .collect();
     let ctx = PrepareContext {
         names,
         lab_public_key: &public_key,
         gateway: state.gateway,
-        prefix: state.subnet.prefix(),
+        subnets: &subnets,
     };
     all_ok(parallel(hosts, 8, |h| host::prepare(&ctx, h).map(|_| ())))?;
     write_known_hosts(names, state)?;
@@ -280,14 +371,17 @@ fn ensure_lab_key(names: &Names) -> Result<()> {
     Ok(())
 }
 
-/// known_hosts for every host of the lab, from the host keys made at prepare time.
+/// known_hosts for every host of the lab, from the host keys made at prepare time, and the
+/// OpenSSH client configuration that uses it (`lab ssh` goes through bastions with it).
 fn write_known_hosts(names: &Names, state: &LabState) -> Result<()> {
     let mut lines = Vec::new();
     for h in &state.hosts {
         lines.extend(host::known_hosts_lines(names, h)?);
     }
     let text = lines.join("\n") + "\n";
-    sys::write_atomic(&names.known_hosts_path(), text.as_bytes(), 0o644)
+    sys::write_atomic(&names.known_hosts_path(), text.as_bytes(), 0o644)?;
+    let config = super::client::ssh_config(names, state, "root");
+    sys::write_atomic(&names.ssh_config_path(), config.as_bytes(), 0o644)
 }
 
 /// Restarts the sink if it died.
@@ -333,18 +427,38 @@ fn count(n: usize, thing: &str) -> String {
 }
 
 fn print_summary(names: &Names, state: &LabState) {
+    let mail = state.hosts.iter().filter(|h| h.role == Role::Mail).count();
+    let mail_subnet = state
+        .network_subnet(state.mail_network())
+        .expect("the mail network is recorded");
+    // Behind bastions: "2 hosts on 10.201.X.0/24 behind bastion 10.77.X.2 (on 10.77.X.0/24)".
+    let bastions: Vec<String> = state
+        .jump_chain(state.mail_network())
+        .iter()
+        .map(|b| format!("{} {}", b.name, b.address))
+        .collect();
+    let place = if bastions.is_empty() {
+        format!("on {}", state.subnet)
+    } else {
+        format!(
+            "on {mail_subnet} behind {} (on {})",
+            bastions.join(" then "),
+            state.subnet
+        )
+    };
     println!(
-        "lab '{}' up: {} on {}, sink on {} ports {}-{}",
+        "lab '{}' up: {} {place}, sink on {} ports {}-{}",
         names.lab,
-        count(state.hosts.len(), "host"),
-        state.subnet,
+        count(mail, "host"),
         state.gateway,
         super::state::SINK_PORTS[0],
         super::state::SINK_PORTS[super::state::SINK_PORTS.len() - 1]
     );
 }
 
-pub fn add(names: &Names, count: u32, mode: Mode, release: Release) -> Result<()> {
+/// Adds `count` mail hosts: behind the last bastion if the lab has bastions, unless `direct`
+/// (then on the lab's bridge, reachable from this machine: a fleet with both kinds).
+pub fn add(names: &Names, count: u32, mode: Mode, release: Release, direct: bool) -> Result<()> {
     sys::require_root()?;
     check_tools(&[mode])?;
     if count == 0 {
@@ -355,16 +469,23 @@ pub fn add(names: &Names, count: u32, mode: Mode, release: Release) -> Result<()
     ensure_sink(names)?;
     let (base, _) = base::ensure_base(release)?;
     let first = state.next_index();
+    let network = if direct { 0 } else { state.mail_network() };
+    let subnet = state
+        .network_subnet(network)
+        .expect("the mail network is recorded");
     let new_hosts = (first..first + count)
         .map(|i| {
             Ok(HostState {
                 name: format!("h{i}"),
                 index: i,
-                address: state.subnet.host_address(i)?,
+                address: subnet.host_address(i)?,
                 mode,
                 release,
                 base: base.clone(),
                 rtt_ms: state.rtt_ms,
+                role: Role::Mail,
+                network,
+                inner_address: None,
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -423,7 +544,7 @@ pub fn reset(names: &Names, host_names: &[String]) -> Result<()> {
         .iter_mut()
         .filter(|h| host_names.contains(&h.name))
     {
-        h.rtt_ms = lab_rtt;
+        h.rtt_ms = if h.role == Role::Bastion { 0 } else { lab_rtt };
         // Its upper layer is wiped: it boots over the current base of its release.
         h.base = base::ensure_base(h.release)?.0;
     }
@@ -485,7 +606,12 @@ pub fn rtt(names: &Names, rtt_ms: u32, host_names: &[String]) -> Result<()> {
     let _lock = sys::lock_file(&names.lock_path())?;
     let mut state = require_up(names)?;
     let targets: Vec<String> = if host_names.is_empty() {
-        state.hosts.iter().map(|h| h.name.clone()).collect()
+        state
+            .hosts
+            .iter()
+            .filter(|h| h.role == Role::Mail)
+            .map(|h| h.name.clone())
+            .collect()
     } else {
         host_names.to_vec()
     };

@@ -32,6 +32,37 @@ impl Mode {
     }
 }
 
+/// What a host is for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// A mail host (sshd and Postfix): the fleet.
+    #[default]
+    Mail,
+    /// A jump host in front of an internal network (sshd with TCP forwarding, no Postfix).
+    Bastion,
+}
+
+/// The most bastions one behind the other (`up --bastion HOPS`).
+pub const MAX_HOPS: u32 = 4;
+
+/// Name of the bastion of hop `hop` (1-based): `bastion`, then `bastion2`, `bastion3`...
+pub fn bastion_name(hop: u32) -> String {
+    if hop == 1 {
+        "bastion".to_string()
+    } else {
+        format!("bastion{hop}")
+    }
+}
+
+/// The hop of a bastion name, None for other hosts.
+pub fn bastion_hop(host: &str) -> Option<u32> {
+    match host.strip_prefix("bastion")? {
+        "" => Some(1),
+        n => n.parse().ok().filter(|h| *h >= 2),
+    }
+}
+
 /// The Debian release a host runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -128,6 +159,37 @@ impl Names {
     pub fn netns_path(&self, host: &str) -> PathBuf {
         Path::new("/run/netns").join(self.netns(host))
     }
+    /// Short name of a host in interface names (15 bytes at most): `bastionK` is `bK`.
+    pub fn link_tag(host: &str) -> String {
+        match bastion_hop(host) {
+            Some(hop) => format!("b{hop}"),
+            None => host.to_string(),
+        }
+    }
+    /// The host a link tag stands for (inverse of [`Names::link_tag`]).
+    pub fn host_of_tag(tag: &str) -> String {
+        match tag.strip_prefix('b').and_then(|n| n.parse::<u32>().ok()) {
+            Some(hop) if hop >= 1 => bastion_name(hop),
+            _ => tag.to_string(),
+        }
+    }
+    /// A host's veth end on the lab's bridge, in the machine's namespace.
+    pub fn bridge_link(&self, host: &str) -> String {
+        format!("{}{}", self.prefix(), Names::link_tag(host))
+    }
+    /// Network namespace holding internal network `k`'s bridge (1-based).
+    pub fn internal_netns(&self, k: u32) -> String {
+        format!("{}net{k}", self.prefix())
+    }
+    /// Whether a name after the lab's prefix is an internal network's namespace.
+    pub fn is_internal_netns(rest: &str) -> bool {
+        rest.strip_prefix("net")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    }
+    /// OpenSSH client configuration describing the lab (`ssh -F` it).
+    pub fn ssh_config_path(&self) -> PathBuf {
+        self.state_dir.join("ssh_config")
+    }
     /// Directory name of the lab's cgroups in every hierarchy.
     pub fn cgroup(&self) -> String {
         format!("postfleet-{}", self.lab)
@@ -218,6 +280,15 @@ pub struct HostState {
     /// Added round-trip delay in ms (0: none).
     #[serde(default)]
     pub rtt_ms: u32,
+    #[serde(default)]
+    pub role: Role,
+    /// The network `address` is on: 0 the lab's bridge (reached from the machine), k the
+    /// internal network k (reached through bastions 1..=k).
+    #[serde(default)]
+    pub network: u32,
+    /// A bastion's address on the internal network behind it (network + 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inner_address: Option<Ipv4Addr>,
 }
 
 /// What `lab.json` records about the lab.
@@ -230,6 +301,10 @@ pub struct LabState {
     #[serde(default)]
     pub rtt_ms: u32,
     pub hosts: Vec<HostState>,
+    /// Internal networks (bastion labs): network k is `internal[k - 1]`, behind bastion k.
+    /// Nothing in the machine's namespace routes to them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub internal: Vec<Subnet>,
 }
 
 impl LabState {
@@ -260,6 +335,26 @@ impl LabState {
         self.hosts.iter().find(|h| h.name == name)
     }
 
+    /// The subnet of network `k` (0: the lab's bridge).
+    pub fn network_subnet(&self, k: u32) -> Option<Subnet> {
+        match k {
+            0 => Some(self.subnet),
+            k => self.internal.get(k as usize - 1).copied(),
+        }
+    }
+
+    /// The network new mail hosts go on: behind the last bastion, if any.
+    pub fn mail_network(&self) -> u32 {
+        self.internal.len() as u32
+    }
+
+    /// The bastions a host on network `k` is reached through, first hop first.
+    pub fn jump_chain(&self, k: u32) -> Vec<&HostState> {
+        (1..=k)
+            .filter_map(|hop| self.host(&bastion_name(hop)))
+            .collect()
+    }
+
     pub fn next_index(&self) -> u32 {
         self.hosts.iter().map(|h| h.index).max().unwrap_or(0) + 1
     }
@@ -285,5 +380,20 @@ mod tests {
         assert!(names.netns("h999").len() <= 15);
         assert!(names.bridge().len() <= 15);
         assert_eq!(names.bridge(), "pfabcdef-br");
+        assert!(names.bridge_link("bastion").len() <= 15);
+        assert_eq!(names.bridge_link("bastion"), "pfabcdef-b1");
+    }
+
+    #[test]
+    fn bastion_names_and_tags_round_trip() {
+        assert_eq!(bastion_name(1), "bastion");
+        assert_eq!(bastion_name(2), "bastion2");
+        for host in ["bastion", "bastion2", "h1", "h12"] {
+            assert_eq!(Names::host_of_tag(&Names::link_tag(host)), host);
+        }
+        assert_eq!(bastion_hop("bastion1"), None);
+        assert_eq!(bastion_hop("h1"), None);
+        assert!(Names::is_internal_netns("net2"));
+        assert!(!Names::is_internal_netns("net") && !Names::is_internal_netns("h1"));
     }
 }
