@@ -130,7 +130,37 @@ pub enum SshError {
         fingerprint: String,
         known_hosts: String,
     },
-    /// `user` is `user@address:port`; `detail` lists the agent and key files tried.
+    /// The host presented a certificate that is not accepted. `certificate` names it (key
+    /// ID, serial, key and CA fingerprints), `reason` says why, `known_hosts` is the file
+    /// judged against, `advice` what to do.
+    #[error(
+        "host certificate of {host} refused ({certificate}): {reason}; judged by {known_hosts}. \
+         {advice}"
+    )]
+    HostCertificateRejected {
+        host: String,
+        certificate: String,
+        reason: String,
+        known_hosts: String,
+        advice: String,
+    },
+    /// known_hosts has `@cert-authority` lines (`lines`, e.g. `3, 7`) for the host, which
+    /// presented a plain key that is not listed: never learned, even with --accept-new.
+    #[error(
+        "{host} presented a plain host key ({fingerprint}) instead of a certificate, but \
+         {known_hosts} expects a certificate for it (@cert-authority on line {lines}): not \
+         trusting the key, and not learning it (--accept-new never does for a host with a CA). \
+         Make the host's sshd present its certificate (HostCertificate in sshd_config), or, \
+         after checking that fingerprint with the host's administrator, list the key itself"
+    )]
+    HostCertificateMissing {
+        host: String,
+        fingerprint: String,
+        known_hosts: String,
+        lines: String,
+    },
+    /// `user` is `user@address:port`; `detail` lists the agent, key files and certificates
+    /// tried.
     #[error("authentication as {user} failed: {detail}")]
     AuthFailed { user: String, detail: String },
     /// `sudo -n` needs a password for `user` on `host`.
