@@ -75,6 +75,7 @@ pub fn target(host: &postfleet_core::inventory::Host) -> postfleet_ssh::Target {
         port: c.port,
         user: c.user.clone(),
         key_files: c.key_files.clone(),
+        certificate_files: Vec::new(),
         become_root: c.become_root,
         known_hosts: c.known_hosts.clone(),
     }

@@ -346,6 +346,7 @@ impl Simulator {
             port: self.port(index),
             user: user.into(),
             key_files: Vec::new(),
+            certificate_files: Vec::new(),
             become_root: false,
             known_hosts: None,
         }

@@ -2,8 +2,10 @@
 //!
 //! - Host keys: strict known_hosts checking by default ([`HostKeyPolicy`]), in the inventory's
 //!   file or `~/.ssh/known_hosts`; hashed entries are understood ([`known_hosts`]).
-//! - Auth: ssh-agent (`SSH_AUTH_SOCK`), then key files, shared by all hosts through one
-//!   [`KeyStore`] (encrypted keys: [`auth::PASSPHRASE_VAR`] or a terminal prompt).
+//! - Host certificates: `@cert-authority` lines ([`known_hosts::check_certificate`]).
+//! - Auth: ssh-agent (`SSH_AUTH_SOCK`, its certificates too), then key files, each with its
+//!   certificates (`KEY-cert.pub`, [`Target::certificate_files`]), shared by all hosts through
+//!   one [`KeyStore`] (encrypted keys: [`auth::PASSPHRASE_VAR`] or a terminal prompt).
 //! - Commands: [`Session::run_script`] (`/bin/sh -s`, script on stdin, `sudo -n` for become),
 //!   each one exec channel, at most 8 at once per connection.
 //! - [`Target`]: where and as whom to connect (the caller's inventory maps onto it).
@@ -27,8 +29,12 @@ pub struct Target {
     pub address: String,
     pub port: u16,
     pub user: String,
-    /// Key files to try after the agent; empty: ~/.ssh/id_{ed25519,ecdsa,rsa}.
+    /// Key files to try after the agent; empty: ~/.ssh/id_{ed25519,ecdsa,rsa}. A
+    /// `KEY-cert.pub` beside a key file is tried as its certificate, as OpenSSH does.
     pub key_files: Vec<PathBuf>,
+    /// User certificates (ssh_config `CertificateFile`), each used with the agent key or key
+    /// file that holds its private key.
+    pub certificate_files: Vec<PathBuf>,
     /// Run remote work through `sudo -n` (ignored for root).
     pub become_root: bool,
     /// known_hosts file; None: [`SshOptions::default_known_hosts`].

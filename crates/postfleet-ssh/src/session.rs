@@ -242,6 +242,7 @@ impl Session {
         let sources = Sources {
             agent_socket: opts.agent_socket.as_deref(),
             key_files: &key_files,
+            certificate_files: &conn.certificate_files,
             keys: &opts.keys,
         };
         let target = format!("{}@{address}", conn.user);
