@@ -411,3 +411,57 @@ fn scenarios(lab: &Lab, address: &str) {
         assert_eq!(login(&by_agent, &named_via_agent).await.unwrap(), "root");
     });
 }
+
+/// `lab up --ssh-ca`: postfleet (with the lab's inventory settings: its key, whose
+/// certificate sits beside it, and its known_hosts, one `@cert-authority` line) logs in with
+/// the lab key's certificate once the plain key is gone from authorized_keys; OpenSSH does too.
+#[test]
+#[ignore = "needs root and the lab"]
+fn lab_up_with_ssh_ca() {
+    const CA_LAB: &str = "certca";
+    lab_ok(CA_LAB, &["down", "--purge"]);
+    lab_ok(CA_LAB, &["up", "--hosts", "2", "--ssh-ca"]);
+    let lab = Lab::open(CA_LAB).expect("the certca lab is up");
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let known_hosts = read(&lab.known_hosts_path());
+        assert!(
+            known_hosts.starts_with("@cert-authority ") && known_hosts.lines().count() == 1,
+            "{known_hosts}"
+        );
+        let inventory = lab_ok(CA_LAB, &["inventory"]);
+        assert!(inventory.contains("ssh_known_hosts_file"), "{inventory}");
+        let key = lab.key_path();
+        let opts = options(&lab.known_hosts_path(), HostKeyPolicy::Strict, None);
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        for host in lab.hosts() {
+            host_ok(&lab, &host.name, "rm /root/.ssh/authorized_keys");
+            let address = host.address.to_string();
+            let to = target(&address, 22, &[&key], &[]);
+            assert_eq!(rt.block_on(login(&to, &opts)).unwrap(), "root");
+            let out = lab
+                .ssh_command(&host.name, "root")
+                .unwrap()
+                .arg("true")
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        // Without its certificate the key is refused now: the certificate did it.
+        let bare = tempfile::tempdir().unwrap();
+        std::fs::copy(&key, bare.path().join("key")).unwrap();
+        let address = lab.hosts()[0].address.to_string();
+        let to = target(&address, 22, &[&bare.path().join("key")], &[]);
+        assert!(matches!(
+            rt.block_on(login(&to, &opts)),
+            Err(SshError::AuthFailed { .. })
+        ));
+    }));
+    lab_ok(CA_LAB, &["down", "--purge"]);
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}

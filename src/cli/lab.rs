@@ -83,6 +83,10 @@ pub enum LabCommand {
         /// Added round-trip time for every host, in ms.
         #[arg(long, default_value_t = 0, value_name = "MS")]
         rtt_ms: u32,
+        /// OpenSSH certificates: a lab host CA signs the host keys, sshd trusts a lab user CA
+        /// that signed the lab key (`lab_ed25519-cert.pub`), known_hosts is `@cert-authority`.
+        #[arg(long)]
+        ssh_ca: bool,
     },
     /// Add hosts to a running lab.
     Add {
@@ -191,6 +195,7 @@ fn dispatch(args: LabArgs) -> anyhow::Result<()> {
             release,
             subnet,
             rtt_ms,
+            ssh_ca,
         } => lab::up(
             &names,
             lab::UpOptions {
@@ -199,6 +204,7 @@ fn dispatch(args: LabArgs) -> anyhow::Result<()> {
                 release: release.into(),
                 subnet,
                 rtt_ms,
+                ssh_ca,
             },
         )?,
         LabCommand::Add {

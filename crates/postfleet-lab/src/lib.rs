@@ -13,6 +13,7 @@ mod host;
 mod net;
 mod ops;
 pub mod sink;
+mod ssh_ca;
 mod state;
 mod sys;
 

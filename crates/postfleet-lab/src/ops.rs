@@ -21,6 +21,8 @@ pub struct UpOptions {
     pub release: Release,
     pub subnet: Option<String>,
     pub rtt_ms: u32,
+    /// Host and user certificates (see [`super::ssh_ca`]).
+    pub ssh_ca: bool,
 }
 
 fn check_tools(modes: &[Mode]) -> Result<()> {
@@ -128,7 +130,9 @@ pub fn up(names: &Names, opts: UpOptions) -> Result<()> {
         net::ensure_bridge(names, &subnet)?;
     }
 
-    let result = start_lab(names, &state);
+    let result = ensure_lab_key(names)
+        .and_then(|()| super::ssh_ca::configure(names, opts.ssh_ca))
+        .and_then(|()| start_lab(names, &state));
     let timings = match result {
         Ok(r) => r,
         Err(e) => {
@@ -283,8 +287,12 @@ fn ensure_lab_key(names: &Names) -> Result<()> {
 /// known_hosts for every host of the lab, from the host keys made at prepare time.
 fn write_known_hosts(names: &Names, state: &LabState) -> Result<()> {
     let mut lines = Vec::new();
-    for h in &state.hosts {
-        lines.extend(host::known_hosts_lines(names, h)?);
+    if let Some(ca_lines) = super::ssh_ca::known_hosts_lines(names, state)? {
+        lines = ca_lines;
+    } else {
+        for h in &state.hosts {
+            lines.extend(host::known_hosts_lines(names, h)?);
+        }
     }
     let text = lines.join("\n") + "\n";
     sys::write_atomic(&names.known_hosts_path(), text.as_bytes(), 0o644)

@@ -45,7 +45,9 @@ pub struct Target {
 pub enum HostKeyPolicy {
     /// Unknown and changed keys are refused (the default).
     Strict,
-    /// Unknown keys are learned into the known_hosts file; changed keys are still refused.
+    /// Unknown keys are learned into the known_hosts file; changed keys are still refused, and
+    /// so is any key of a host that has a `@cert-authority` line (certificate problems are
+    /// never overridden).
     AcceptNew,
 }
 
