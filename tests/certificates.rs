@@ -327,6 +327,7 @@ fn scenarios(lab: &Lab, address: &str) {
         let refused = target(address, 2201, &[&stale, &wrong_user], &[]);
         let error = login(&refused, &strict).await.unwrap_err();
         let text = error.to_string();
+        eprintln!("{text}");
         assert!(matches!(error, SshError::AuthFailed { .. }), "{text}");
         for part in [
             "stale-cert.pub",
@@ -351,6 +352,7 @@ fn scenarios(lab: &Lab, address: &str) {
                 .await
                 .unwrap_err();
             let text = error.to_string();
+            eprintln!("{text}");
             assert!(
                 matches!(error, SshError::HostCertificateRejected { .. }),
                 "{text}"
@@ -363,6 +365,7 @@ fn scenarios(lab: &Lab, address: &str) {
             .await
             .unwrap_err();
         let text = error.to_string();
+        eprintln!("{text}");
         assert!(text.contains("key ID \"h1-expired\""), "{text}");
         assert!(
             text.contains("expired at 2020-01-02 00:00:00 UTC"),
@@ -373,12 +376,78 @@ fn scenarios(lab: &Lab, address: &str) {
         let error = login(&target(address, 22, &[&user], &[]), &accept_new)
             .await
             .unwrap_err();
+        eprintln!("{error}");
         assert!(
             matches!(error, SshError::HostCertificateMissing { .. }),
             "{error}"
         );
         assert_eq!(read(&known_hosts), format!("{ca_line}\n"));
+
+        // The host CA marked @revoked: the good certificate is refused too.
+        let revoked = dir.join("known_hosts_revoked");
+        std::fs::write(
+            &revoked,
+            format!(
+                "{ca_line}\n@revoked * {}",
+                read(&host_ca.with_extension("pub"))
+            ),
+        )
+        .unwrap();
+        let opts = options(&revoked, HostKeyPolicy::AcceptNew, None);
+        let error = login(&good, &opts).await.unwrap_err();
+        eprintln!("{error}");
+        assert!(
+            error
+                .to_string()
+                .contains("its CA is marked @revoked (line 2)"),
+            "{error}"
+        );
     });
+
+    // OpenSSH's client agrees on each of these hosts.
+    let openssh = |port: u16, key: &Path| {
+        Command::new("ssh")
+            .args(["-F", "/dev/null", "-i"])
+            .arg(key)
+            .args(["-o", "IdentitiesOnly=yes", "-o"])
+            .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
+            .args([
+                "-o",
+                "GlobalKnownHostsFile=/dev/null",
+                "-o",
+                "StrictHostKeyChecking=yes",
+            ])
+            .args([
+                "-o",
+                "BatchMode=yes",
+                "-p",
+                &port.to_string(),
+                "-l",
+                "root",
+                address,
+                "true",
+            ])
+            .output()
+            .expect("ssh runs")
+            .status
+            .success()
+    };
+    assert!(
+        openssh(2201, &user),
+        "OpenSSH logs in with the certificates"
+    );
+    assert!(
+        !openssh(2202, &user),
+        "OpenSSH refuses the other CA's certificate"
+    );
+    assert!(
+        !openssh(2203, &user),
+        "OpenSSH refuses the expired certificate"
+    );
+    assert!(
+        !openssh(2201, &dir.join("bare")),
+        "OpenSSH is refused the bare key"
+    );
 
     // Certificates held by ssh-agent (no key file given at all).
     let agent = Agent::start(dir);

@@ -289,7 +289,7 @@ impl std::fmt::Display for CertProblem {
                     .collect();
                 write!(
                     f,
-                    "it is signed by an unknown CA: the @cert-authority lines for this host name \
+                    "it is signed by an unknown CA: the @cert-authority lines for this host trust \
                      only {}",
                     listed.join(", ")
                 )
@@ -330,34 +330,34 @@ impl CertProblem {
     pub fn advice(&self) -> &'static str {
         match self {
             CertProblem::Revoked { .. } => {
-                "do not connect: re-sign the host key with a CA that is not revoked, or remove \
+                "Do not connect: re-sign the host key with a CA that is not revoked, or remove \
                  the @revoked line if it is wrong"
             }
             CertProblem::BadSignature => {
-                "the certificate is corrupt or forged: check the host's HostCertificate file"
+                "The certificate is corrupt or forged: check the host's HostCertificate file"
             }
             CertProblem::UnknownAuthority { .. } => {
-                "if the host's CA changed, check the new CA's fingerprint and add it as \
+                "If the host's CA changed, check the new CA's fingerprint and add it as \
                  `@cert-authority PATTERN KEY`, or re-sign the host key with the CA already \
                  listed"
             }
             CertProblem::NotHostCertificate => {
-                "sign the host key with `ssh-keygen -s CA -h` (-h makes a host certificate)"
+                "Sign the host key with `ssh-keygen -s CA -h` (-h makes a host certificate)"
             }
             CertProblem::NotYetValid { .. } => {
-                "check the clocks of this machine and of the CA, or re-sign with an earlier start \
+                "Check the clocks of this machine and of the CA, or re-sign with an earlier start \
                  (-V)"
             }
             CertProblem::Expired { .. } => {
-                "re-sign the host key (`ssh-keygen -s CA -h -V ...`) and reload the host's sshd"
+                "Re-sign the host key (`ssh-keygen -s CA -h -V ...`) and reload the host's sshd"
             }
             CertProblem::PrincipalMismatch { .. } => {
-                "connect by a name the certificate lists, or re-sign it with this name among its \
+                "Connect by a name the certificate lists, or re-sign it with this name among its \
                  principals (-n)"
             }
-            CertProblem::CriticalOptions { .. } => "re-sign the host key without -O options",
+            CertProblem::CriticalOptions { .. } => "Re-sign the host key without -O options",
             CertProblem::WeakSignature => {
-                "re-sign the host key with `ssh-keygen -s CA -t rsa-sha2-512` (or an Ed25519 CA)"
+                "Re-sign the host key with `ssh-keygen -s CA -t rsa-sha2-512` (or an Ed25519 CA)"
             }
         }
     }
