@@ -266,6 +266,18 @@ pub fn resolve(
             from: "default".into(),
         });
     }
+    // User certificates named by CertificateFile (a KEY-cert.pub beside a key is found
+    // without it).
+    for file in &found.certificate_files {
+        target.certificate_files.push(PathBuf::from(expand(file)?));
+    }
+    if let Some(first) = found.certificate_files.first() {
+        shown.push(Shown {
+            setting: "certificate_files",
+            value: join_paths(&target.certificate_files),
+            from: from_config(first),
+        });
+    }
     // The agent: IdentityAgent, and IdentitiesOnly (only the files named, no agent keys).
     let only_files = found.identities_only.as_ref().filter(|o| o.value);
     if let Some(agent) = &found.identity_agent {
@@ -444,8 +456,14 @@ fn jump_chain(
             .iter()
             .map(|f| config::expand(&f.value, &tokens).map(PathBuf::from))
             .collect::<Result<_, _>>()?;
+        target.certificate_files = found
+            .certificate_files
+            .iter()
+            .map(|f| config::expand(&f.value, &tokens).map(PathBuf::from))
+            .collect::<Result<_, _>>()?;
         if target.key_files.is_empty() {
             target.key_files = behind.key_files.clone();
+            target.certificate_files = behind.certificate_files.clone();
             target.agent = behind.agent.clone();
         }
         target.known_hosts = match &found.user_known_hosts_files {

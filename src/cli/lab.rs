@@ -96,6 +96,10 @@ pub enum LabCommand {
         /// 10.(200+K).X.0/24 for network K, X as in the lab's default subnet).
         #[arg(long, value_name = "CIDR", requires = "bastion")]
         internal_subnet: Vec<String>,
+        /// OpenSSH certificates: a lab host CA signs the host keys, sshd trusts a lab user CA
+        /// that signed the lab key (`lab_ed25519-cert.pub`), known_hosts is `@cert-authority`.
+        #[arg(long)]
+        ssh_ca: bool,
     },
     /// Add hosts to a running lab.
     Add {
@@ -218,6 +222,7 @@ fn dispatch(args: LabArgs) -> anyhow::Result<()> {
             rtt_ms,
             bastion,
             internal_subnet,
+            ssh_ca,
         } => lab::up(
             &names,
             lab::UpOptions {
@@ -233,6 +238,7 @@ fn dispatch(args: LabArgs) -> anyhow::Result<()> {
                     hops => hops.unwrap_or(0),
                 },
                 internal_subnets: internal_subnet,
+                ssh_ca,
             },
         )?,
         LabCommand::Add {

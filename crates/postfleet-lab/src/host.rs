@@ -27,7 +27,7 @@ const BASTION_SSHD: &str =
     "# postfleet lab bastion: a jump host for the internal network behind it.\n\
 AllowTcpForwarding yes\n\
 PermitOpen any\n";
-const HOST_KEY_TYPES: [&str; 2] = ["ed25519", "ecdsa"];
+pub(crate) const HOST_KEY_TYPES: [&str; 2] = ["ed25519", "ecdsa"];
 /// How long a host may take from start to ready.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(240);
 pub const HOST_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -158,6 +158,7 @@ pub fn prepare(ctx: &PrepareContext, host: &HostState) -> Result<bool> {
     if fresh {
         write_identity(&upper, &host.name, &fqdn)?;
     }
+    super::ssh_ca::certify_host(ctx.names, &files.upper(), host, &fqdn)?;
     let hosts_file = format!(
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
          {}\t{fqdn} {}\n{}\tgw.{} gw\n",

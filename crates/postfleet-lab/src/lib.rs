@@ -17,6 +17,7 @@ mod internal;
 mod net;
 mod ops;
 pub mod sink;
+mod ssh_ca;
 mod state;
 mod sys;
 

@@ -26,6 +26,8 @@ pub struct UpOptions {
     pub bastion_hops: u32,
     /// Subnets of the internal networks, one per hop (default 10.(200+k).X.0/24).
     pub internal_subnets: Vec<String>,
+    /// Host and user certificates (see [`super::ssh_ca`]).
+    pub ssh_ca: bool,
 }
 
 /// The internal networks' subnets: as given, else as last time, else the defaults; each
@@ -215,7 +217,9 @@ pub fn up(names: &Names, opts: UpOptions) -> Result<()> {
         internal::ensure_networks(names, &state)?;
     }
 
-    let result = start_lab(names, &state);
+    let result = ensure_lab_key(names)
+        .and_then(|()| super::ssh_ca::configure(names, opts.ssh_ca))
+        .and_then(|()| start_lab(names, &state));
     let timings = match result {
         Ok(r) => r,
         Err(e) => {
@@ -375,8 +379,12 @@ fn ensure_lab_key(names: &Names) -> Result<()> {
 /// OpenSSH client configuration that uses it (`lab ssh` goes through bastions with it).
 fn write_known_hosts(names: &Names, state: &LabState) -> Result<()> {
     let mut lines = Vec::new();
-    for h in &state.hosts {
-        lines.extend(host::known_hosts_lines(names, h)?);
+    if let Some(ca_lines) = super::ssh_ca::known_hosts_lines(names, state)? {
+        lines = ca_lines;
+    } else {
+        for h in &state.hosts {
+            lines.extend(host::known_hosts_lines(names, h)?);
+        }
     }
     let text = lines.join("\n") + "\n";
     sys::write_atomic(&names.known_hosts_path(), text.as_bytes(), 0o644)?;

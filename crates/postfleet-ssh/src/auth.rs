@@ -1,5 +1,7 @@
-//! Public-key authentication: ssh-agent first, then key files, each key file read (and its
-//! passphrase asked) once per run however many hosts use it.
+//! Public-key authentication: ssh-agent first (its certificates too), then key files, each key
+//! file read (and its passphrase asked) once per run however many hosts use it. User
+//! certificates (`CertificateFile`, `KEY-cert.pub` beside a key file) are offered with the
+//! agent key or key file holding their private key, before that plain key, as OpenSSH does.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -9,7 +11,10 @@ use std::sync::{Arc, Mutex};
 use russh::client::{AuthResult, Handle, Handler};
 use russh::keys::agent::client::AgentClient;
 use russh::keys::agent::AgentIdentity;
-use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg};
+use russh::keys::ssh_encoding::Encode;
+use russh::keys::ssh_key::certificate::CertType;
+use russh::keys::ssh_key::private::KeypairData;
+use russh::keys::{Certificate, HashAlg, PrivateKey, PrivateKeyWithHashAlg};
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
@@ -184,7 +189,171 @@ pub fn key_files(configured: &[PathBuf], home: Option<&Path>) -> Vec<PathBuf> {
 pub struct Sources<'a> {
     pub agent_socket: Option<&'a Path>,
     pub key_files: &'a [PathBuf],
+    /// Certificates named explicitly (`CertificateFile`); `KEY-cert.pub` beside each key file
+    /// is added to them.
+    pub certificate_files: &'a [PathBuf],
     pub keys: &'a KeyStore,
+}
+
+/// `KEY-cert.pub` beside the key file `KEY`, where OpenSSH looks for its certificate.
+pub fn certificate_beside(key_file: &Path) -> PathBuf {
+    let mut name = key_file.as_os_str().to_os_string();
+    name.push("-cert.pub");
+    PathBuf::from(name)
+}
+
+/// A user certificate from a file, to offer with the key that holds its private key.
+struct UserCert {
+    cert: Certificate,
+    path: PathBuf,
+    /// Offered once (with the agent's key or a key file's).
+    offered: bool,
+}
+
+/// Reads an OpenSSH certificate (`ssh-ed25519-cert-v01@openssh.com AAAA... comment`).
+pub fn read_certificate(path: &Path) -> Result<Certificate, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read it: {e}"))?;
+    Certificate::from_openssh(text.trim()).map_err(|e| format!("not an OpenSSH certificate: {e}"))
+}
+
+/// The explicit certificates, then those beside the key files (only when they exist); the
+/// unreadable ones go to `tried`.
+fn user_certificates(sources: &Sources<'_>, tried: &mut Vec<String>) -> Vec<UserCert> {
+    let mut certs: Vec<UserCert> = Vec::new();
+    let beside = sources
+        .key_files
+        .iter()
+        .map(|key| certificate_beside(key))
+        .filter(|path| path.exists());
+    for path in sources.certificate_files.iter().cloned().chain(beside) {
+        if certs.iter().any(|c| c.path == path) {
+            continue;
+        }
+        match read_certificate(&path) {
+            Ok(cert) => certs.push(UserCert {
+                cert,
+                path,
+                offered: false,
+            }),
+            Err(why) => tried.push(format!("certificate {} ({why})", path.display())),
+        }
+    }
+    certs
+}
+
+/// `key ID "x", serial N` and, when the certificate cannot work for `user` now, why (the
+/// server's refusal does not say).
+fn certificate_note(cert: &Certificate, user: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut note = format!("key ID \"{}\", serial {}", cert.key_id(), cert.serial());
+    let principals = cert.valid_principals();
+    if cert.cert_type() != CertType::User {
+        note.push_str("; it is a host certificate, not a user certificate");
+    } else if now >= cert.valid_before() {
+        note.push_str(&format!(
+            "; it expired at {}",
+            super::known_hosts::utc_time(cert.valid_before())
+        ));
+    } else if now < cert.valid_after() {
+        note.push_str(&format!(
+            "; it is not valid before {}",
+            super::known_hosts::utc_time(cert.valid_after())
+        ));
+    } else if principals.is_empty() {
+        note.push_str("; it lists no principals, which sshd refuses");
+    } else if !principals.iter().any(|p| p == user) {
+        note.push_str(&format!(
+            "; it is not valid for user {user}, only for {}",
+            principals.join(", ")
+        ));
+    } else {
+        note.push_str("; is its CA in the server's TrustedUserCAKeys?");
+    }
+    note
+}
+
+/// Signs authentication requests with a private key read from a file, for certificates (the
+/// RSA hash chosen as for plain keys; russh's own certificate method cannot choose it).
+struct KeySigner(Arc<PrivateKey>);
+
+#[derive(Debug)]
+enum SignError {
+    Send,
+    Key(String),
+}
+
+impl std::fmt::Display for SignError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SignError::Send => write!(f, "the connection is gone"),
+            SignError::Key(why) => write!(f, "cannot sign with the key: {why}"),
+        }
+    }
+}
+
+impl From<russh::SendError> for SignError {
+    fn from(_: russh::SendError) -> SignError {
+        SignError::Send
+    }
+}
+
+impl russh::Signer for KeySigner {
+    type Error = SignError;
+
+    fn auth_sign(
+        &mut self,
+        _key: &AgentIdentity,
+        hash_alg: Option<HashAlg>,
+        to_sign: Vec<u8>,
+    ) -> impl std::future::Future<Output = Result<Vec<u8>, SignError>> + Send {
+        let signed = sign_appended(&self.0, hash_alg, to_sign);
+        async move { signed }
+    }
+}
+
+/// Signs a certificate's authentication with the agent's plain key for it (as OpenSSH does
+/// for a `CertificateFile` whose key only the agent holds: the agent knows the key, not the
+/// certificate, and refuses a request naming the certificate).
+struct AgentKeySigner<'a> {
+    agent: &'a mut AgentClient<tokio::net::UnixStream>,
+    key: AgentIdentity,
+}
+
+impl russh::Signer for AgentKeySigner<'_> {
+    type Error = russh::AgentAuthError;
+
+    async fn auth_sign(
+        &mut self,
+        _certificate: &AgentIdentity,
+        hash_alg: Option<HashAlg>,
+        to_sign: Vec<u8>,
+    ) -> Result<Vec<u8>, Self::Error> {
+        self.agent
+            .sign_request(&self.key, hash_alg, to_sign)
+            .await
+            .map_err(Into::into)
+    }
+}
+
+/// `data` followed by the signature over it as an SSH string, as russh expects a signer's
+/// answer.
+fn sign_appended(
+    key: &PrivateKey,
+    hash_alg: Option<HashAlg>,
+    mut data: Vec<u8>,
+) -> Result<Vec<u8>, SignError> {
+    use russh::keys::signature::Signer;
+    let signature = match key.key_data() {
+        KeypairData::Rsa(pair) => (pair, hash_alg).try_sign(&data),
+        _ => key.try_sign(&data),
+    }
+    .map_err(|e| SignError::Key(e.to_string()))?;
+    signature
+        .encode_prefixed(&mut data)
+        .map_err(|e| SignError::Key(e.to_string()))?;
+    Ok(data)
 }
 
 /// Tries the agent's keys, then each key file, until the server accepts one. Network steps
@@ -212,6 +381,7 @@ pub async fn authenticate<H: Handler>(
         detail: format!("tried {}", tried.join("; ")),
     };
     let mut rsa_hash: Option<Option<HashAlg>> = None;
+    let mut certs = user_certificates(&sources, &mut tried);
 
     if let Some(socket) = sources.agent_socket {
         let shown = socket.display();
@@ -228,14 +398,81 @@ pub async fn authenticate<H: Handler>(
             Ok((mut agent, identities)) => {
                 let mut offered = 0;
                 for identity in identities {
-                    let AgentIdentity::PublicKey { key, .. } = identity else {
-                        continue;
+                    let key = match identity {
+                        AgentIdentity::PublicKey { key, .. } => key,
+                        AgentIdentity::Certificate { certificate, .. } => {
+                            let rsa = certificate.public_key().algorithm().is_rsa();
+                            let hash = if rsa {
+                                rsa_hash_for(handle, &mut rsa_hash, deadline).await?
+                            } else {
+                                None
+                            };
+                            let note = certificate_note(&certificate, user);
+                            let attempt = handle.authenticate_certificate_with(
+                                user,
+                                certificate,
+                                hash,
+                                &mut agent,
+                            );
+                            match within(deadline, attempt).await? {
+                                Ok(AuthResult::Success) => return Ok(()),
+                                Ok(AuthResult::Failure { .. }) => tried.push(format!(
+                                    "ssh-agent at {shown}: certificate ({note}) (refused)"
+                                )),
+                                Err(e) => {
+                                    tried.push(format!(
+                                        "ssh-agent at {shown}: certificate ({note}) ({e})"
+                                    ));
+                                    if handle.is_closed() {
+                                        return Err(failed(&tried));
+                                    }
+                                }
+                            }
+                            continue;
+                        }
                     };
                     let hash = if key.algorithm().is_rsa() {
                         rsa_hash_for(handle, &mut rsa_hash, deadline).await?
                     } else {
                         None
                     };
+                    for user_cert in certs
+                        .iter_mut()
+                        .filter(|c| !c.offered && c.cert.public_key() == key.key_data())
+                    {
+                        user_cert.offered = true;
+                        let note = certificate_note(&user_cert.cert, user);
+                        let mut signer = AgentKeySigner {
+                            agent: &mut agent,
+                            key: AgentIdentity::PublicKey {
+                                key: key.clone(),
+                                comment: String::new(),
+                            },
+                        };
+                        let attempt = handle.authenticate_certificate_with(
+                            user,
+                            user_cert.cert.clone(),
+                            hash,
+                            &mut signer,
+                        );
+                        let shown_cert = user_cert.path.display();
+                        match within(deadline, attempt).await? {
+                            Ok(AuthResult::Success) => return Ok(()),
+                            Ok(AuthResult::Failure { .. }) => tried.push(format!(
+                                "certificate {shown_cert} ({note}) with the ssh-agent's key \
+                                 (refused)"
+                            )),
+                            Err(e) => {
+                                tried.push(format!(
+                                    "certificate {shown_cert} ({note}) with the ssh-agent's key \
+                                     ({e})"
+                                ));
+                                if handle.is_closed() {
+                                    return Err(failed(&tried));
+                                }
+                            }
+                        }
+                    }
                     offered += 1;
                     let attempt = handle.authenticate_publickey_with(user, key, hash, &mut agent);
                     match within(deadline, attempt).await? {
@@ -270,6 +507,37 @@ pub async fn authenticate<H: Handler>(
         } else {
             None
         };
+        for user_cert in certs
+            .iter_mut()
+            .filter(|c| !c.offered && c.cert.public_key() == key.public_key().key_data())
+        {
+            user_cert.offered = true;
+            let note = certificate_note(&user_cert.cert, user);
+            let shown_cert = user_cert.path.display();
+            let mut signer = KeySigner(key.clone());
+            let attempt = handle.authenticate_certificate_with(
+                user,
+                user_cert.cert.clone(),
+                hash,
+                &mut signer,
+            );
+            match within(deadline, attempt).await? {
+                Ok(AuthResult::Success) => return Ok(()),
+                Ok(AuthResult::Failure { .. }) => tried.push(format!(
+                    "certificate {shown_cert} ({note}) with {} (refused)",
+                    path.display()
+                )),
+                Err(e) => {
+                    tried.push(format!(
+                        "certificate {shown_cert} ({note}) with {} ({e})",
+                        path.display()
+                    ));
+                    if handle.is_closed() {
+                        return Err(failed(&tried));
+                    }
+                }
+            }
+        }
         let with_hash = PrivateKeyWithHashAlg::new(key, hash);
         match within(deadline, handle.authenticate_publickey(user, with_hash)).await? {
             Ok(AuthResult::Success) => return Ok(()),
@@ -281,6 +549,14 @@ pub async fn authenticate<H: Handler>(
                 }
             }
         }
+    }
+    for user_cert in certs.iter().filter(|c| !c.offered) {
+        tried.push(format!(
+            "certificate {} (not offered: neither the ssh-agent nor a key file holds its key \
+             {}; name that key with ssh_key_file / IdentityFile, or add it to the agent)",
+            user_cert.path.display(),
+            user_cert.cert.public_key().fingerprint(HashAlg::Sha256)
+        ));
     }
     Err(failed(&tried))
 }
@@ -330,6 +606,116 @@ mod tests {
         let named = vec![PathBuf::from("/keys/deploy")];
         assert_eq!(key_files(&named, Some(home.path())), named);
         assert!(key_files(&[], None).is_empty());
+    }
+
+    fn keygen(dir: &Path, args: &[&str]) {
+        let out = std::process::Command::new("ssh-keygen")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("ssh-keygen runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    #[test]
+    fn certificates_beside_key_files_and_named_ones_are_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for name in ["ca", "a", "b"] {
+            keygen(d, &["-q", "-t", "ed25519", "-N", "", "-f", name]);
+        }
+        keygen(d, &["-q", "-s", "ca", "-I", "a-id", "-n", "root", "a.pub"]);
+        keygen(d, &["-q", "-s", "ca", "-I", "b-id", "-n", "root", "b.pub"]);
+        std::fs::rename(d.join("b-cert.pub"), d.join("issued")).unwrap();
+        std::fs::write(d.join("junk-cert.pub"), "not a certificate\n").unwrap();
+        assert_eq!(certificate_beside(&d.join("a")), d.join("a-cert.pub"));
+        let store = KeyStore::new(None, false);
+        let keys = [d.join("a"), d.join("b"), d.join("junk")];
+        let named = [d.join("issued"), d.join("missing"), d.join("a-cert.pub")];
+        let sources = Sources {
+            agent_socket: None,
+            key_files: &keys,
+            certificate_files: &named,
+            keys: &store,
+        };
+        let mut tried = Vec::new();
+        let certs = user_certificates(&sources, &mut tried);
+        let ids: Vec<&str> = certs.iter().map(|c| c.cert.key_id()).collect();
+        // Named ones first; a-cert.pub once; b has no cert beside it (silently).
+        assert_eq!(ids, ["b-id", "a-id"]);
+        assert_eq!(tried.len(), 2, "{tried:?}");
+        assert!(tried[0].contains("missing (cannot read it"), "{tried:?}");
+        assert!(
+            tried[1].contains("junk-cert.pub (not an OpenSSH certificate"),
+            "{tried:?}"
+        );
+    }
+
+    #[test]
+    fn a_certificate_that_cannot_work_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for name in ["ca", "k"] {
+            keygen(d, &["-q", "-t", "ed25519", "-N", "", "-f", name]);
+        }
+        let note = |extra: &[&str], user: &str| {
+            let mut args = vec!["-q", "-s", "ca", "-I", "ops", "-z", "9"];
+            args.extend_from_slice(extra);
+            args.push("k.pub");
+            keygen(d, &args);
+            certificate_note(&read_certificate(&d.join("k-cert.pub")).unwrap(), user)
+        };
+        let expired = note(&["-n", "root", "-V", "20200101:20200102"], "root");
+        assert!(expired.starts_with("key ID \"ops\", serial 9"), "{expired}");
+        assert!(
+            expired.contains("expired at 2020-01-02 00:00:00 UTC"),
+            "{expired}"
+        );
+        let early = note(&["-n", "root", "-V", "20990101:21000101"], "root");
+        assert!(early.contains("not valid before 2099-01-01"), "{early}");
+        let other = note(&["-n", "deploy,backup"], "root");
+        assert!(
+            other.contains("not valid for user root, only for deploy, backup"),
+            "{other}"
+        );
+        assert!(note(&["-h", "-n", "root"], "root").contains("host certificate"));
+        assert!(note(&[], "root").contains("no principals"));
+        assert!(note(&["-n", "root"], "root").contains("TrustedUserCAKeys"));
+    }
+
+    #[test]
+    fn file_keys_sign_with_the_rsa_hash_asked_for() {
+        use russh::keys::signature::Verifier;
+        use russh::keys::ssh_encoding::Decode;
+        let dir = tempfile::tempdir().unwrap();
+        keygen(
+            dir.path(),
+            &["-q", "-t", "rsa", "-b", "2048", "-N", "", "-f", "rsa"],
+        );
+        keygen(dir.path(), &["-q", "-t", "ed25519", "-N", "", "-f", "ed"]);
+        for (name, hash, algorithm) in [
+            ("rsa", Some(HashAlg::Sha512), "rsa-sha2-512"),
+            ("rsa", Some(HashAlg::Sha256), "rsa-sha2-256"),
+            ("ed", None, "ssh-ed25519"),
+        ] {
+            let text = std::fs::read_to_string(dir.path().join(name)).unwrap();
+            let key = russh::keys::decode_secret_key(&text, None).unwrap();
+            let signed = sign_appended(&key, hash, b"to sign".to_vec()).unwrap();
+            assert_eq!(&signed[..7], b"to sign");
+            let mut rest = &signed[7..];
+            let blob = Vec::<u8>::decode(&mut rest).unwrap();
+            assert!(rest.is_empty());
+            let signature = russh::keys::ssh_key::Signature::decode(&mut blob.as_slice()).unwrap();
+            assert_eq!(signature.algorithm().as_str(), algorithm);
+            key.public_key()
+                .key_data()
+                .verify(b"to sign", &signature)
+                .unwrap();
+        }
     }
 
     #[tokio::test]

@@ -1,5 +1,6 @@
 //! known_hosts files in OpenSSH's format: plain, wildcard, negated and hashed (`|1|salt|hash`)
-//! host patterns, `@revoked` markers. Our own reader because russh's counts lines wrongly after
+//! host patterns, `@revoked` markers, and `@cert-authority` lines for host certificates
+//! ([`check_certificate`]). Our own reader because russh's counts lines wrongly after
 //! comments, splits on single spaces only and knows no markers, wildcards or negations.
 
 use std::fs::{self, OpenOptions};
@@ -10,7 +11,9 @@ use std::sync::Mutex;
 
 use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
-use russh::keys::{parse_public_key_base64, Algorithm, HashAlg, PublicKey};
+use russh::keys::ssh_key::certificate::CertType;
+use russh::keys::ssh_key::public::KeyData;
+use russh::keys::{parse_public_key_base64, Algorithm, Certificate, HashAlg, PublicKey};
 
 /// What a known_hosts file says about the key a host presented.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,9 +43,19 @@ pub fn fingerprint(key: &PublicKey) -> String {
     key.fingerprint(HashAlg::Sha256).to_string()
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Marker {
+    /// A host key.
+    Plain,
+    /// `@revoked`: this key (a host key or a CA) must never be accepted.
+    Revoked,
+    /// `@cert-authority`: host certificates signed by this key are trusted.
+    CertAuthority,
+}
+
 struct Entry {
     line: usize,
-    revoked: bool,
+    marker: Marker,
     key: PublicKey,
 }
 
@@ -58,13 +71,14 @@ fn entries_for(text: &str, host: &str, port: u16) -> Vec<Entry> {
         }
         let mut fields = line.split_whitespace();
         let mut first = fields.next().unwrap_or_default();
-        let mut revoked = false;
+        let mut marker = Marker::Plain;
         if first.starts_with('@') {
-            match first {
-                "@revoked" => revoked = true,
-                // Host certificates are not supported: a CA line vouches for no plain key.
+            marker = match first {
+                "@revoked" => Marker::Revoked,
+                "@cert-authority" => Marker::CertAuthority,
+                // An unknown marker: OpenSSH skips the line too.
                 _ => continue,
-            }
+            };
             first = fields.next().unwrap_or_default();
         }
         let (Some(_key_type), Some(blob)) = (fields.next(), fields.next()) else {
@@ -76,7 +90,7 @@ fn entries_for(text: &str, host: &str, port: u16) -> Vec<Entry> {
         if let Ok(key) = parse_public_key_base64(blob) {
             found.push(Entry {
                 line: index + 1,
-                revoked,
+                marker,
                 key,
             });
         }
@@ -164,11 +178,11 @@ pub fn check(path: &Path, host: &str, port: u16, key: &PublicKey) -> std::io::Re
 fn verdict(entries: &[Entry], key: &PublicKey) -> Verdict {
     if let Some(entry) = entries
         .iter()
-        .find(|e| e.revoked && e.key.key_data() == key.key_data())
+        .find(|e| e.marker == Marker::Revoked && e.key.key_data() == key.key_data())
     {
         return Verdict::Revoked { line: entry.line };
     }
-    let plain = || entries.iter().filter(|e| !e.revoked);
+    let plain = || entries.iter().filter(|e| e.marker == Marker::Plain);
     if let Some(entry) = plain().find(|e| e.key.key_data() == key.key_data()) {
         return Verdict::Known { line: entry.line };
     }
@@ -192,11 +206,332 @@ pub fn known_algorithms(path: &Path, host: &str, port: u16) -> Vec<Algorithm> {
     let mut algorithms: Vec<Algorithm> = Vec::new();
     for entry in entries_for(&text, host, port) {
         let algorithm = entry.key.algorithm();
-        if !entry.revoked && !algorithms.contains(&algorithm) {
+        if entry.marker == Marker::Plain && !algorithms.contains(&algorithm) {
             algorithms.push(algorithm);
         }
     }
     algorithms
+}
+
+/// Lines of the `@cert-authority` entries that apply to `host`:`port`. When there is one, the
+/// host is expected to present a certificate: its plain keys are never learned.
+pub fn cert_authority_lines(path: &Path, host: &str, port: u16) -> Vec<usize> {
+    let text = read_file(path).unwrap_or_default();
+    entries_for(&text, host, port)
+        .into_iter()
+        .filter(|e| e.marker == Marker::CertAuthority)
+        .map(|e| e.line)
+        .collect()
+}
+
+/// Host-key algorithms whose certificate variant (`*-cert-v01@openssh.com`) to ask for: all
+/// of them when known_hosts has a `@cert-authority` line for the host (a CA may sign a host
+/// key of any type), none otherwise (as OpenSSH, which prefers certificates only then).
+pub fn certificate_algorithms(path: &Path, host: &str, port: u16) -> Vec<Algorithm> {
+    if cert_authority_lines(path, host, port).is_empty() {
+        return Vec::new();
+    }
+    russh::Preferred::DEFAULT
+        .key
+        .iter()
+        // SHA-1 `ssh-rsa-cert-v01`: OpenSSH >= 8.8 refuses it too.
+        .filter(|a| !matches!(a, Algorithm::Rsa { hash: None }))
+        .cloned()
+        .collect()
+}
+
+/// Why a host certificate is not accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertProblem {
+    /// The certificate's own key (`ca: false`) or its CA (`ca: true`) is `@revoked` on `line`.
+    Revoked { ca: bool, line: usize },
+    /// The CA's signature over the certificate does not verify.
+    BadSignature,
+    /// Signed by a key that no `@cert-authority` line for the host names. `authorities` are
+    /// the `(line, fingerprint)` of the CA lines that do apply (none: no CA line at all).
+    UnknownAuthority { authorities: Vec<(usize, String)> },
+    /// A user certificate presented as a host certificate.
+    NotHostCertificate,
+    /// `now` is before the certificate's start (unix seconds).
+    NotYetValid { valid_after: u64 },
+    /// `now` is at or past the certificate's end (unix seconds).
+    Expired { valid_before: u64 },
+    /// The host name connected to is not among the certificate's principals.
+    PrincipalMismatch {
+        name: String,
+        principals: Vec<String>,
+    },
+    /// Critical options in a host certificate: OpenSSH knows none and refuses them.
+    CriticalOptions { names: Vec<String> },
+    /// The CA signed with SHA-1 RSA (`ssh-rsa`), which OpenSSH no longer accepts
+    /// (`CASignatureAlgorithms`).
+    WeakSignature,
+}
+
+impl std::fmt::Display for CertProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CertProblem::Revoked { ca: false, line } => {
+                write!(f, "its key is marked @revoked (line {line})")
+            }
+            CertProblem::Revoked { ca: true, line } => {
+                write!(f, "its CA is marked @revoked (line {line})")
+            }
+            CertProblem::BadSignature => write!(f, "the CA's signature on it does not verify"),
+            CertProblem::UnknownAuthority { authorities } if authorities.is_empty() => write!(
+                f,
+                "it is signed by a CA that no @cert-authority line for this host names"
+            ),
+            CertProblem::UnknownAuthority { authorities } => {
+                let listed: Vec<String> = authorities
+                    .iter()
+                    .map(|(line, fingerprint)| format!("{fingerprint} (line {line})"))
+                    .collect();
+                write!(
+                    f,
+                    "it is signed by an unknown CA: the @cert-authority lines for this host trust \
+                     only {}",
+                    listed.join(", ")
+                )
+            }
+            CertProblem::NotHostCertificate => {
+                write!(f, "it is a user certificate, not a host certificate")
+            }
+            CertProblem::NotYetValid { valid_after } => {
+                write!(
+                    f,
+                    "it is not valid yet (valid from {})",
+                    utc_time(*valid_after)
+                )
+            }
+            CertProblem::Expired { valid_before } => {
+                write!(f, "it expired at {}", utc_time(*valid_before))
+            }
+            CertProblem::PrincipalMismatch { name, principals } => write!(
+                f,
+                "it is not valid for the name {name}: its principals are {}",
+                principals.join(", ")
+            ),
+            CertProblem::CriticalOptions { names } => write!(
+                f,
+                "it carries critical options ({}), which no host certificate may have",
+                names.join(", ")
+            ),
+            CertProblem::WeakSignature => write!(
+                f,
+                "its CA signed it with SHA-1 RSA (ssh-rsa), which OpenSSH no longer accepts"
+            ),
+        }
+    }
+}
+
+impl CertProblem {
+    /// What the operator should do about it.
+    pub fn advice(&self) -> &'static str {
+        match self {
+            CertProblem::Revoked { .. } => {
+                "Do not connect: re-sign the host key with a CA that is not revoked, or remove \
+                 the @revoked line if it is wrong"
+            }
+            CertProblem::BadSignature => {
+                "The certificate is corrupt or forged: check the host's HostCertificate file"
+            }
+            CertProblem::UnknownAuthority { .. } => {
+                "If the host's CA changed, check the new CA's fingerprint and add it as \
+                 `@cert-authority PATTERN KEY`, or re-sign the host key with the CA already \
+                 listed"
+            }
+            CertProblem::NotHostCertificate => {
+                "Sign the host key with `ssh-keygen -s CA -h` (-h makes a host certificate)"
+            }
+            CertProblem::NotYetValid { .. } => {
+                "Check the clocks of this machine and of the CA, or re-sign with an earlier start \
+                 (-V)"
+            }
+            CertProblem::Expired { .. } => {
+                "Re-sign the host key (`ssh-keygen -s CA -h -V ...`) and reload the host's sshd"
+            }
+            CertProblem::PrincipalMismatch { .. } => {
+                "Connect by a name the certificate lists, or re-sign it with this name among its \
+                 principals (-n)"
+            }
+            CertProblem::CriticalOptions { .. } => "Re-sign the host key without -O options",
+            CertProblem::WeakSignature => {
+                "Re-sign the host key with `ssh-keygen -s CA -t rsa-sha2-512` (or an Ed25519 CA)"
+            }
+        }
+    }
+}
+
+/// `key ID "x", serial N, ED25519 key SHA256:..., CA ED25519 SHA256:...`, for messages.
+pub fn describe_certificate(cert: &Certificate) -> String {
+    format!(
+        "key ID \"{}\", serial {}, {} key {}, CA {} {}",
+        cert.key_id(),
+        cert.serial(),
+        cert.public_key().algorithm().as_str(),
+        cert.public_key().fingerprint(HashAlg::Sha256),
+        cert.signature_key().algorithm().as_str(),
+        cert.signature_key().fingerprint(HashAlg::Sha256)
+    )
+}
+
+/// Judges a host certificate presented by `host`:`port` at unix time `now`, as OpenSSH does:
+/// neither its key nor its CA `@revoked`; the CA's signature verifies; the CA is named by a
+/// `@cert-authority` line whose patterns match the host (hashed names and `[host]:port`
+/// included); a host (not user) certificate; `valid after <= now < valid before`; `host`
+/// (lowercased, as OpenSSH compares it, without the port) among its principals, an empty list
+/// meaning any host (OpenSSH 10.0 accepts such a host certificate too); no critical options;
+/// not signed with SHA-1 RSA. `Ok(Ok(line))` is the `@cert-authority` line that vouches for it.
+pub fn check_certificate(
+    path: &Path,
+    host: &str,
+    port: u16,
+    cert: &Certificate,
+    now: u64,
+) -> std::io::Result<Result<usize, CertProblem>> {
+    let text = read_file(path)?;
+    Ok(judge_certificate(
+        &entries_for(&text, host, port),
+        host,
+        cert,
+        now,
+    ))
+}
+
+fn judge_certificate(
+    entries: &[Entry],
+    host: &str,
+    cert: &Certificate,
+    now: u64,
+) -> Result<usize, CertProblem> {
+    let same = |e: &Entry, key: &KeyData| e.key.key_data() == key;
+    let revoked = |key: &KeyData| {
+        entries
+            .iter()
+            .find(|e| e.marker == Marker::Revoked && same(e, key))
+            .map(|e| e.line)
+    };
+    if let Some(line) = revoked(cert.public_key()) {
+        return Err(CertProblem::Revoked { ca: false, line });
+    }
+    if let Some(line) = revoked(cert.signature_key()) {
+        return Err(CertProblem::Revoked { ca: true, line });
+    }
+    if cert.verify_signature().is_err() {
+        return Err(CertProblem::BadSignature);
+    }
+    let authorities = || entries.iter().filter(|e| e.marker == Marker::CertAuthority);
+    let Some(authority) = authorities().find(|e| same(e, cert.signature_key())) else {
+        return Err(CertProblem::UnknownAuthority {
+            authorities: authorities()
+                .map(|e| (e.line, fingerprint(&e.key)))
+                .collect(),
+        });
+    };
+    if cert.cert_type() != CertType::Host {
+        return Err(CertProblem::NotHostCertificate);
+    }
+    if now < cert.valid_after() {
+        return Err(CertProblem::NotYetValid {
+            valid_after: cert.valid_after(),
+        });
+    }
+    if now >= cert.valid_before() {
+        return Err(CertProblem::Expired {
+            valid_before: cert.valid_before(),
+        });
+    }
+    let name = host.to_ascii_lowercase();
+    let principals = cert.valid_principals();
+    if !principals.is_empty() && !principals.contains(&name) {
+        return Err(CertProblem::PrincipalMismatch {
+            name,
+            principals: principals.to_vec(),
+        });
+    }
+    if !cert.critical_options().is_empty() {
+        return Err(CertProblem::CriticalOptions {
+            names: cert.critical_options().keys().cloned().collect(),
+        });
+    }
+    if matches!(cert.signature().algorithm(), Algorithm::Rsa { hash: None }) {
+        return Err(CertProblem::WeakSignature);
+    }
+    Ok(authority.line)
+}
+
+/// The verdict on a host certificate as an error that says what to do: refused unless
+/// [`check_certificate`] accepts it or (as OpenSSH falls back) its key is listed as a plain
+/// known key; a revoked key or CA is never accepted.
+pub(crate) fn judge_host_certificate(
+    path: &Path,
+    host: &str,
+    port: u16,
+    cert: &Certificate,
+) -> Result<(), crate::SshError> {
+    let file = path.display().to_string();
+    let io_error = |e: std::io::Error| crate::SshError::Other(format!("known_hosts {file}: {e}"));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let problem = match check_certificate(path, host, port, cert, now).map_err(io_error)? {
+        Ok(_) => return Ok(()),
+        Err(problem) => problem,
+    };
+    if !matches!(problem, CertProblem::Revoked { .. }) {
+        let plain = PublicKey::new(cert.public_key().clone(), "");
+        if let Verdict::Known { .. } = check(path, host, port, &plain).map_err(io_error)? {
+            return Ok(());
+        }
+    }
+    Err(crate::SshError::HostCertificateRejected {
+        host: host_entry_name(host, port),
+        certificate: describe_certificate(cert),
+        reason: problem.to_string(),
+        known_hosts: file,
+        advice: problem.advice().to_string(),
+    })
+}
+
+/// Unix seconds as `2026-12-01 13:45:00 UTC` (`forever` for the largest value, as ssh-keygen
+/// prints a certificate valid without end).
+pub fn utc_time(unix: u64) -> String {
+    if unix == u64::MAX {
+        return "forever".into();
+    }
+    let days = unix / 86_400;
+    let seconds = unix % 86_400;
+    let (year, month, day) = civil_date(days);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        seconds / 3600,
+        seconds / 60 % 60,
+        seconds % 60
+    )
+}
+
+/// Days since 1970-01-01 as (year, month, day) of the proleptic Gregorian calendar: counts
+/// whole 400-year cycles (146097 days), then years within the cycle, with years starting on
+/// March 1st so that the leap day is the last day of a year.
+fn civil_date(days: u64) -> (u64, u64, u64) {
+    // 1970-01-01 is day 719468 counted from 0000-03-01.
+    let shifted = days + 719_468;
+    let cycle = shifted / 146_097;
+    let day_of_cycle = shifted % 146_097;
+    let year_of_cycle =
+        (day_of_cycle - day_of_cycle / 1460 + day_of_cycle / 36_524 - day_of_cycle / 146_096) / 365;
+    let day_of_year =
+        day_of_cycle - (365 * year_of_cycle + year_of_cycle / 4 - year_of_cycle / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    };
+    let year = year_of_cycle + cycle * 400 + u64::from(month <= 2);
+    (year, month, day)
 }
 
 /// One writer at a time in this process: many hosts may be learned at once.
@@ -369,6 +704,288 @@ mod tests {
                 other_types: vec!["ecdsa-sha2-nistp256".into()]
             }
         );
+    }
+
+    /// Keys and certificates made by ssh-keygen in a temp dir, as an operator makes them.
+    struct Keygen {
+        dir: tempfile::TempDir,
+    }
+
+    impl Keygen {
+        fn new() -> Keygen {
+            Keygen {
+                dir: tempfile::tempdir().unwrap(),
+            }
+        }
+
+        fn run(&self, args: &[&str]) {
+            let out = std::process::Command::new("ssh-keygen")
+                .args(args)
+                .current_dir(self.dir.path())
+                .output()
+                .expect("ssh-keygen runs");
+            assert!(
+                out.status.success(),
+                "ssh-keygen {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+
+        /// A new key pair `name` (type `kind`); returns its public key.
+        fn key(&self, name: &str, kind: &str) -> PublicKey {
+            self.run(&["-q", "-t", kind, "-N", "", "-C", name, "-f", name]);
+            let text = fs::read_to_string(self.dir.path().join(format!("{name}.pub"))).unwrap();
+            PublicKey::from_openssh(&text).unwrap()
+        }
+
+        /// `ssh-keygen -s ca -I id EXTRA... key.pub`, the certificate read back.
+        fn sign(&self, ca: &str, key: &str, extra: &[&str]) -> Certificate {
+            let public = format!("{key}.pub");
+            let mut args = vec!["-q", "-s", ca, "-I", "cert-id", "-z", "42"];
+            args.extend_from_slice(extra);
+            args.push(&public);
+            self.run(&args);
+            let path = self.dir.path().join(format!("{key}-cert.pub"));
+            Certificate::from_openssh(&fs::read_to_string(path).unwrap()).unwrap()
+        }
+    }
+
+    fn now() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    }
+
+    fn judge_text(
+        text: &str,
+        host: &str,
+        port: u16,
+        cert: &Certificate,
+    ) -> Result<usize, CertProblem> {
+        judge_certificate(&entries_for(text, host, port), host, cert, now())
+    }
+
+    fn ca_line(patterns: &str, ca: &PublicKey) -> String {
+        format!("@cert-authority {patterns} {}\n", ca.to_openssh().unwrap())
+    }
+
+    #[test]
+    fn a_host_certificate_from_a_listed_ca_is_accepted() {
+        let keys = Keygen::new();
+        let ca = keys.key("ca", "ed25519");
+        keys.key("host", "ed25519");
+        let cert = keys.sign(
+            "ca",
+            "host",
+            &["-h", "-n", "mx1.example,10.0.0.5", "-V", "-5m:+1h"],
+        );
+        let text = format!("# fleet\n{}", ca_line("*.example,10.0.0.*", &ca));
+        assert_eq!(judge_text(&text, "mx1.example", 22, &cert), Ok(2));
+        assert_eq!(
+            judge_text(&ca_line("[10.0.0.5]:2222", &ca), "10.0.0.5", 2222, &cert),
+            Ok(1)
+        );
+        // Principals are compared with the name as OpenSSH lowercases it.
+        assert_eq!(judge_text(&text, "MX1.example", 22, &cert), Ok(2));
+        let hashed_line = format!(
+            "@cert-authority {} {}\n",
+            hashed("[mx1.example]:2200", b"saltsaltsaltsaltsalt"),
+            ca.to_openssh().unwrap()
+        );
+        assert_eq!(judge_text(&hashed_line, "mx1.example", 2200, &cert), Ok(1));
+        assert!(matches!(
+            judge_text(&hashed_line, "mx1.example", 22, &cert),
+            Err(CertProblem::UnknownAuthority { authorities }) if authorities.is_empty()
+        ));
+        // A CA listed only for other names vouches for nothing here.
+        assert!(matches!(
+            judge_text(&ca_line("*.other,!mx1.example", &ca), "mx1.example", 22, &cert),
+            Err(CertProblem::UnknownAuthority { authorities }) if authorities.is_empty()
+        ));
+        // The certificate is not a plain key: the plain-key verdict knows nothing of it.
+        let plain = PublicKey::new(cert.public_key().clone(), "");
+        assert!(matches!(
+            check_text(&text, "mx1.example", 22, &plain),
+            Verdict::Unknown { .. }
+        ));
+    }
+
+    #[test]
+    fn rsa_and_ecdsa_cas_and_host_keys_verify() {
+        let keys = Keygen::new();
+        let ca = keys.key("ca", "rsa");
+        keys.key("host", "ecdsa");
+        let cert = keys.sign("ca", "host", &["-h", "-n", "mx1"]);
+        assert_eq!(judge_text(&ca_line("mx1", &ca), "mx1", 22, &cert), Ok(1));
+        let ecdsa_ca = keys.key("ca2", "ecdsa");
+        keys.key("host2", "ed25519");
+        let cert = keys.sign("ca2", "host2", &["-h", "-n", "mx1"]);
+        assert_eq!(
+            judge_text(&ca_line("mx1", &ecdsa_ca), "mx1", 22, &cert),
+            Ok(1)
+        );
+        // A SHA-1 RSA CA signature, as OpenSSH >= 8.2 refuses by default.
+        let cert = keys.sign("ca", "host2", &["-h", "-n", "mx1", "-t", "ssh-rsa"]);
+        assert_eq!(
+            judge_text(&ca_line("mx1", &ca), "mx1", 22, &cert),
+            Err(CertProblem::WeakSignature)
+        );
+    }
+
+    #[test]
+    fn host_certificates_are_refused_for_what_is_wrong_with_them() {
+        let keys = Keygen::new();
+        let ca = keys.key("ca", "ed25519");
+        let other_ca = keys.key("other", "ed25519");
+        let host = keys.key("host", "ed25519");
+        let text = ca_line("mx*", &ca);
+        let refused = |extra: &[&str], signer: &str| {
+            let cert = keys.sign(signer, "host", extra);
+            judge_text(&text, "mx1", 22, &cert).unwrap_err()
+        };
+        assert_eq!(
+            refused(&["-h", "-n", "mx2,mx3"], "ca"),
+            CertProblem::PrincipalMismatch {
+                name: "mx1".into(),
+                principals: vec!["mx2".into(), "mx3".into()]
+            }
+        );
+        let expired = refused(&["-h", "-n", "mx1", "-V", "20200101:20200102"], "ca");
+        assert!(
+            matches!(expired, CertProblem::Expired { .. }),
+            "{expired:?}"
+        );
+        assert!(
+            expired
+                .to_string()
+                .contains("expired at 2020-01-02 00:00:00 UTC"),
+            "{expired}"
+        );
+        let early = refused(&["-h", "-n", "mx1", "-V", "20990101:21000101"], "ca");
+        assert!(
+            early
+                .to_string()
+                .contains("not valid yet (valid from 2099-01-01"),
+            "{early}"
+        );
+        let user = refused(&["-n", "mx1"], "ca");
+        assert_eq!(user, CertProblem::NotHostCertificate);
+        let unknown = refused(&["-h", "-n", "mx1"], "other");
+        assert_eq!(
+            unknown,
+            CertProblem::UnknownAuthority {
+                authorities: vec![(1, fingerprint(&ca))]
+            }
+        );
+        assert!(unknown.to_string().contains(&fingerprint(&ca)), "{unknown}");
+        let critical = refused(&["-h", "-n", "mx1", "-O", "force-command=true"], "ca");
+        assert!(
+            matches!(critical, CertProblem::CriticalOptions { .. }),
+            "{critical:?}"
+        );
+
+        let cert = keys.sign("ca", "host", &["-h", "-n", "mx1"]);
+        let revoked_ca = text.clone() + &format!("@revoked * {}\n", ca.to_openssh().unwrap());
+        assert_eq!(
+            judge_text(&revoked_ca, "mx1", 22, &cert),
+            Err(CertProblem::Revoked { ca: true, line: 2 })
+        );
+        let revoked_key = format!("@revoked mx1 {}\n", host.to_openssh().unwrap()) + &text;
+        assert_eq!(
+            judge_text(&revoked_key, "mx1", 22, &cert),
+            Err(CertProblem::Revoked { ca: false, line: 1 })
+        );
+        // A @revoked line for other hosts does not apply.
+        let elsewhere = format!("@revoked web* {}\n", host.to_openssh().unwrap()) + &text;
+        assert_eq!(judge_text(&elsewhere, "mx1", 22, &cert), Ok(2));
+        // A tampered certificate: its CA signature no longer verifies.
+        let mut bytes = cert.to_bytes().unwrap();
+        let id = bytes.windows(7).position(|w| w == b"cert-id").unwrap();
+        bytes[id] = b'C';
+        let forged = Certificate::from_bytes(&bytes).unwrap();
+        assert_eq!(
+            judge_text(&text, "mx1", 22, &forged),
+            Err(CertProblem::BadSignature)
+        );
+        let _ = other_ca;
+    }
+
+    #[test]
+    fn an_empty_principal_list_is_valid_for_any_host_as_in_openssh() {
+        let keys = Keygen::new();
+        let ca = keys.key("ca", "ed25519");
+        keys.key("host", "ed25519");
+        let cert = keys.sign("ca", "host", &["-h"]);
+        assert!(cert.valid_principals().is_empty());
+        assert_eq!(judge_text(&ca_line("*", &ca), "anything", 22, &cert), Ok(1));
+    }
+
+    #[test]
+    fn refusals_fall_back_to_a_listed_plain_key_but_never_past_a_revocation() {
+        let keys = Keygen::new();
+        let ca = keys.key("ca", "ed25519");
+        keys.key("other", "ed25519");
+        let host = keys.key("host", "ed25519");
+        let cert = keys.sign("other", "host", &["-h", "-n", "mx1"]);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("known_hosts");
+        fs::write(&path, ca_line("mx1", &ca)).unwrap();
+        let error = judge_host_certificate(&path, "mx1", 2200, &cert).unwrap_err();
+        assert!(matches!(
+            error,
+            crate::SshError::HostCertificateRejected { .. }
+        ));
+        let error = judge_host_certificate(&path, "mx1", 22, &cert).unwrap_err();
+        let text = error.to_string();
+        for part in [
+            "host certificate of mx1 refused",
+            "key ID \"cert-id\", serial 42",
+            &fingerprint(&ca),
+            "unknown CA",
+            "@cert-authority PATTERN KEY",
+        ] {
+            assert!(text.contains(part), "{part:?} not in {text}");
+        }
+        fs::write(&path, ca_line("mx1", &ca) + &line("mx1", &host)).unwrap();
+        assert_eq!(judge_host_certificate(&path, "mx1", 22, &cert), Ok(()));
+        fs::write(
+            &path,
+            line("mx1", &host) + &format!("@revoked * {}", host.to_openssh().unwrap()),
+        )
+        .unwrap();
+        let error = judge_host_certificate(&path, "mx1", 22, &cert).unwrap_err();
+        assert!(error.to_string().contains("@revoked (line 2)"), "{error}");
+    }
+
+    #[test]
+    fn certificates_are_asked_for_only_where_a_ca_line_applies() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("known_hosts");
+        fs::write(
+            &path,
+            ca_line("*.mail,!old.mail", &key(9)) + &line("web", &key(10)),
+        )
+        .unwrap();
+        let wanted = certificate_algorithms(&path, "a.mail", 22);
+        assert_eq!(wanted[0], Algorithm::Ed25519);
+        assert!(!wanted.contains(&Algorithm::Rsa { hash: None }));
+        assert!(certificate_algorithms(&path, "old.mail", 22).is_empty());
+        assert!(certificate_algorithms(&path, "web", 22).is_empty());
+        assert_eq!(cert_authority_lines(&path, "a.mail", 22), vec![1]);
+        // A CA line vouches for no plain key, and is not a key type the host is known by.
+        assert!(known_algorithms(&path, "a.mail", 22).is_empty());
+    }
+
+    #[test]
+    fn utc_times_read_like_dates() {
+        assert_eq!(utc_time(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc_time(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc_time(951_868_799), "2000-02-29 23:59:59 UTC");
+        assert_eq!(utc_time(951_868_800), "2000-03-01 00:00:00 UTC");
+        assert_eq!(utc_time(4_102_444_800), "2100-01-01 00:00:00 UTC");
+        assert_eq!(utc_time(1_798_761_600 + 3_723), "2027-01-01 01:02:03 UTC");
+        assert_eq!(utc_time(u64::MAX), "forever");
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //!
 //! - Host keys: strict known_hosts checking by default ([`HostKeyPolicy`]), in the inventory's
 //!   file or `~/.ssh/known_hosts`; hashed entries are understood ([`known_hosts`]).
-//! - Auth: ssh-agent (`SSH_AUTH_SOCK`), then key files, shared by all hosts through one
-//!   [`KeyStore`] (encrypted keys: [`auth::PASSPHRASE_VAR`] or a terminal prompt).
+//! - Host certificates: `@cert-authority` lines ([`known_hosts::check_certificate`]).
+//! - Auth: ssh-agent (`SSH_AUTH_SOCK`, its certificates too), then key files, each with its
+//!   certificates (`KEY-cert.pub`, [`Target::certificate_files`]), shared by all hosts through
+//!   one [`KeyStore`] (encrypted keys: [`auth::PASSPHRASE_VAR`] or a terminal prompt).
 //! - Commands: [`Session::run_script`] (`/bin/sh -s`, script on stdin, `sudo -n` for become),
 //!   each one exec channel, at most 8 at once per connection.
 //! - [`Target`]: where and as whom to connect (the caller's inventory maps onto it).
@@ -27,8 +29,12 @@ pub struct Target {
     pub address: String,
     pub port: u16,
     pub user: String,
-    /// Key files to try after the agent; empty: ~/.ssh/id_{ed25519,ecdsa,rsa}.
+    /// Key files to try after the agent; empty: ~/.ssh/id_{ed25519,ecdsa,rsa}. A
+    /// `KEY-cert.pub` beside a key file is tried as its certificate, as OpenSSH does.
     pub key_files: Vec<PathBuf>,
+    /// User certificates (ssh_config `CertificateFile`), each used with the agent key or key
+    /// file that holds its private key.
+    pub certificate_files: Vec<PathBuf>,
     /// Run remote work through `sudo -n` (ignored for root).
     pub become_root: bool,
     /// known_hosts file; None: [`SshOptions::default_known_hosts`].
@@ -51,6 +57,7 @@ impl Target {
             port,
             user: user.into(),
             key_files: Vec::new(),
+            certificate_files: Vec::new(),
             become_root: false,
             known_hosts: None,
             agent: Agent::FromOptions,
@@ -81,7 +88,9 @@ pub enum Agent {
 pub enum HostKeyPolicy {
     /// Unknown and changed keys are refused (the default).
     Strict,
-    /// Unknown keys are learned into the known_hosts file; changed keys are still refused.
+    /// Unknown keys are learned into the known_hosts file; changed keys are still refused, and
+    /// so is any key of a host that has a `@cert-authority` line (certificate problems are
+    /// never overridden).
     AcceptNew,
 }
 
@@ -172,7 +181,37 @@ pub enum SshError {
         fingerprint: String,
         known_hosts: String,
     },
-    /// `user` is `user@address:port`; `detail` lists the agent and key files tried.
+    /// The host presented a certificate that is not accepted. `certificate` names it (key
+    /// ID, serial, key and CA fingerprints), `reason` says why, `known_hosts` is the file
+    /// judged against, `advice` what to do.
+    #[error(
+        "host certificate of {host} refused ({certificate}): {reason}; judged by {known_hosts}. \
+         {advice}"
+    )]
+    HostCertificateRejected {
+        host: String,
+        certificate: String,
+        reason: String,
+        known_hosts: String,
+        advice: String,
+    },
+    /// known_hosts has `@cert-authority` lines (`lines`, e.g. `3, 7`) for the host, which
+    /// presented a plain key that is not listed: never learned, even with --accept-new.
+    #[error(
+        "{host} presented a plain host key ({fingerprint}) instead of a certificate, but \
+         {known_hosts} expects a certificate for it (@cert-authority on line {lines}): not \
+         trusting the key, and not learning it (--accept-new never does for a host with a CA). \
+         Make the host's sshd present its certificate (HostCertificate in sshd_config), or, \
+         after checking that fingerprint with the host's administrator, list the key itself"
+    )]
+    HostCertificateMissing {
+        host: String,
+        fingerprint: String,
+        known_hosts: String,
+        lines: String,
+    },
+    /// `user` is `user@address:port`; `detail` lists the agent, key files and certificates
+    /// tried.
     #[error("authentication as {user} failed: {detail}")]
     AuthFailed { user: String, detail: String },
     /// `sudo -n` needs a password for `user` on `host`.

@@ -49,6 +49,19 @@ impl ClientHandler {
         let io_error = |e: std::io::Error| SshError::Other(format!("known_hosts {file}: {e}"));
         let verdict = known_hosts::check(&self.known_hosts, &self.address, self.port, key)
             .map_err(io_error)?;
+        if let Verdict::Unknown { .. } = verdict {
+            let authorities =
+                known_hosts::cert_authority_lines(&self.known_hosts, &self.address, self.port);
+            if !authorities.is_empty() {
+                let lines: Vec<String> = authorities.iter().map(usize::to_string).collect();
+                return Err(SshError::HostCertificateMissing {
+                    host: name,
+                    fingerprint,
+                    known_hosts: file,
+                    lines: lines.join(", "),
+                });
+            }
+        }
         match verdict {
             Verdict::Known { .. } => Ok(()),
             Verdict::Changed { line } => Err(SshError::HostKeyChanged {
@@ -106,11 +119,12 @@ impl client::Handler for ClientHandler {
     ) -> Result<bool, Self::Error> {
         let verdict = match presented {
             PublicKeyOrCertificate::PublicKey { key, .. } => self.judge(key),
-            PublicKeyOrCertificate::Certificate(_) => Err(SshError::Other(format!(
-                "{}:{} presented a host certificate: not supported, list its plain key in \
-                 known_hosts",
-                self.address, self.port
-            ))),
+            PublicKeyOrCertificate::Certificate(cert) => known_hosts::judge_host_certificate(
+                &self.known_hosts,
+                &self.address,
+                self.port,
+                cert,
+            ),
         };
         match verdict {
             Ok(()) => Ok(true),
@@ -242,6 +256,12 @@ impl Session {
                     conn.port,
                 ))
                 .into(),
+                host_key_certificates: known_hosts::certificate_algorithms(
+                    &known_hosts,
+                    &conn.address,
+                    conn.port,
+                )
+                .into(),
                 ..Preferred::default()
             },
             ..client::Config::default()
@@ -271,6 +291,7 @@ impl Session {
                 super::Agent::Socket(path) => Some(path.as_path()),
             },
             key_files: &key_files,
+            certificate_files: &conn.certificate_files,
             keys: &opts.keys,
         };
         let target = format!("{}@{address}", conn.user);
@@ -572,6 +593,43 @@ mod tests {
             started.elapsed()
         );
         assert_eq!(lines, 1);
+    }
+
+    #[test]
+    fn accept_new_never_learns_a_plain_key_for_a_host_with_a_ca() {
+        use russh::keys::ssh_key::private::Ed25519Keypair;
+        let key = |seed: u8| {
+            russh::keys::PrivateKey::from(Ed25519Keypair::from_seed(&[seed; 32]))
+                .public_key()
+                .clone()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("known_hosts");
+        let ca = format!("@cert-authority mx* {}\n", key(1).to_openssh().unwrap());
+        std::fs::write(&path, &ca).unwrap();
+        let handler = ClientHandler {
+            address: "mx1".into(),
+            port: 22,
+            known_hosts: path.clone(),
+            policy: HostKeyPolicy::AcceptNew,
+            findings: Default::default(),
+        };
+        let error = handler.judge(&key(2)).unwrap_err();
+        assert!(
+            matches!(&error, SshError::HostCertificateMissing { lines, .. } if lines == "1"),
+            "{error:?}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            ca,
+            "nothing learned"
+        );
+        // A host no CA line covers is still learned.
+        let other = ClientHandler {
+            address: "web1".into(),
+            ..handler
+        };
+        assert_eq!(other.judge(&key(2)), Ok(()));
     }
 
     #[test]
