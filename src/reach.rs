@@ -72,39 +72,34 @@ pub fn local_user() -> Local {
 }
 
 fn sources(host: &Host, choice: &ConfigChoice, local: &Local) -> (Vec<Source>, String) {
-    let user_and_system = || {
-        vec![
-            Source {
-                path: local.home.join(".ssh/config"),
-                system: false,
-            },
-            Source {
-                path: PathBuf::from("/etc/ssh/ssh_config"),
-                system: true,
-            },
-        ]
+    let named = |path: &PathBuf| Source {
+        path: path.clone(),
+        system: false,
+        required: true,
     };
     match choice {
         ConfigChoice::Nothing => (Vec::new(), "--ssh-config none".into()),
-        ConfigChoice::File(path) => (
-            vec![Source {
-                path: path.clone(),
-                system: false,
-            }],
-            "--ssh-config".into(),
-        ),
+        ConfigChoice::File(path) => (vec![named(path)], "--ssh-config".into()),
         ConfigChoice::PerHost => match &host.connection.ssh_config_file {
             Some(setting) => match &setting.value {
-                Some(path) => (
-                    vec![Source {
-                        path: path.clone(),
-                        system: false,
-                    }],
-                    setting.from.clone(),
-                ),
+                Some(path) => (vec![named(path)], setting.from.clone()),
                 None => (Vec::new(), setting.from.clone()),
             },
-            None => (user_and_system(), "default".into()),
+            None => (
+                vec![
+                    Source {
+                        path: local.home.join(".ssh/config"),
+                        system: false,
+                        required: false,
+                    },
+                    Source {
+                        path: PathBuf::from("/etc/ssh/ssh_config"),
+                        system: true,
+                        required: false,
+                    },
+                ],
+                "default".into(),
+            ),
         },
     }
 }
@@ -124,29 +119,37 @@ fn config_error(host: &str, e: config::ConfigError) -> InputError {
     error
 }
 
+/// What the command line says about every host, winning over ssh_config.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CliSettings {
+    /// `--connect-timeout`.
+    pub connect_timeout: Option<Duration>,
+    /// `--accept-new`.
+    pub accept_new: bool,
+}
+
 /// Resolves every host (errors name the host and the file and line at fault).
 pub fn resolve_all(
     hosts: &[Host],
     choice: &ConfigChoice,
-    cli_timeout: Option<Duration>,
+    cli: CliSettings,
 ) -> Result<HashMap<String, Reach>, InputError> {
     let local = local_user();
     hosts
         .iter()
-        .map(|host| {
-            Ok((
-                host.name.clone(),
-                resolve(host, choice, cli_timeout, &local)?,
-            ))
-        })
+        .map(|host| Ok((host.name.clone(), resolve(host, choice, cli, &local)?)))
         .collect()
 }
+
+/// The user postfleet logs in as when neither the inventory nor ssh_config names one (ssh's
+/// would be the local user).
+const DEFAULT_USER: &str = "root";
 
 /// How to reach `host` (see the module's doc for the order of precedence).
 pub fn resolve(
     host: &Host,
     choice: &ConfigChoice,
-    cli_timeout: Option<Duration>,
+    cli: CliSettings,
     local: &Local,
 ) -> Result<Reach, InputError> {
     let conn = &host.connection;
@@ -156,28 +159,25 @@ pub fn resolve(
         value: if files.is_empty() {
             "none".into()
         } else {
-            files
-                .iter()
-                .map(|s| s.path.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
+            join_paths(&files.iter().map(|s| s.path.clone()).collect::<Vec<_>>())
         },
         from: files_from,
     }];
+    // The name ssh would be given: ssh_host (Ansible's ansible_host), else the inventory name.
     let name = conn
         .address
         .as_ref()
         .map_or(host.name.as_str(), |a| a.value.as_str());
     let user_given = conn.user.as_ref().map(|u| u.value.as_str());
-    let found = config::resolve_as(name, user_given, &files, local)
+    let found = config::resolve_as(name, user_given, DEFAULT_USER, &files, local)
         .map_err(|e| config_error(&host.name, e))?;
 
     let mut pick = |setting: &'static str,
-                    inventory: Option<(String, String)>,
-                    config: Option<(String, String)>,
+                    first: Option<(String, String)>,
+                    then: Option<(String, String)>,
                     default: String| {
-        let (value, from) = inventory
-            .or(config)
+        let (value, from) = first
+            .or(then)
             .unwrap_or_else(|| (default, "default".into()));
         shown.push(Shown {
             setting,
@@ -186,15 +186,16 @@ pub fn resolve(
         });
         value
     };
+    // As `ssh NAME` would: a HostName of its block maps the name (ssh_host included) on.
     let address = pick(
         "address",
-        conn.address
-            .as_ref()
-            .map(|a| (a.value.clone(), a.from.clone())),
         found
             .hostname
             .as_ref()
             .map(|h| (h.value.clone(), from_config(h))),
+        conn.address
+            .as_ref()
+            .map(|a| (a.value.clone(), a.from.clone())),
         host.name.clone(),
     );
     let port: u16 = pick(
@@ -219,8 +220,10 @@ pub fn resolve(
             .user
             .as_ref()
             .map(|u| (u.value.clone(), from_config(u))),
-        "root".into(),
+        DEFAULT_USER.into(),
     );
+    let mut target = Target::new(address.clone(), port, user.clone());
+    target.become_root = conn.become_root;
     let tokens = Tokens {
         hostname: &address,
         original: name,
@@ -228,19 +231,7 @@ pub fn resolve(
         port,
         local,
     };
-    let expand = |sourced: &Sourced<String>| {
-        config::expand(&sourced.value, &tokens).map_err(|why| {
-            config_error(
-                &host.name,
-                config::ConfigError {
-                    origin: sourced.origin.clone(),
-                    message: why,
-                },
-            )
-        })
-    };
-    let mut target = Target::new(address.clone(), port, user.clone());
-    target.become_root = conn.become_root;
+    let fail = |e: config::ConfigError| config_error(&host.name, e);
 
     // Keys: the inventory's, else ssh_config's IdentityFile lines, else the usual files.
     if let Some(files) = &conn.key_files {
@@ -250,14 +241,16 @@ pub fn resolve(
             value: join_paths(&target.key_files),
             from: files.from.clone(),
         });
-    } else if !found.identity_files.is_empty() {
+    } else if let Some(first) = found.identity_files.first() {
         for file in &found.identity_files {
-            target.key_files.push(PathBuf::from(expand(file)?));
+            target
+                .key_files
+                .push(PathBuf::from(expand(file, &tokens).map_err(fail)?));
         }
         shown.push(Shown {
             setting: "key_files",
             value: join_paths(&target.key_files),
-            from: from_config(&found.identity_files[0]),
+            from: from_config(first),
         });
     } else {
         shown.push(Shown {
@@ -266,93 +259,18 @@ pub fn resolve(
             from: "default".into(),
         });
     }
-    // User certificates named by CertificateFile (a KEY-cert.pub beside a key is found
-    // without it).
-    for file in &found.certificate_files {
-        target.certificate_files.push(PathBuf::from(expand(file)?));
-    }
-    if let Some(first) = found.certificate_files.first() {
-        shown.push(Shown {
-            setting: "certificate_files",
-            value: join_paths(&target.certificate_files),
-            from: from_config(first),
-        });
-    }
-    // The agent: IdentityAgent, and IdentitiesOnly (only the files named, no agent keys).
-    let only_files = found.identities_only.as_ref().filter(|o| o.value);
-    if let Some(agent) = &found.identity_agent {
-        target.agent = match agent.value.as_str() {
-            "none" => Agent::Off,
-            "SSH_AUTH_SOCK" => Agent::FromOptions,
-            _ => Agent::Socket(PathBuf::from(expand(agent)?)),
-        };
-        shown.push(Shown {
-            setting: "agent",
-            value: agent.value.clone(),
-            from: from_config(agent),
-        });
-    } else if let Some(only) = only_files.filter(|_| !target.key_files.is_empty()) {
-        target.agent = Agent::Off;
-        shown.push(Shown {
-            setting: "agent",
-            value: "none (IdentitiesOnly yes)".into(),
-            from: from_config(only),
-        });
-    }
-
-    // known_hosts: the inventory's file, else ssh_config's first UserKnownHostsFile.
-    if let Some(file) = &conn.known_hosts {
-        target.known_hosts = Some(file.value.clone());
+    let inventory_known_hosts = conn.known_hosts.as_ref().map(|file| {
         shown.push(Shown {
             setting: "known_hosts",
             value: file.value.display().to_string(),
             from: file.from.clone(),
         });
-    } else if let Some(files) = &found.user_known_hosts_files {
-        let first = Sourced {
-            value: files.value[0].clone(),
-            origin: files.origin.clone(),
-        };
-        let path = expand(&first)?;
-        target.known_hosts = (path != "/dev/null").then(|| PathBuf::from(&path));
-        shown.push(Shown {
-            setting: "known_hosts",
-            value: path,
-            from: from_config(files),
-        });
-    }
-    if let Some(strict) = &found.strict_host_key_checking {
-        // postfleet never connects to a host whose key it cannot check: "no" learns new keys
-        // (like accept-new) and still refuses a changed one; "ask" cannot ask, so refuses.
-        target.host_key_policy = Some(match strict.value.as_str() {
-            "accept-new" | "no" | "off" => HostKeyPolicy::AcceptNew,
-            _ => HostKeyPolicy::Strict,
-        });
-        shown.push(Shown {
-            setting: "strict_host_key_checking",
-            value: strict.value.clone(),
-            from: from_config(strict),
-        });
-    }
-    match (cli_timeout, &found.connect_timeout) {
-        (Some(_), _) | (None, None) => {}
-        (None, Some(secs)) => {
-            target.connect_timeout = Some(Duration::from_secs(secs.value.clamp(1, 3600)));
-            shown.push(Shown {
-                setting: "connect_timeout",
-                value: format!("{}s", secs.value),
-                from: from_config(secs),
-            });
-        }
-    }
-    if let Some(secs) = found.server_alive_interval.as_ref().filter(|s| s.value > 0) {
-        target.keepalive_interval = Some(Duration::from_secs(secs.value));
-        shown.push(Shown {
-            setting: "keepalive_interval",
-            value: format!("{}s", secs.value),
-            from: from_config(secs),
-        });
-    }
+        file.value.clone()
+    });
+    let taken = Taken {
+        known_hosts: inventory_known_hosts,
+    };
+    apply_config(&mut target, &found, &tokens, cli, &taken, Some(&mut shown)).map_err(fail)?;
 
     // Jumps: the inventory's, else ssh_config's ProxyJump.
     let jump = conn
@@ -377,7 +295,7 @@ pub fn resolve(
             ),
             None => InputError::new(format!("{from}: {why}")).host(&host.name),
         };
-        jumps = jump_chain(&hops, &target, &files, local, 0).map_err(fail)?;
+        jumps = jump_chain(&hops, &target, &files, cli, local, 0).map_err(fail)?;
         shown.push(Shown {
             setting: "proxy_jump",
             value: if jumps.is_empty() {
@@ -399,6 +317,158 @@ pub fn resolve(
     })
 }
 
+/// A path setting with its tokens expanded; a bad token is an error at its line.
+fn expand(sourced: &Sourced<String>, tokens: &Tokens<'_>) -> Result<String, config::ConfigError> {
+    config::expand(&sourced.value, tokens).map_err(|message| config::ConfigError {
+        origin: sourced.origin.clone(),
+        message,
+    })
+}
+
+/// What the inventory (or the host behind a jump) fixed already.
+struct Taken {
+    /// The known_hosts file, when the inventory names one (ssh_config's are not read then).
+    known_hosts: Option<PathBuf>,
+}
+
+/// The ssh_config settings that hosts and jump hosts take alike: certificates, the agent,
+/// known_hosts files, host key checking, timeouts. Each one set is shown with its line.
+fn apply_config(
+    target: &mut Target,
+    found: &HostConfig,
+    tokens: &Tokens<'_>,
+    cli: CliSettings,
+    taken: &Taken,
+    mut shown: Option<&mut Vec<Shown>>,
+) -> Result<(), config::ConfigError> {
+    let mut show = |setting: &'static str, value: String, from: String| {
+        if let Some(shown) = shown.as_deref_mut() {
+            shown.push(Shown {
+                setting,
+                value,
+                from,
+            });
+        }
+    };
+    // User certificates named by CertificateFile (a KEY-cert.pub beside a key is found
+    // without it).
+    for file in &found.certificate_files {
+        target
+            .certificate_files
+            .push(PathBuf::from(expand(file, tokens)?));
+    }
+    if let Some(first) = found.certificate_files.first() {
+        show(
+            "certificate_files",
+            join_paths(&target.certificate_files),
+            from_config(first),
+        );
+    }
+    if let Some(agent) = &found.identity_agent {
+        target.agent = match agent.value.as_str() {
+            "none" => Agent::Off,
+            "SSH_AUTH_SOCK" => Agent::FromOptions,
+            _ => Agent::Socket(PathBuf::from(expand(agent, tokens)?)),
+        };
+        show("agent", agent.value.clone(), from_config(agent));
+    }
+    if let Some(only) = found.identities_only.as_ref().filter(|o| o.value) {
+        target.identities_only = true;
+        show(
+            "identities_only",
+            "yes: only the keys of the files named, from the agent too".into(),
+            from_config(only),
+        );
+    }
+    // known_hosts: the inventory's file, else ssh_config's UserKnownHostsFile (the first one
+    // learns, all are read), then GlobalKnownHostsFile; by default ssh's own files.
+    let home = tokens.local.home.clone();
+    let user_files: Vec<String> = match (&taken.known_hosts, &found.user_known_hosts_files) {
+        (Some(file), _) => vec![file.display().to_string()],
+        (None, Some(files)) => {
+            let mut paths = Vec::new();
+            for value in &files.value {
+                let sourced = Sourced {
+                    value: value.clone(),
+                    origin: files.origin.clone(),
+                };
+                paths.push(expand(&sourced, tokens)?);
+            }
+            if paths[0] == "/dev/null" {
+                return Err(config::ConfigError {
+                    origin: files.origin.clone(),
+                    message: "UserKnownHostsFile /dev/null: postfleet never connects without \
+                              checking the host's key; name a known_hosts file"
+                        .into(),
+                });
+            }
+            show("known_hosts", paths.join(", "), from_config(files));
+            paths
+        }
+        (None, None) => vec![
+            home.join(".ssh/known_hosts").display().to_string(),
+            home.join(".ssh/known_hosts2").display().to_string(),
+        ],
+    };
+    let global_files: Vec<String> = match &found.global_known_hosts_files {
+        Some(files) => {
+            let mut paths = Vec::new();
+            for value in &files.value {
+                let sourced = Sourced {
+                    value: value.clone(),
+                    origin: files.origin.clone(),
+                };
+                paths.push(expand(&sourced, tokens)?);
+            }
+            show("global_known_hosts", paths.join(", "), from_config(files));
+            paths
+        }
+        None => vec![
+            "/etc/ssh/ssh_known_hosts".into(),
+            "/etc/ssh/ssh_known_hosts2".into(),
+        ],
+    };
+    target.known_hosts = user_files.first().map(PathBuf::from);
+    target.extra_known_hosts = user_files
+        .iter()
+        .skip(1)
+        .chain(&global_files)
+        .filter(|f| f.as_str() != "/dev/null")
+        .map(PathBuf::from)
+        .collect();
+    // --accept-new wins; else StrictHostKeyChecking. postfleet never connects to a host whose
+    // key it cannot check: "no" learns new keys (like accept-new) and still refuses a changed
+    // one; "ask" cannot ask, so refuses.
+    if let (false, Some(strict)) = (cli.accept_new, &found.strict_host_key_checking) {
+        target.host_key_policy = Some(match strict.value.as_str() {
+            "accept-new" | "no" | "off" => HostKeyPolicy::AcceptNew,
+            _ => HostKeyPolicy::Strict,
+        });
+        show(
+            "strict_host_key_checking",
+            strict.value.clone(),
+            from_config(strict),
+        );
+    }
+    if let (None, Some(secs)) = (cli.connect_timeout, &found.connect_timeout) {
+        target.connect_timeout = Some(Duration::from_secs(secs.value.clamp(1, 3600)));
+        show(
+            "connect_timeout",
+            format!("{}s", secs.value),
+            from_config(secs),
+        );
+    }
+    if let Some(secs) = found.server_alive_interval.as_ref().filter(|s| s.value > 0) {
+        target.keepalive_interval = Some(Duration::from_secs(secs.value));
+        show(
+            "keepalive_interval",
+            format!("{}s", secs.value),
+            from_config(secs),
+        );
+    }
+    Ok(())
+}
+
 fn join_paths(paths: &[PathBuf]) -> String {
     paths
         .iter()
@@ -413,12 +483,13 @@ const MAX_JUMP_DEPTH: usize = 8;
 /// The hops of a ProxyJump value (`none`: no hop), each resolved through ssh_config under its
 /// own name as `ssh` does: the first hop with its own ProxyJump (followed), the others with
 /// the previous hop as their jump. A hop's user is its own, else ssh_config's, else the local
-/// user (as with `ssh -J`); its known_hosts file and keys, when ssh_config gives it none, are
-/// those of the host it leads to.
+/// user (as with `ssh -J`); its ssh_config settings are its own; what ssh_config gives it no
+/// value for (keys, certificates, known_hosts file) is that of the host it leads to.
 fn jump_chain(
     hops: &str,
     behind: &Target,
     files: &[Source],
+    cli: CliSettings,
     local: &Local,
     depth: usize,
 ) -> Result<Vec<Target>, String> {
@@ -431,50 +502,66 @@ fn jump_chain(
     let mut chain = Vec::new();
     for (index, hop) in hops.split(',').enumerate() {
         let (user, host, port) = split_hop(hop)?;
-        let found: HostConfig = config::resolve_as(host, user, files, local)
+        let found: HostConfig = config::resolve_as(host, user, &local.user, files, local)
             .map_err(|e| format!("jump host {hop}: {e}"))?;
         let address = found
             .hostname
             .as_ref()
-            .map_or_else(|| host.to_string(), |h| h.value.clone());
+            .map_or_else(|| host.to_ascii_lowercase(), |h| h.value.clone());
         let port = port.or(found.port.as_ref().map(|p| p.value)).unwrap_or(22);
         // As `ssh -J` does: the hop's own user, else ssh_config's, else the local user.
         let user = user
             .map(str::to_string)
             .or(found.user.as_ref().map(|u| u.value.clone()))
             .unwrap_or_else(|| local.user.clone());
-        let mut target = Target::new(address, port, user);
+        let mut target = Target::new(address.clone(), port, user.clone());
         let tokens = Tokens {
-            hostname: &target.address.clone(),
+            hostname: &address,
             original: host,
-            user: &target.user.clone(),
+            user: &user,
             port,
             local,
         };
-        target.key_files = found
-            .identity_files
-            .iter()
-            .map(|f| config::expand(&f.value, &tokens).map(PathBuf::from))
-            .collect::<Result<_, _>>()?;
-        target.certificate_files = found
-            .certificate_files
-            .iter()
-            .map(|f| config::expand(&f.value, &tokens).map(PathBuf::from))
-            .collect::<Result<_, _>>()?;
+        let bad = |e: config::ConfigError| format!("jump host {hop}: {e}");
+        for file in &found.identity_files {
+            target
+                .key_files
+                .push(PathBuf::from(expand(file, &tokens).map_err(bad)?));
+        }
+        let taken = Taken {
+            known_hosts: found
+                .user_known_hosts_files
+                .is_none()
+                .then(|| behind.known_hosts.clone())
+                .flatten(),
+        };
+        target.agent = behind.agent.clone();
+        apply_config(&mut target, &found, &tokens, cli, &taken, None).map_err(bad)?;
+        if found.user_known_hosts_files.is_none() {
+            target.extra_known_hosts = behind.extra_known_hosts.clone();
+        }
         if target.key_files.is_empty() {
             target.key_files = behind.key_files.clone();
-            target.certificate_files = behind.certificate_files.clone();
-            target.agent = behind.agent.clone();
+            if target.certificate_files.is_empty() {
+                target.certificate_files = behind.certificate_files.clone();
+            }
         }
-        target.known_hosts = match &found.user_known_hosts_files {
-            Some(files) => Some(PathBuf::from(config::expand(&files.value[0], &tokens)?)),
-            None => behind.known_hosts.clone(),
-        };
-        target.host_key_policy = behind.host_key_policy;
-        target.connect_timeout = behind.connect_timeout;
+        if found.strict_host_key_checking.is_none() {
+            target.host_key_policy = behind.host_key_policy;
+        }
+        if found.connect_timeout.is_none() {
+            target.connect_timeout = behind.connect_timeout;
+        }
         if index == 0 {
             if let Some(own) = &found.proxy_jump {
-                chain.extend(jump_chain(&own.value, &target, files, local, depth + 1)?);
+                chain.extend(jump_chain(
+                    &own.value,
+                    &target,
+                    files,
+                    cli,
+                    local,
+                    depth + 1,
+                )?);
             }
         }
         chain.push(target);
@@ -562,7 +649,9 @@ impl Connector {
         Box<dyn std::future::Future<Output = Result<Arc<Session>, SshError>> + Send + 'a>,
     > {
         Box::pin(async move {
-            let key: Vec<String> = chain.iter().map(Target::label).collect();
+            // Everything a hop is reached with: hosts that reach one bastion differently
+            // (another known_hosts file, key, policy) do not share a connection to it.
+            let key: Vec<String> = chain.iter().map(|t| format!("{t:?}")).collect();
             let cell = {
                 let mut hops = self.hops.lock().unwrap_or_else(|p| p.into_inner());
                 let cell = hops.entry(key.clone()).or_default();
@@ -589,20 +678,24 @@ impl Connector {
         })
     }
 
-    /// Closes the jump hosts' connections (each host closes its own).
+    /// Closes the jump hosts' connections (each host closes its own), the ones furthest
+    /// down a chain first.
     pub async fn close(&self) {
-        let cells: Vec<Shared> = self
+        let mut cells: Vec<(Vec<String>, Shared)> = self
             .hops
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .drain()
-            .map(|(_, cell)| cell)
             .collect();
-        for cell in cells {
-            if let Some(Ok(session)) = cell.get() {
-                if let Some(session) = Arc::into_inner(session.clone()) {
-                    session.close().await;
-                }
+        cells.sort_by_key(|(key, _)| std::cmp::Reverse(key.len()));
+        for (_, cell) in cells {
+            let session = Arc::try_unwrap(cell)
+                .ok()
+                .and_then(OnceCell::into_inner)
+                .and_then(Result::ok)
+                .and_then(|session| Arc::try_unwrap(session).ok());
+            if let Some(session) = session {
+                session.close().await;
             }
         }
     }
@@ -644,7 +737,12 @@ mod tests {
         let inv_path = dir.path().join("inventory.yml");
         let inv =
             postfleet_core::inventory::parse(inventory, &inv_path, &Default::default()).unwrap();
-        let reaches = resolve_all(&inv.hosts, &ConfigChoice::File(config), None).unwrap();
+        let reaches = resolve_all(
+            &inv.hosts,
+            &ConfigChoice::File(config),
+            CliSettings::default(),
+        )
+        .unwrap();
         (dir, reaches)
     }
 
@@ -751,11 +849,79 @@ mod tests {
             &Default::default(),
         )
         .unwrap();
-        let e = resolve_all(&inv.hosts, &ConfigChoice::File(config.clone()), None).unwrap_err();
+        let e = resolve_all(
+            &inv.hosts,
+            &ConfigChoice::File(config.clone()),
+            CliSettings::default(),
+        )
+        .unwrap_err();
         let text = e.to_string();
         assert!(text.contains(&format!("{}:4", config.display())), "{text}");
         assert!(text.contains("ProxyJump") && text.contains("mx1"), "{text}");
         // --ssh-config none: the file is not read at all
-        assert!(resolve_all(&inv.hosts, &ConfigChoice::Nothing, None).is_ok());
+        assert!(resolve_all(&inv.hosts, &ConfigChoice::Nothing, CliSettings::default()).is_ok());
+    }
+
+    #[test]
+    fn host_key_files_and_checking_follow_ssh_config_and_the_command_line() {
+        let (dir, reaches) = resolved(
+            "all:\n  hosts:\n    mx1:\n    mx2:\n      ssh_host: mx2-mgmt\n    web1:\n",
+            "Match user root\n  IdentitiesOnly yes\nHost mx1\n  UserKnownHostsFile ~/.ssh/fleet ~/.ssh/more\n\
+             \x20 GlobalKnownHostsFile /dev/null\n  StrictHostKeyChecking accept-new\n\
+             Host mx2-mgmt\n  HostName 10.1.0.5\n",
+        );
+        let home = local_user().home;
+        let mx1 = &reaches["mx1"].target;
+        assert_eq!(mx1.known_hosts, Some(home.join(".ssh/fleet")));
+        assert_eq!(
+            mx1.extra_known_hosts,
+            [home.join(".ssh/more")],
+            "/dev/null is no file"
+        );
+        assert_eq!(mx1.host_key_policy, Some(HostKeyPolicy::AcceptNew));
+        assert!(
+            mx1.identities_only,
+            "Match user tests root, postfleet's default user"
+        );
+        // ssh_host is the name ssh is given: its block's HostName maps it on, as with ssh.
+        assert_eq!(reaches["mx2"].target.address, "10.1.0.5");
+        // By default ssh's own files, the system's read too.
+        let web1 = &reaches["web1"].target;
+        assert_eq!(web1.known_hosts, Some(home.join(".ssh/known_hosts")));
+        assert!(web1
+            .extra_known_hosts
+            .contains(&PathBuf::from("/etc/ssh/ssh_known_hosts")));
+        // --accept-new wins over StrictHostKeyChecking.
+        let config = dir.path().join("ssh_config");
+        let inv = postfleet_core::inventory::parse(
+            "all:\n  hosts:\n    mx1:\n",
+            &dir.path().join("inventory.yml"),
+            &Default::default(),
+        )
+        .unwrap();
+        std::fs::write(&config, "Host *\n  StrictHostKeyChecking yes\n").unwrap();
+        let cli = CliSettings {
+            accept_new: true,
+            ..CliSettings::default()
+        };
+        let reaches = resolve_all(&inv.hosts, &ConfigChoice::File(config.clone()), cli).unwrap();
+        assert_eq!(
+            reaches["mx1"].target.host_key_policy, None,
+            "the flag's policy"
+        );
+        // Never without a check: UserKnownHostsFile /dev/null is refused at its line.
+        std::fs::write(&config, "Host *\n  UserKnownHostsFile /dev/null\n").unwrap();
+        let e = resolve_all(&inv.hosts, &ConfigChoice::File(config.clone()), cli).unwrap_err();
+        assert!(
+            e.to_string().contains(&format!("{}:2", config.display())),
+            "{e}"
+        );
+        // A file named on purpose must be there.
+        let missing = dir.path().join("nope");
+        let e = resolve_all(&inv.hosts, &ConfigChoice::File(missing.clone()), cli).unwrap_err();
+        assert!(
+            e.to_string().contains("cannot read this ssh_config file"),
+            "{e}"
+        );
     }
 }

@@ -198,6 +198,7 @@ fn hosts_behind_a_bastion_are_reached_only_through_it() {
     let sources = [postfleet_ssh::config::Source {
         path: config.clone(),
         system: false,
+        required: true,
     }];
     let resolved = postfleet_ssh::config::resolve("h1", &sources, &local).unwrap();
     assert_eq!(resolved.hostname.unwrap().value, h1.to_string());

@@ -26,22 +26,34 @@ pub struct LabRun {
     postfleet: PathBuf,
     /// cgroup v2 `cpu.stat` covering every host of the lab.
     cpu_stat: PathBuf,
+    /// With `--bastion`: the ssh_config file every OpenSSH client of the bench reads (the
+    /// lab's, with the bench's options), and the bastion's own `cpu.stat`.
+    pub bastion: Option<Bastion>,
+}
+
+pub struct Bastion {
+    pub ssh_config: PathBuf,
+    cpu_stat: PathBuf,
 }
 
 impl LabRun {
     /// Brings the lab up with `hosts` Debian 12 hosts (or checks that it is), writes its
     /// inventory. Debian 12, because the hand-written floor script and the Ansible playbook
     /// name Debian 12's units, and to keep the figures comparable with earlier runs.
-    pub fn prepare(paths: &Paths, name: &str, hosts: u32) -> Result<LabRun> {
+    pub fn prepare(paths: &Paths, name: &str, hosts: u32, bastion: bool) -> Result<LabRun> {
         let postfleet = paths.built_postfleet.clone();
         let current = Lab::open(name).ok();
         let count_up = current.as_ref().map(|lab| {
             let hosts = lab.hosts();
-            let bookworm = hosts.iter().all(|h| h.release == Release::Bookworm);
-            (hosts.iter().filter(|h| h.up).count() as u32, bookworm)
+            let shape = hosts.iter().all(|h| h.release == Release::Bookworm)
+                && lab.bastions().len() == usize::from(bastion);
+            (hosts.iter().filter(|h| h.up).count() as u32, shape)
         });
         let count = hosts.to_string();
-        let up = ["up", "--hosts", &count, "--release", "bookworm"];
+        let mut up = vec!["up", "--hosts", &count, "--release", "bookworm"];
+        if bastion {
+            up.push("--bastion");
+        }
         match count_up {
             Some((n, true)) if n == hosts => println!("lab '{name}': {n} hosts already up"),
             Some(_) => {
@@ -66,6 +78,27 @@ impl LabRun {
         })
         .find(|p| p.exists())
         .with_context(|| format!("no cgroup v2 cpu.stat for lab '{name}'"))?;
+        let bastion = if bastion {
+            let ssh_config = paths.work.join(format!("lab-{name}-ssh_config"));
+            // The lab's description, and the options every OpenSSH client of the bench uses
+            // (the jump's ssh reads them from here too: -o options do not reach it).
+            let text = format!(
+                "{}\nHost *\n    KexAlgorithms curve25519-sha256\n    BatchMode yes\n    LogLevel ERROR\n",
+                lab.ssh_config("root")
+            );
+            std::fs::write(&ssh_config, text)
+                .with_context(|| format!("write {}", ssh_config.display()))?;
+            let cpu_stat = cpu_stat.with_file_name("bastion").join("cpu.stat");
+            if !cpu_stat.exists() {
+                bail!("no cpu.stat for the bastion at {}", cpu_stat.display());
+            }
+            Some(Bastion {
+                ssh_config,
+                cpu_stat,
+            })
+        } else {
+            None
+        };
         Ok(LabRun {
             name: name.to_string(),
             hosts: lab
@@ -82,7 +115,13 @@ impl LabRun {
             inventory,
             postfleet,
             cpu_stat,
+            bastion,
         })
+    }
+
+    /// CPU time the bastion has used (None without one).
+    pub fn bastion_cpu(&self) -> Option<Duration> {
+        self.bastion.as_ref().map(|b| read_usage(&b.cpu_stat))
     }
 
     /// Fresh hosts (new keys, new machine-id, nothing of the last run) with `rtt_ms` added.
@@ -100,13 +139,7 @@ impl LabRun {
 
     /// CPU time the lab's hosts have used, all processes of all hosts.
     pub fn host_cpu(&self) -> Duration {
-        let text = std::fs::read_to_string(&self.cpu_stat).unwrap_or_default();
-        let usec = text
-            .lines()
-            .find_map(|l| l.strip_prefix("usage_usec "))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0);
-        Duration::from_micros(usec)
+        read_usage(&self.cpu_stat)
     }
 
     /// Waits (at most 20 s) until the hosts burn less than 5% of one core over 500 ms: boot
@@ -129,6 +162,14 @@ impl LabRun {
     /// which costs ~0.13 s of CPU on each side per connection here).
     pub fn ssh(&self, host: &LabHost) -> Command {
         let mut cmd = Command::new("ssh");
+        if let Some(bastion) = &self.bastion {
+            // through the bastion, as the lab's ssh_config says
+            cmd.arg("-F")
+                .arg(&bastion.ssh_config)
+                .arg("-T")
+                .arg(&host.name);
+            return cmd;
+        }
         cmd.args(["-F", "/dev/null", "-T", "-i"])
             .arg(&self.key)
             .args(ssh_options(&self.known_hosts))
@@ -162,6 +203,17 @@ pub fn ssh_options(known_hosts: &Path) -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect()
+}
+
+/// `usage_usec` of a cgroup v2 `cpu.stat`.
+fn read_usage(cpu_stat: &Path) -> Duration {
+    let text = std::fs::read_to_string(cpu_stat).unwrap_or_default();
+    let usec = text
+        .lines()
+        .find_map(|l| l.strip_prefix("usage_usec "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    Duration::from_micros(usec)
 }
 
 fn lab_cli(postfleet: &Path, lab: &str, args: &[&str]) -> Result<()> {

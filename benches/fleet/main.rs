@@ -64,6 +64,11 @@ struct Args {
     /// Leave the lab up at the end.
     #[arg(long)]
     keep_lab: bool,
+    /// Put the lab's hosts behind one bastion (`lab up --bastion`): every tool reaches them
+    /// through it (postfleet: one connection to it; the floor and Ansible: ProxyJump), and the
+    /// bastion's CPU is reported.
+    #[arg(long)]
+    bastion: bool,
     /// Refresh benches/sim/converged-probe.json from h1 of the lab (converged first), then stop.
     #[arg(long)]
     capture_probe: bool,
@@ -167,7 +172,7 @@ fn run(args: &Args) -> Result<()> {
     let started = std::time::Instant::now();
     let mut results = report::Results::new(args.hosts, args.reps, args.sim_forks);
     if args.capture_probe {
-        let lab = lab::LabRun::prepare(&paths, &args.lab, args.hosts)?;
+        let lab = lab::LabRun::prepare(&paths, &args.lab, args.hosts, false)?;
         return sim::capture_probe(&paths, &lab);
     }
     if !args.sim_only {
@@ -178,7 +183,8 @@ fn run(args: &Args) -> Result<()> {
             .postfleet
             .clone()
             .unwrap_or_else(|| paths.built_postfleet.clone());
-        let lab = lab::LabRun::prepare(&paths, &args.lab, args.hosts)?;
+        let lab = lab::LabRun::prepare(&paths, &args.lab, args.hosts, args.bastion)?;
+        results.bastion = args.bastion;
         let kit = tools::Kit::prepare(&paths, &lab, &postfleet, &args.tools)?;
         results.ansible_version = kit.ansible_version().map(String::from);
         let outcome = run_lab_cases(args, &paths, &lab, &kit, &mut results);
@@ -243,8 +249,13 @@ fn run_lab_cases(
                     }
                     lab.wait_until_quiet();
                     let host_cpu_before = lab.host_cpu();
+                    let bastion_cpu_before = lab.bastion_cpu();
                     let mut run = kit.run(tool, case, timeout)?;
                     run.host_cpu = lab.host_cpu().saturating_sub(host_cpu_before);
+                    run.bastion_cpu = lab
+                        .bastion_cpu()
+                        .zip(bastion_cpu_before)
+                        .map(|(after, before)| after.saturating_sub(before));
                     run.rtt_ms = rtt;
                     run.rep = rep;
                     let verdict = check::verify(lab, &expected);

@@ -61,6 +61,8 @@ pub struct Run {
     pub controller_peak_rss: u64,
     pub controller_cpu: Duration,
     pub host_cpu: Duration,
+    /// With --bastion: the CPU the bastion used (part of host_cpu).
+    pub bastion_cpu: Option<Duration>,
     /// postfleet only: SSH round trips per host.
     pub round_trips_per_host: Option<f64>,
     /// postfleet only.
@@ -82,6 +84,7 @@ impl Run {
             controller_peak_rss: 0,
             controller_cpu: Duration::ZERO,
             host_cpu: Duration::ZERO,
+            bastion_cpu: None,
             round_trips_per_host: None,
             phases: None,
             changed: None,
@@ -195,6 +198,7 @@ impl Run {
             "controller_peak_rss_mb": mb(self.controller_peak_rss),
             "controller_cpu_s": secs(self.controller_cpu),
             "host_cpu_s": secs(self.host_cpu),
+            "bastion_cpu_s": self.bastion_cpu.map(secs),
             "round_trips_per_host": self.round_trips_per_host,
             "postfleet_phases_mean_s": self.phases,
             "changed": self.changed,
@@ -213,6 +217,7 @@ struct Stats {
     peak_rss: u64,
     controller_cpu: f64,
     host_cpu: f64,
+    bastion_cpu: Option<f64>,
     round_trips: Option<f64>,
     phases: Option<Phases>,
 }
@@ -248,6 +253,13 @@ impl Stats {
                 .unwrap_or(0),
             controller_cpu: median_of(good.iter().map(|r| secs(r.controller_cpu)).collect()),
             host_cpu: median_of(good.iter().map(|r| secs(r.host_cpu)).collect()),
+            bastion_cpu: good.iter().all(|r| r.bastion_cpu.is_some()).then(|| {
+                median_of(
+                    good.iter()
+                        .filter_map(|r| r.bastion_cpu.map(secs))
+                        .collect(),
+                )
+            }),
             round_trips: good
                 .iter()
                 .filter_map(|r| r.round_trips_per_host)
@@ -261,6 +273,8 @@ pub struct Results {
     pub hosts: u32,
     pub reps: usize,
     pub sim_forks: usize,
+    /// The lab's hosts were behind a bastion (--bastion).
+    pub bastion: bool,
     pub ansible_version: Option<String>,
     pub runs: Vec<Run>,
     pub simulator: Option<SimResult>,
@@ -275,6 +289,7 @@ impl Results {
             hosts,
             reps,
             sim_forks,
+            bastion: false,
             ansible_version: None,
             runs: Vec::new(),
             simulator: None,
@@ -305,8 +320,13 @@ impl Results {
         let mut out = String::new();
         if !self.runs.is_empty() {
             out.push_str(&format!(
-                "\n{} lab hosts, newsletter playbook, {} repetitions{}\n\n",
+                "\n{} lab hosts{}, newsletter playbook, {} repetitions{}\n\n",
                 self.hosts,
+                if self.bastion {
+                    " behind one bastion"
+                } else {
+                    ""
+                },
                 self.reps,
                 self.ansible_version
                     .as_deref()
@@ -314,7 +334,7 @@ impl Results {
                     .unwrap_or_default()
             ));
             out.push_str(&format!(
-                "{:<10} {:>6}  {:<9} {:>8} {:>8} {:>8} {:>5} {:>11} {:>8} {:>9} {:>8}\n",
+                "{:<10} {:>6}  {:<9} {:>8} {:>8} {:>8} {:>5} {:>11} {:>8} {:>9} {:>8} {:>11}\n",
                 "case",
                 "rtt",
                 "tool",
@@ -325,7 +345,8 @@ impl Results {
                 "ctl peak",
                 "ctl CPU",
                 "host CPU",
-                "RT/host"
+                "RT/host",
+                if self.bastion { "bastion CPU" } else { "" }
             ));
             for ((rtt, case, tool), runs) in &groups {
                 let Some(s) = Stats::of(runs) else {
@@ -339,7 +360,7 @@ impl Results {
                     continue;
                 };
                 out.push_str(&format!(
-                    "{:<10} {:>3} ms  {:<9} {:>6.2} s {:>6.2} s {:>6.2} s {:>2}/{:<2} {:>8.1} MB {:>6.2} s {:>7.2} s {:>8}\n",
+                    "{:<10} {:>3} ms  {:<9} {:>6.2} s {:>6.2} s {:>6.2} s {:>2}/{:<2} {:>8.1} MB {:>6.2} s {:>7.2} s {:>8} {:>11}\n",
                     case.label(),
                     rtt,
                     tool.label(),
@@ -351,7 +372,8 @@ impl Results {
                     mb(s.peak_rss),
                     s.controller_cpu,
                     s.host_cpu,
-                    s.round_trips.map(|r| format!("{r:.1}")).unwrap_or_else(|| "-".into())
+                    s.round_trips.map(|r| format!("{r:.1}")).unwrap_or_else(|| "-".into()),
+                    s.bastion_cpu.map(|c| format!("{c:.2} s")).unwrap_or_default()
                 ));
             }
             let failed: Vec<&Run> = self.runs.iter().filter(|r| !r.counts()).collect();
@@ -427,6 +449,7 @@ impl Results {
                     "controller_peak_rss_mb": mb(s.peak_rss),
                     "controller_cpu_s_median": round(s.controller_cpu),
                     "host_cpu_s_median": round(s.host_cpu),
+                    "bastion_cpu_s_median": s.bastion_cpu.map(round),
                     "round_trips_per_host": s.round_trips,
                     "postfleet_phases_mean_s": s.phases,
                 }),
@@ -454,6 +477,7 @@ impl Results {
             "date": now_utc(),
             "machine": machine(),
             "hosts": self.hosts,
+            "bastion": self.bastion,
             "reps": self.reps,
             "ansible": self.ansible_version,
             "summary": summary,

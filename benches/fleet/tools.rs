@@ -243,7 +243,13 @@ impl AnsibleSetup {
         let dir = paths.work.join("ansible");
         std::fs::create_dir_all(&dir)?;
         let control_dir = dir.join("cp");
-        let mut ssh_args = vec!["-F /dev/null".to_string()];
+        let mut ssh_args = Vec::new();
+        match &lab.bastion {
+            // Every host through the bastion (ProxyJump in the lab's ssh_config, which also
+            // holds the options: the jump's own ssh reads no -o options of ours).
+            Some(bastion) => ssh_args.push(format!("-F {}", bastion.ssh_config.display())),
+            None => ssh_args.push("-F /dev/null".to_string()),
+        }
         ssh_args.extend(["-o ControlMaster=auto", "-o ControlPersist=60s"].map(String::from));
         for pair in lab::ssh_options(&lab.known_hosts).chunks(2) {
             ssh_args.push(pair.join(" "));
@@ -265,7 +271,11 @@ impl AnsibleSetup {
         )?;
         let mut inv = String::from("[mx]\n");
         for h in &lab.hosts {
-            inv.push_str(&format!("{} ansible_host={}\n", h.name, h.address));
+            match lab.bastion {
+                // the name, so that its Host block (and ProxyJump) applies
+                Some(_) => inv.push_str(&format!("{}\n", h.name)),
+                None => inv.push_str(&format!("{} ansible_host={}\n", h.name, h.address)),
+            }
         }
         inv.push_str(&format!(
             "\n[mx:vars]\nansible_user=root\nansible_ssh_private_key_file={}\nlab_gateway={}\n",

@@ -41,7 +41,7 @@ pub fn inventory(args: InventoryArgs) -> Exit {
         Err(e) => return input_error(&e),
     };
     let choice = ConfigChoice::from_flag(args.ssh_config.file.as_deref());
-    let reaches = match reach::resolve_all(&hosts, &choice, None) {
+    let reaches = match reach::resolve_all(&hosts, &choice, reach::CliSettings::default()) {
         Ok(r) => r,
         Err(e) => return input_error(&e),
     };
@@ -78,8 +78,11 @@ pub(super) fn connector(
     ssh: SshOptions,
 ) -> Result<Arc<Connector>, Exit> {
     let choice = ConfigChoice::from_flag(args.ssh_config.file.as_deref());
-    let cli_timeout = args.connect_timeout.map(Duration::from_secs);
-    let reaches = reach::resolve_all(hosts, &choice, cli_timeout).map_err(|e| input_error(&e))?;
+    let cli = reach::CliSettings {
+        connect_timeout: args.connect_timeout.map(Duration::from_secs),
+        accept_new: args.accept_new,
+    };
+    let reaches = reach::resolve_all(hosts, &choice, cli).map_err(|e| input_error(&e))?;
     Ok(Arc::new(Connector::new(ssh, reaches)))
 }
 

@@ -14,7 +14,7 @@ use russh::keys::agent::AgentIdentity;
 use russh::keys::ssh_encoding::Encode;
 use russh::keys::ssh_key::certificate::CertType;
 use russh::keys::ssh_key::private::KeypairData;
-use russh::keys::{Certificate, HashAlg, PrivateKey, PrivateKeyWithHashAlg};
+use russh::keys::{Certificate, HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey};
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
@@ -192,7 +192,34 @@ pub struct Sources<'a> {
     /// Certificates named explicitly (`CertificateFile`); `KEY-cert.pub` beside each key file
     /// is added to them.
     pub certificate_files: &'a [PathBuf],
+    /// Offer only the agent's keys that the key files (their `.pub`) or the certificates
+    /// name (`IdentitiesOnly yes`).
+    pub identities_only: bool,
     pub keys: &'a KeyStore,
+}
+
+/// The public keys `IdentitiesOnly` allows from the agent: each key file's `.pub` and each
+/// certificate's key (files that cannot be read allow nothing).
+fn named_identities(sources: &Sources<'_>) -> Vec<russh::keys::ssh_key::public::KeyData> {
+    let mut keys = Vec::new();
+    for file in sources.key_files {
+        let mut pub_file = file.as_os_str().to_os_string();
+        pub_file.push(".pub");
+        if let Ok(text) = std::fs::read_to_string(PathBuf::from(pub_file)) {
+            if let Ok(key) = PublicKey::from_openssh(text.trim()) {
+                keys.push(key.key_data().clone());
+            }
+        }
+        if let Ok(cert) = read_certificate(&certificate_beside(file)) {
+            keys.push(cert.public_key().clone());
+        }
+    }
+    for file in sources.certificate_files {
+        if let Ok(cert) = read_certificate(file) {
+            keys.push(cert.public_key().clone());
+        }
+    }
+    keys
 }
 
 /// `KEY-cert.pub` beside the key file `KEY`, where OpenSSH looks for its certificate.
@@ -397,6 +424,14 @@ pub async fn authenticate<H: Handler>(
             }
             Ok((mut agent, identities)) => {
                 let mut offered = 0;
+                let allowed = sources.identities_only.then(|| named_identities(&sources));
+                let identities = identities.into_iter().filter(|identity| {
+                    let data = match identity {
+                        AgentIdentity::PublicKey { key, .. } => key.key_data(),
+                        AgentIdentity::Certificate { certificate, .. } => certificate.public_key(),
+                    };
+                    allowed.as_ref().is_none_or(|keys| keys.contains(data))
+                });
                 for identity in identities {
                     let key = match identity {
                         AgentIdentity::PublicKey { key, .. } => key,
@@ -640,6 +675,7 @@ mod tests {
             agent_socket: None,
             key_files: &keys,
             certificate_files: &named,
+            identities_only: false,
             keys: &store,
         };
         let mut tried = Vec::new();

@@ -21,7 +21,10 @@ pub struct Origin {
 
 impl std::fmt::Display for Origin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}", self.file.display(), self.line)
+        match self.line {
+            0 => write!(f, "{}", self.file.display()),
+            line => write!(f, "{}:{line}", self.file.display()),
+        }
     }
 }
 
@@ -74,6 +77,9 @@ pub struct Local {
 pub struct Source {
     pub path: PathBuf,
     pub system: bool,
+    /// Named by the user (`--ssh-config`, `ssh_config_file`): a missing or unreadable file is
+    /// an error, as with `ssh -F`. The default files may be missing.
+    pub required: bool,
 }
 
 const MAX_INCLUDE_DEPTH: usize = 16;
@@ -81,6 +87,10 @@ const MAX_INCLUDE_DEPTH: usize = 16;
 /// Keywords that change the connection and are not supported: refused with their line.
 const REFUSED: &[(&str, &str)] = &[
     ("proxycommand", "use ProxyJump instead"),
+    (
+        "revokedhostkeys",
+        "list revoked keys as @revoked lines in known_hosts instead",
+    ),
     (
         "hostkeyalias",
         "host keys are checked under the host's own name",
@@ -102,20 +112,23 @@ const REFUSED: &[(&str, &str)] = &[
 /// Resolves `host` (the name the inventory gives) through `sources`, in order (each missing
 /// file is skipped, like ssh does).
 pub fn resolve(host: &str, sources: &[Source], local: &Local) -> Result<HostConfig, ConfigError> {
-    resolve_as(host, None, sources, local)
+    resolve_as(host, None, &local.user, sources, local)
 }
 
-/// [`resolve`] for a connection whose user is already chosen (`ssh -l USER`): `Match user`
-/// tests that user, and no `User` line overrides it.
+/// [`resolve`] for a connection whose user is already chosen (`ssh -l USER`: `Match user`
+/// tests that user, and no `User` line overrides it), and whose user without one is
+/// `default_user` (ssh's is the local user; postfleet's hosts default to root).
 pub fn resolve_as(
     host: &str,
     user: Option<&str>,
+    default_user: &str,
     sources: &[Source],
     local: &Local,
 ) -> Result<HostConfig, ConfigError> {
     let mut state = State {
         original: host.to_string(),
         user: user.map(str::to_string),
+        default_user: default_user.to_string(),
         local,
         config: HostConfig::default(),
     };
@@ -125,8 +138,18 @@ pub fn resolve_as(
         } else {
             local.home.join(".ssh")
         };
-        if let Ok(text) = std::fs::read_to_string(&source.path) {
-            state.read(&source.path, &text, &base, 0)?;
+        match std::fs::read_to_string(&source.path) {
+            Ok(text) => state.read(&source.path, &text, &base, 0)?,
+            Err(e) if source.required => {
+                return Err(ConfigError {
+                    origin: Origin {
+                        file: source.path.clone(),
+                        line: 0,
+                    },
+                    message: format!("cannot read this ssh_config file: {e}"),
+                })
+            }
+            Err(_) => {}
         }
     }
     Ok(state.config)
@@ -136,6 +159,8 @@ struct State<'a> {
     original: String,
     /// The user given before any file is read.
     user: Option<String>,
+    /// The user when neither that nor a `User` line gives one.
+    default_user: String,
     local: &'a Local,
     config: HostConfig,
 }
@@ -186,7 +211,12 @@ impl State<'_> {
                     } else {
                         base.join(&pattern)
                     };
-                    let paths = glob::glob(&full.to_string_lossy())
+                    // As glob(3): `*` does not match a leading dot (editor swap files).
+                    let options = glob::MatchOptions {
+                        require_literal_leading_dot: true,
+                        ..glob::MatchOptions::new()
+                    };
+                    let paths = glob::glob_with(&full.to_string_lossy(), options)
                         .map_err(|e| fail(format!("Include {pattern}: {e}")))?;
                     let mut paths: Vec<PathBuf> = paths.filter_map(Result::ok).collect();
                     paths.sort();
@@ -257,10 +287,21 @@ impl State<'_> {
         self.config
             .user
             .as_ref()
-            .map_or_else(|| self.local.user.clone(), |u| u.value.clone())
+            .map_or_else(|| self.default_user.clone(), |u| u.value.clone())
     }
 
     fn setting(&mut self, keyword: &str, args: &[String], origin: &Origin) -> Result<(), String> {
+        // `ProxyCommand none` cancels a proxy like `ProxyJump none` (the first of the two
+        // obtained wins, as in ssh).
+        if keyword == "proxycommand" && args.len() == 1 && args[0].eq_ignore_ascii_case("none") {
+            if self.config.proxy_jump.is_none() {
+                self.config.proxy_jump = Some(Sourced {
+                    value: "none".into(),
+                    origin: origin.clone(),
+                });
+            }
+            return Ok(());
+        }
         if let Some((_, hint)) = REFUSED.iter().find(|(k, _)| *k == keyword) {
             return Err(format!("{keyword} is not supported by postfleet: {hint}"));
         }
@@ -273,14 +314,16 @@ impl State<'_> {
             value,
             origin: origin.clone(),
         };
+        // Seconds, or OpenSSH's time format (`90`, `1m30s`, `2h`).
         let number = |text: String| -> Result<u64, String> {
-            text.parse()
-                .map_err(|_| format!("{keyword} {text}: not a number"))
+            seconds(&text)
+                .ok_or_else(|| format!("{keyword} {text}: not a time (seconds, or e.g. 1m30s)"))
         };
         let c = &mut self.config;
         match keyword {
             "hostname" if c.hostname.is_none() => {
-                let value = expand_hostname(&first()?, &self.original)?;
+                // ssh lowercases it (known_hosts lookups depend on it)
+                let value = expand_hostname(&first()?, &self.original)?.to_ascii_lowercase();
                 c.hostname = Some(from(value));
             }
             "user" if c.user.is_none() => c.user = Some(from(first()?)),
@@ -485,6 +528,32 @@ fn tilde(path: &str, home: &Path) -> String {
 }
 
 /// HostName takes `%h` (the name given) and `%%` only.
+/// OpenSSH's time format: a number of seconds, or numbers each followed by s, m, h, d or w.
+fn seconds(text: &str) -> Option<u64> {
+    if let Ok(plain) = text.parse() {
+        return Some(plain);
+    }
+    let mut total: u64 = 0;
+    let mut digits = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let unit = match c.to_ascii_lowercase() {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86400,
+            'w' => 604800,
+            _ => return None,
+        };
+        total = total.checked_add(digits.parse::<u64>().ok()?.checked_mul(unit)?)?;
+        digits.clear();
+    }
+    digits.is_empty().then_some(total)
+}
+
 fn expand_hostname(value: &str, original: &str) -> Result<String, String> {
     expand_with(value, |token| match token {
         'h' => Some(original.to_string()),

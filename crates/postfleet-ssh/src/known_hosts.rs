@@ -6,7 +6,7 @@
 use std::fs::{self, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use base64::Engine;
@@ -170,6 +170,16 @@ fn read_file(path: &Path) -> std::io::Result<String> {
     }
 }
 
+/// Of several known_hosts files (the user's first, then the system's), the one that decides
+/// for `host`:`port`: the first with any entry for it (a key, a CA, a revocation); none has
+/// one: the first (where a learned key goes). Later files are read, never written.
+pub fn deciding_file<'a>(files: &'a [PathBuf], host: &str, port: u16) -> Option<&'a PathBuf> {
+    files
+        .iter()
+        .find(|f| !entries_for(&read_file(f).unwrap_or_default(), host, port).is_empty())
+        .or(files.first())
+}
+
 /// Looks `key`, presented by `host`:`port`, up in the known_hosts file at `path`.
 pub fn check(path: &Path, host: &str, port: u16, key: &PublicKey) -> std::io::Result<Verdict> {
     Ok(verdict(&entries_for(&read_file(path)?, host, port), key))
@@ -307,6 +317,10 @@ impl std::fmt::Display for CertProblem {
             CertProblem::Expired { valid_before } => {
                 write!(f, "it expired at {}", utc_time(*valid_before))
             }
+            CertProblem::PrincipalMismatch { name, principals } if principals.is_empty() => write!(
+                f,
+                "it names no principals (it would be valid for any host), so not for {name}"
+            ),
             CertProblem::PrincipalMismatch { name, principals } => write!(
                 f,
                 "it is not valid for the name {name}: its principals are {}",
@@ -380,8 +394,9 @@ pub fn describe_certificate(cert: &Certificate) -> String {
 /// neither its key nor its CA `@revoked`; the CA's signature verifies; the CA is named by a
 /// `@cert-authority` line whose patterns match the host (hashed names and `[host]:port`
 /// included); a host (not user) certificate; `valid after <= now < valid before`; `host`
-/// (lowercased, as OpenSSH compares it, without the port) among its principals, an empty list
-/// meaning any host (OpenSSH 10.0 accepts such a host certificate too); no critical options;
+/// (lowercased, as OpenSSH compares it, without the port) among its principals (a certificate
+/// without principals is refused: it would be valid for any host, the fail-open case newer
+/// OpenSSH releases refuse too); no critical options;
 /// not signed with SHA-1 RSA. `Ok(Ok(line))` is the `@cert-authority` line that vouches for it.
 pub fn check_certificate(
     path: &Path,
@@ -444,7 +459,7 @@ fn judge_certificate(
     }
     let name = host.to_ascii_lowercase();
     let principals = cert.valid_principals();
-    if !principals.is_empty() && !principals.contains(&name) {
+    if !principals.contains(&name) {
         return Err(CertProblem::PrincipalMismatch {
             name,
             principals: principals.to_vec(),
@@ -912,13 +927,16 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_principal_list_is_valid_for_any_host_as_in_openssh() {
+    fn a_certificate_without_principals_is_refused() {
         let keys = Keygen::new();
         let ca = keys.key("ca", "ed25519");
         keys.key("host", "ed25519");
         let cert = keys.sign("ca", "host", &["-h"]);
         assert!(cert.valid_principals().is_empty());
-        assert_eq!(judge_text(&ca_line("*", &ca), "anything", 22, &cert), Ok(1));
+        assert!(matches!(
+            judge_text(&ca_line("*", &ca), "anything", 22, &cert),
+            Err(CertProblem::PrincipalMismatch { .. })
+        ));
     }
 
     #[test]

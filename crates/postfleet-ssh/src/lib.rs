@@ -39,8 +39,15 @@ pub struct Target {
     pub become_root: bool,
     /// known_hosts file; None: [`SshOptions::default_known_hosts`].
     pub known_hosts: Option<PathBuf>,
+    /// More known_hosts files, read and never written (ssh_config's further
+    /// UserKnownHostsFile and its GlobalKnownHostsFile): the first file with an entry for the
+    /// host decides ([`known_hosts::deciding_file`]).
+    pub extra_known_hosts: Vec<PathBuf>,
     /// Which ssh-agent to ask for keys.
     pub agent: Agent,
+    /// ssh_config's `IdentitiesOnly yes`: of the agent's keys, only those of the key and
+    /// certificate files named are offered.
+    pub identities_only: bool,
     /// None: [`SshOptions::host_key_policy`].
     pub host_key_policy: Option<HostKeyPolicy>,
     /// None: [`SshOptions::connect_timeout`].
@@ -60,7 +67,9 @@ impl Target {
             certificate_files: Vec::new(),
             become_root: false,
             known_hosts: None,
+            extra_known_hosts: Vec::new(),
             agent: Agent::FromOptions,
+            identities_only: false,
             host_key_policy: None,
             connect_timeout: None,
             keepalive_interval: None,

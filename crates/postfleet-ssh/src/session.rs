@@ -233,10 +233,15 @@ impl Session {
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         let address = format!("{}:{}", conn.address, conn.port);
-        let known_hosts = conn
+        let primary = conn
             .known_hosts
             .clone()
             .unwrap_or_else(|| opts.default_known_hosts.clone());
+        let mut files = vec![primary.clone()];
+        files.extend(conn.extra_known_hosts.iter().cloned());
+        let known_hosts = known_hosts::deciding_file(&files, &conn.address, conn.port)
+            .cloned()
+            .unwrap_or(primary);
         let findings = Arc::new(Mutex::new(Findings::default()));
         let handler = ClientHandler {
             address: conn.address.clone(),
@@ -292,6 +297,7 @@ impl Session {
             },
             key_files: &key_files,
             certificate_files: &conn.certificate_files,
+            identities_only: conn.identities_only,
             keys: &opts.keys,
         };
         let target = format!("{}@{address}", conn.user);

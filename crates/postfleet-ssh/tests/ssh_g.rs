@@ -165,6 +165,7 @@ fn every_config_resolves_as_ssh_g_says() {
             let source = Source {
                 path: config.clone(),
                 system: false,
+                required: true,
             };
             let ours = resolve(host, &[source], &local).unwrap_or_else(|e| panic!("{name}: {e}"));
             compare(&name, host, &ours, &ssh_g(&config, host), &local);

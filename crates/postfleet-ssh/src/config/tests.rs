@@ -17,6 +17,7 @@ fn resolve_text(text: &str, host: &str) -> Result<HostConfig, ConfigError> {
         &[Source {
             path,
             system: false,
+            required: true,
         }],
         &local(),
     )
@@ -101,6 +102,7 @@ fn includes_are_read_in_place_with_globs() {
         &[Source {
             path: main,
             system: false,
+            required: true,
         }],
         &local(),
     )
