@@ -890,7 +890,18 @@ fn a_failed_table_leaves_the_old_configuration_whole() {
             "        - path: transport\n",
             "        - path: nowhere/transport\n",
         );
-    for (name, text) in [("lmdb.yml", lmdb), ("missing-dir.yml", missing_dir)] {
+    // A master.cf override naming the table as another type (its index is hash, not btree):
+    // main.cf alone would pass, the override's map does not open.
+    let override_map = site.replace(
+        "private: \"n\", command: smtpd }",
+        "private: \"n\", command: smtpd, \
+         options: { smtpd_sender_restrictions: \"check_sender_access btree:/etc/postfix-out/transport\" } }",
+    );
+    for (name, text) in [
+        ("lmdb.yml", lmdb),
+        ("missing-dir.yml", missing_dir),
+        ("override-map.yml", override_map),
+    ] {
         assert_ne!(text, site, "{name}: the fixture changed shape");
         let pb = dir.path().join(name);
         std::fs::write(&pb, &text).unwrap();

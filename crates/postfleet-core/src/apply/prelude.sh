@@ -129,11 +129,12 @@ pf_validate() {  # CONFIG_DIR
   pf_settle "$PF_STAGE/main.cf"
   err=$( { postconf -c "$PF_STAGE" -n >/dev/null; postconf -c "$PF_STAGE" -M >/dev/null;
            postmap -c "$PF_STAGE" -q postfleet-validate static:ok >/dev/null; } 2>&1 )
-  # Every TYPE:/PATH table main.cf names whose source file exists must open (its type
-  # supported, its index current): the tables of this run are in place already, main.cf
-  # moves last. (Tables a daemon creates at run time, e.g. a TLS session cache, have no
-  # source file and are not looked at.)
-  for map in $(postconf -c "$PF_STAGE" -nh 2>/dev/null | tr ' ,\t' '\n\n\n' | grep -E '^([a-z0-9_]+:)+/' | sort -u); do
+  # Every TYPE:/PATH table main.cf or a master.cf `-o` override names whose source file
+  # exists must open (its type supported, its index current): the tables of this run are in
+  # place already, main.cf moves last. (Tables a daemon creates at run time, e.g. a TLS
+  # session cache, have no source file and are not looked at.)
+  for map in $( { postconf -c "$PF_STAGE" -nh; postconf -c "$PF_STAGE" -Ph; } 2>/dev/null |
+                tr ' ,\t' '\n\n\n' | grep -E '^([a-z0-9_]+:)+/' | sort -u); do
     while :; do case $map in proxy:*) map=${map#proxy:} ;; *) break ;; esac; done  # proxy:TYPE:/PATH
     [ -f "${map##*:}" ] || continue
     q=$(postmap -c "$PF_STAGE" -q postfleet-validate "$map" 2>&1 >/dev/null)
