@@ -249,4 +249,38 @@ fn two_hops_lead_to_the_host() {
         (0, &Value::from(0)),
         "{text}"
     );
+
+    // The second hop's key is checked like any host's: not in known_hosts, refused.
+    let second = lab
+        .host("bastion2")
+        .expect("a second bastion")
+        .address
+        .to_string();
+    let known = std::fs::read_to_string(lab.known_hosts_path()).unwrap();
+    let without: String = known
+        .lines()
+        .filter(|l| l.split_whitespace().next() != Some(second.as_str()))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(without, known, "the lab's known_hosts lists {second}");
+    let file = bl.path("known_hosts_without_bastion2");
+    std::fs::write(&file, &without).unwrap();
+    let text = std::fs::read_to_string(&inv).unwrap().replace(
+        &lab.known_hosts_path().display().to_string(),
+        &file.display().to_string(),
+    );
+    let inv2 = bl.path("inventory-without-bastion2.yml");
+    std::fs::write(&inv2, text).unwrap();
+    let (code, summary, text) = apply(&["-i", &inv2.display().to_string(), &newsletter()]);
+    assert_eq!(code, 3, "{text}");
+    let error = summary["hosts"]["h1"]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains(&format!("jump host root@{second}:22")) && error.contains("is not known"),
+        "{error}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        without,
+        "nothing learned"
+    );
 }

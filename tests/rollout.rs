@@ -1,0 +1,163 @@
+//! Rollouts in batches on a 5-host lab of their own (root needed): a broken canary stops the
+//! rollout before anything else is touched; `--max-fail-percentage` judges over the fleet; a
+//! healthy batched rollout ends like an unbatched one.
+
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+
+use common::{host_sh, json_lines, lab_ok, postfleet_bin, Lab};
+use serde_json::Value;
+
+const LAB: &str = "roll";
+const HOSTS: [&str; 5] = ["h1", "h2", "h3", "h4", "h5"];
+
+fn postfleet(args: &[&str]) -> Output {
+    std::process::Command::new(postfleet_bin())
+        .args(args)
+        .output()
+        .expect("postfleet runs")
+}
+
+fn playbook() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/apply/site.yml")
+        .display()
+        .to_string()
+}
+
+/// The lab's inventory with `out_process_limit: x` (which Postfix refuses) on `broken`.
+fn inventory(lab: &Lab, dir: &Path, broken: &[&str]) -> String {
+    let mut text = lab.inventory_yaml("root");
+    for host in broken {
+        let plain = format!("        {host}: {{ ");
+        assert!(text.contains(&plain), "{host} in {text}");
+        text = text.replace(
+            &plain,
+            &format!("        {host}: {{ out_process_limit: x, "),
+        );
+    }
+    let path = dir.join(format!("inventory-{}.yml", broken.join("-")));
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+/// Checksums of the instance's files and the PID of its master, per host: "untouched" means
+/// this does not change.
+fn state(lab: &Lab) -> Vec<String> {
+    HOSTS
+        .iter()
+        .map(|h| {
+            host_sh(
+                lab,
+                h,
+                "sha256sum /etc/postfix/main.cf /etc/postfix-out/main.cf 2>&1; \
+                 cat /var/spool/postfix/pid/master.pid /var/spool/postfix-out/pid/master.pid 2>&1",
+            )
+            .1
+        })
+        .collect()
+}
+
+/// `apply --json` with `args`: exit code, every JSON line.
+fn apply(inv: &str, args: &[&str]) -> (i32, Vec<Value>) {
+    let pb = playbook();
+    let mut all = vec!["apply", "-i", inv, pb.as_str(), "--json"];
+    all.extend_from_slice(args);
+    let out = postfleet(&all);
+    (out.status.code().unwrap_or(-1), json_lines(&out))
+}
+
+fn of_type<'a>(lines: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    lines.iter().filter(|l| l["type"] == kind).collect()
+}
+
+fn fresh_lab() -> Lab {
+    lab_ok(LAB, &["down", "--purge"]);
+    lab_ok(LAB, &["up", "--hosts", "5"]);
+    Lab::open(LAB).unwrap()
+}
+
+#[test]
+#[ignore = "needs root and the lab"]
+fn batches_stop_at_a_broken_canary_and_go_on_within_the_allowed_failures() {
+    let lab = fresh_lab();
+    let dir = tempfile::tempdir().unwrap();
+
+    // The canary (h1) is broken: the rollout stops after its batch; h2-h5 are untouched.
+    let before = state(&lab);
+    let inv = inventory(&lab, dir.path(), &["h1"]);
+    let (code, lines) = apply(&inv, &["--serial", "1,2,100%"]);
+    assert_eq!(code, 2, "{lines:?}");
+    let starts = of_type(&lines, "batch_start");
+    assert_eq!(
+        starts.len(),
+        1,
+        "only the canary's batch started: {starts:?}"
+    );
+    assert_eq!(starts[0]["hosts"], serde_json::json!(["h1"]));
+    let stopped = of_type(&lines, "stopped");
+    assert_eq!(
+        stopped[0]["not_attempted"],
+        serde_json::json!(["h2", "h3", "h4", "h5"]),
+        "{stopped:?}"
+    );
+    let after = state(&lab);
+    assert_eq!(
+        &after[1..],
+        &before[1..],
+        "hosts after the canary were touched"
+    );
+    let plain = postfleet(&["apply", "-i", &inv, &playbook(), "--serial", "1,2,100%"]);
+    let recap = String::from_utf8_lossy(&plain.stdout);
+    assert!(
+        recap.contains("not attempted (4 hosts: h2, h3, h4, h5)"),
+        "the recap names them:\n{recap}"
+    );
+
+    // h3 broken, up to 25% of the fleet may fail: 1 of 5 is 20%, the rollout goes on.
+    let inv = inventory(&lab, dir.path(), &["h3"]);
+    let (code, lines) = apply(
+        &inv,
+        &["--serial", "1,2,100%", "--max-fail-percentage", "25"],
+    );
+    assert_eq!(code, 2, "h3 failed");
+    assert_eq!(of_type(&lines, "batch_start").len(), 3, "{lines:?}");
+    assert!(of_type(&lines, "stopped").is_empty(), "{lines:?}");
+    let summary = lines.last().unwrap();
+    for host in ["h1", "h2", "h4", "h5"] {
+        assert_eq!(summary["hosts"][host]["failed"], 0, "{host}: {summary}");
+    }
+
+    // h2 and h3 broken (40%): more than 25% after the second batch; h4 and h5 not attempted.
+    let inv = inventory(&lab, dir.path(), &["h2", "h3"]);
+    let (code, lines) = apply(
+        &inv,
+        &["--serial", "1,2,100%", "--max-fail-percentage", "25"],
+    );
+    assert_eq!(code, 2);
+    let stopped = of_type(&lines, "stopped");
+    assert_eq!(
+        stopped[0]["not_attempted"],
+        serde_json::json!(["h4", "h5"]),
+        "{lines:?}"
+    );
+    assert!(
+        stopped[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("2 of 5 hosts failed (40%)"),
+        "{stopped:?}"
+    );
+
+    // A healthy rollout in batches ends like an unbatched one: the next run changes nothing.
+    let inv = inventory(&lab, dir.path(), &[]);
+    let (code, lines) = apply(&inv, &["--serial", "2"]);
+    assert_eq!(code, 0, "{lines:?}");
+    assert_eq!(of_type(&lines, "batch_start").len(), 3, "2 + 2 + 1 hosts");
+    let (code, lines) = apply(&inv, &[]);
+    assert_eq!(code, 0);
+    assert_eq!(lines.last().unwrap()["totals"]["changed"], 0, "{lines:?}");
+    lab_ok(LAB, &["down", "--purge"]);
+}
