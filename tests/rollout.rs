@@ -1,6 +1,7 @@
 //! Rollouts in batches on a 5-host lab of their own (root needed): a broken canary stops the
 //! rollout before anything else is touched; `--max-fail-percentage` judges over the fleet; a
-//! healthy batched rollout ends like an unbatched one.
+//! healthy batched rollout ends like an unbatched one; the health gate catches an instance
+//! that runs but never greets, and rolls it back.
 
 mod common;
 
@@ -81,7 +82,7 @@ fn fresh_lab() -> Lab {
 
 #[test]
 #[ignore = "needs root and the lab"]
-fn batches_stop_at_a_broken_canary_and_go_on_within_the_allowed_failures() {
+fn batches_stop_at_a_broken_canary_and_a_host_that_does_not_serve_is_rolled_back() {
     let lab = fresh_lab();
     let dir = tempfile::tempdir().unwrap();
 
@@ -157,6 +158,50 @@ fn batches_stop_at_a_broken_canary_and_go_on_within_the_allowed_failures() {
     assert_eq!(code, 0, "{lines:?}");
     assert_eq!(of_type(&lines, "batch_start").len(), 3, "2 + 2 + 1 hosts");
     let (code, lines) = apply(&inv, &[]);
+    assert_eq!(code, 0);
+    assert_eq!(lines.last().unwrap()["totals"]["changed"], 0, "{lines:?}");
+
+    // The health gate: an instance that starts but never greets (its listener in TLS wrapper
+    // mode, so a plain SMTP client gets no 220) is caught, rolled back, and serves again.
+    let site = std::fs::read_to_string(playbook()).unwrap();
+    let silent = site.replace(
+        "private: \"n\", command: smtpd }",
+        "private: \"n\", command: smtpd, options: { smtpd_tls_wrappermode: \"yes\" } }",
+    );
+    assert_ne!(silent, site, "the fixture changed shape");
+    let pb = dir.path().join("silent.yml");
+    std::fs::write(&pb, silent).unwrap();
+    let pb = pb.display().to_string();
+    let out = postfleet(&["apply", "-i", &inv, &pb, "--limit", "h1", "--json"]);
+    let lines = json_lines(&out);
+    assert_eq!(out.status.code(), Some(2), "{lines:?}");
+    let failed: Vec<&Value> = of_type(&lines, "step")
+        .into_iter()
+        .filter(|s| s["status"] == "failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{lines:?}");
+    let message = failed[0]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("does not serve: 127.0.0.1:2600: "),
+        "{message}"
+    );
+    assert!(
+        message.contains("rolled back to the previous configuration; the instance is serving"),
+        "{message}"
+    );
+    let overrides = host_sh(&lab, "h1", "postconf -c /etc/postfix-out -P").1;
+    assert!(
+        !overrides.contains("wrappermode"),
+        "the old master.cf is back: {overrides}"
+    );
+    let greeting = host_sh(
+        &lab,
+        "h1",
+        "perl -MIO::Socket::IP -e '$s = IO::Socket::IP->new(PeerHost => \"127.0.0.1\", PeerPort => 2600) or exit 1; print scalar <$s>'",
+    )
+    .1;
+    assert!(greeting.starts_with("220 "), "serving again: {greeting:?}");
+    let (code, lines) = apply(&inv, &["--limit", "h1"]);
     assert_eq!(code, 0);
     assert_eq!(lines.last().unwrap()["totals"]["changed"], 0, "{lines:?}");
     lab_ok(LAB, &["down", "--purge"]);

@@ -15,6 +15,8 @@ const PRELUDE: &str = include_str!("prelude.sh");
 const TXN: &str = include_str!("txn.sh");
 const RECOVER: &str = include_str!("recover.sh");
 const GUARD: &str = include_str!("guard.sh");
+/// The health gate after an activation (`pf_gate`, `pf_probe`): functions only.
+const GATE: &str = include_str!("gate.sh");
 
 /// The script for a plan. Step N of `plan.steps` reports as `@@step N ...`.
 ///
@@ -65,7 +67,7 @@ fn supervised(preamble: &str, steps: &str, dirs: &[String], paths: &[&str]) -> S
 /// The steps of a plan, as the script the supervisor runs (see [`build`]).
 fn steps_script(plan: &Plan) -> String {
     let mut s = format!(
-        "{}PF_PLANNED_AT={}\n{PRELUDE}{TXN}",
+        "{}PF_PLANNED_AT={}\n{PRELUDE}{TXN}{GATE}",
         crate::scripts::PREAMBLE,
         plan.generation
     );
@@ -686,5 +688,57 @@ mod recover_tests {
                 .unwrap();
             assert_eq!(out.status.code(), Some(code), "{out:?}");
         }
+    }
+}
+
+#[cfg(test)]
+mod gate_tests {
+    use super::GATE;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    /// pf_probe against a listener on 127.0.0.1 that does `serve` with each connection:
+    /// (exit code, what it printed).
+    fn probe(expect: &str, serve: fn(std::net::TcpStream)) -> (i32, String) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port().to_string();
+        let server = std::thread::spawn(move || {
+            if let Ok((stream, _)) = listener.accept() {
+                serve(stream);
+            }
+        });
+        let script = format!("{GATE}pf_probe 127.0.0.1 \"$1\" \"$2\"\n");
+        let out = std::process::Command::new("sh")
+            .args(["-c", &script, "sh", &port, expect])
+            .output()
+            .unwrap();
+        let _ = server.join();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
+    #[test]
+    fn a_listener_must_greet_with_220() {
+        let greets = |mut s: std::net::TcpStream| {
+            s.write_all(b"220 mx.example ESMTP\r\n").unwrap();
+            let _ = s.read(&mut [0; 64]);
+        };
+        assert_eq!(probe("220", greets), (0, String::new()));
+        let refuses = |mut s: std::net::TcpStream| {
+            s.write_all(b"554 go away\r\n").unwrap();
+        };
+        let (code, said) = probe("220", refuses);
+        assert_eq!(code, 1);
+        assert!(
+            said.contains("answered \"554 go away\" instead of 220"),
+            "{said}"
+        );
+        let (code, said) = probe("220", drop);
+        assert_eq!(code, 1);
+        assert!(said.contains("connection closed before greeting"), "{said}");
+        // Not an SMTP service: accepting the connection is enough.
+        assert_eq!(probe("-", drop).0, 0);
     }
 }

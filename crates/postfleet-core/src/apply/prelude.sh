@@ -257,11 +257,13 @@ pf_activation() {  # start|reload|restart NAME CONFIG_DIR UNIT('' without system
     pf_tty postmulti -i "$2" -p "$1"
   fi
 }
-# Start, reload or restart; verify the master runs; else put the previous files back,
-# activate those, and report Postfix's own words.
+# Start, reload or restart; verify the master runs and the instance passes its health gate;
+# else put the previous files back, activate those, gate them again, and report Postfix's own
+# words and what the gate saw.
 pf_activate() {  # I MESSAGE64 start|reload|restart NAME CONFIG_DIR UNIT('' without systemd)
   [ -z "$pf_failed" ] || return 0
-  if out=$(pf_activation "$3" "$4" "$5" "$6" 2>&1) && pf_running "$5"; then
+  if out=$(pf_activation "$3" "$4" "$5" "$6" 2>&1) && pf_running "$5" &&
+    { gate=$(pf_gate "$5" 2>&1) || { out="the instance does not serve: $gate"; false; }; }; then
     # The transaction commits before the debt goes: a kill in between costs one more reload.
     pf_txn_end
     rm -f "$PF_STATE/pending/$4"
@@ -277,13 +279,17 @@ pf_activate() {  # I MESSAGE64 start|reload|restart NAME CONFIG_DIR UNIT('' with
     else
       recover=$(pf_activation restart "$4" "$5" "$6" 2>&1)
     fi
-    if pf_running "$5"; then
+    if regate=$(pf_gate "$5" 2>&1); then
       rm -f "$PF_STATE/pending/$4"
       state="rolled back to the previous configuration; the instance is serving"
+    elif pf_running "$5"; then
+      state="rolled back to the previous configuration; the instance runs but does not serve: $regate"
     else
       state="rolled back to the previous configuration, but the instance is NOT running: $recover"
     fi
     pf_txn_end
+  elif pf_running "$5"; then
+    state="no previous configuration to roll back to; the instance runs but does not serve"
   else
     state="the instance is not running"
   fi

@@ -1,0 +1,50 @@
+# The health gate: an instance that was started, reloaded or restarted serves. Its master
+# runs, and every inet listener of its master.cf accepts a TCP connection (within 10 s: a
+# master just started binds them first) and, for smtpd and postscreen, answers with an SMTP
+# 220 greeting (within 5 s). Prints what it saw of the first listener that does not.
+pf_gate() {  # CONFIG_DIR
+  pf_running "$1" || { echo "its master process is not running"; return 1; }
+  pf_where=$(postconf -c "$1" -h inet_interfaces 2>/dev/null)
+  # master_service_disable turns listeners off that master.cf still lists (e.g. "inet").
+  pf_off=" $(postconf -c "$1" -h master_service_disable 2>/dev/null | tr ',' ' ') "
+  postconf -c "$1" -M 2>/dev/null | while read -r pf_service pf_type _ _ _ _ _ pf_command _; do
+    [ "$pf_type" = inet ] || continue
+    case $pf_off in *" inet "*|*" $pf_service/inet "*) continue ;; esac
+    case $pf_command in smtpd|postscreen) pf_expect=220 ;; *) pf_expect=- ;; esac
+    case $pf_service in
+      \[*\]:*) pf_host=${pf_service%%]:*}; pf_host=${pf_host#[}; pf_port=${pf_service##*]:} ;;
+      *:*) pf_host=${pf_service%:*}; pf_port=${pf_service##*:} ;;
+      *) pf_port=$pf_service
+         # No address: the instance listens on inet_interfaces; loopback answers for "all".
+         case $pf_where in
+           all|*localhost*|*loopback*|*127.0.0.1*|'') pf_host=127.0.0.1 ;;
+           *) pf_host=$(printf '%s' "$pf_where" | tr ', ' '\n\n' | grep -v '^$' | head -n 1) ;;
+         esac ;;
+    esac
+    pf_probe "$pf_host" "$pf_port" "$pf_expect" || return 1
+  done
+}
+# Connects to HOST:PORT (a port name through /etc/services) and, unless EXPECT is -, reads
+# the greeting, which must be 220. perl-base (Essential on Debian) has IO::Socket::IP (IPv4
+# and IPv6).
+pf_probe() {  # HOST PORT EXPECT
+  perl -MIO::Socket::IP -e '
+    my ($host, $port, $expect) = @ARGV;
+    $port = getservbyname($port, "tcp") || $port unless $port =~ /^\d+$/;
+    my ($deadline, $why) = (time + 10, "no connection");
+    while (time < $deadline) {
+      my $s = IO::Socket::IP->new(PeerHost => $host, PeerPort => $port, Proto => "tcp", Timeout => 3);
+      if (!$s) { $why = "connection refused ($!)"; select(undef, undef, undef, 0.1); next; }
+      exit 0 if $expect eq "-";
+      my $line;
+      eval { local $SIG{ALRM} = sub { die "late\n" }; alarm 5; $line = <$s>; alarm 0; };
+      if (defined $line && $line =~ /^220[ -]/) { print $s "QUIT\r\n"; exit 0; }
+      $why = $@ eq "late\n" ? "no greeting within 5 s"
+           : defined $line ? "answered \"" . ($line =~ s/\r?\n\z//r) . "\" instead of 220"
+           : "connection closed before greeting";
+      last;
+    }
+    print "$host:$port: $why\n";
+    exit 1;
+  ' "$1" "$2" "$3"
+}
