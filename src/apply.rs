@@ -248,11 +248,19 @@ pub fn render_changes(changes: &[FileChange]) -> Option<String> {
     if changes.is_empty() {
         return None;
     }
+    // main.cf and master.cf per parameter and service; other files as unified diffs.
     let parts: Vec<String> = changes
         .iter()
-        .map(|c| match c.shown() {
-            None => crate::report::diff::redacted(&c.path),
-            Some((old, new)) => crate::report::diff::unified(&c.path, &old, &new),
+        .map(|c| match (plan::changes::by_setting(c), c.shown()) {
+            (Some(lines), _) => {
+                let mut text = format!("{}:\n", c.path);
+                for line in lines {
+                    text.push_str(&format!("  {line}\n"));
+                }
+                text
+            }
+            (None, None) => crate::report::diff::redacted(&c.path),
+            (None, Some((old, new))) => crate::report::diff::unified(&c.path, &old, &new),
         })
         .collect();
     Some(parts.join(""))

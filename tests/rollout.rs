@@ -161,6 +161,53 @@ fn batches_stop_at_a_broken_canary_and_a_host_that_does_not_serve_is_rolled_back
     assert_eq!(code, 0);
     assert_eq!(lines.last().unwrap()["totals"]["changed"], 0, "{lines:?}");
 
+    // A plan a reviewer can read: one block per distinct change with its hosts, parameter by
+    // parameter; a host that drifted stands out.
+    host_sh(
+        &lab,
+        "h4",
+        "postconf -c /etc/postfix-out -e myhostname=drifted.invalid",
+    );
+    let out = postfleet(&[
+        "plan",
+        "-i",
+        &inv,
+        &playbook(),
+        "-e",
+        "out_process_limit=99",
+    ]);
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{plan}");
+    assert!(
+        plan.contains("postfix-out: main.cf on h1-h3, h5 (4 hosts)\n"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("postfix-out: main.cf on h4 (1 host)\n"),
+        "{plan}"
+    );
+    assert!(plan.contains("default_process_limit: 100 -> 99"), "{plan}");
+    assert!(
+        plan.contains("myhostname: drifted.invalid -> out.h4.invalid"),
+        "{plan}"
+    );
+    let per_host = postfleet(&[
+        "plan",
+        "-i",
+        &inv,
+        &playbook(),
+        "-e",
+        "out_process_limit=99",
+        "--per-host",
+    ]);
+    let text = String::from_utf8_lossy(&per_host.stdout);
+    assert!(
+        !text.contains("(4 hosts)") && text.contains("default_process_limit: 100 -> 99"),
+        "{text}"
+    );
+    let (code, _) = apply(&inv, &["--limit", "h4"]);
+    assert_eq!(code, 0, "h4 put right");
+
     // The health gate: an instance that starts but never greets (its listener in TLS wrapper
     // mode, so a plain SMTP client gets no 220) is caught, rolled back, and serves again.
     let site = std::fs::read_to_string(playbook()).unwrap();

@@ -143,6 +143,10 @@ pub struct ApplyArgs {
     /// plays' `max_fail_percentage:`.
     #[arg(long, value_name = "P", value_parser = percentage)]
     pub max_fail_percentage: Option<f64>,
+    /// In check mode (`plan`), show each host's changes under it instead of one block per
+    /// distinct change with the hosts it applies to.
+    #[arg(long)]
+    pub per_host: bool,
 }
 
 /// The order of hosts in a rollout (Ansible's `order:`).

@@ -227,7 +227,10 @@ pub fn apply(args: ApplyArgs, plan_only: bool) -> Exit {
             Output::Json => OutputMode::Json,
         }
     };
-    let reporter = report::reporter_for(mode, show_diff, args.verbose);
+    let mut reporter = report::reporter_for(mode, show_diff, args.verbose);
+    if check && show_diff && !args.per_host && mode != OutputMode::Json {
+        reporter = Arc::new(report::grouped::GroupedChanges::new(reporter));
+    }
     let ssh = ssh_options(&args.connect);
     // A passphrase prompt must not be drawn over by the progress bars.
     let prompt_reporter = reporter.clone();

@@ -1,6 +1,7 @@
 //! The pure planner: desired state + facts -> ordered steps with diffs. No I/O here;
 //! this is where idempotency lives.
 
+pub mod changes;
 pub mod maincf;
 pub mod mastercf;
 
