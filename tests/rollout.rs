@@ -251,5 +251,51 @@ fn batches_stop_at_a_broken_canary_and_a_host_that_does_not_serve_is_rolled_back
     let (code, lines) = apply(&inv, &["--limit", "h1"]);
     assert_eq!(code, 0);
     assert_eq!(lines.last().unwrap()["totals"]["changed"], 0, "{lines:?}");
+
+    // The playbook's own checks (verify:) run with the gate after an activation: a failing one
+    // rolls the change back; passing ones let it stand.
+    let with_checks = |checks: &str| {
+        let text = site.replace(
+            "      tables:\n",
+            &format!("      verify:\n{checks}      tables:\n"),
+        );
+        assert_ne!(text, site, "the fixture changed shape");
+        let path = dir.path().join("checks.yml");
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let failing = with_checks("        - command: \"exit 3\"\n");
+    let limit = "postconf -c /etc/postfix-out -h default_process_limit";
+    let out = postfleet(&[
+        "apply",
+        "-i",
+        &inv,
+        &failing,
+        "--limit",
+        "h1",
+        "-e",
+        "out_process_limit=98",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{:?}", json_lines(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("check `exit 3` failed"), "{text}");
+    assert_eq!(host_sh(&lab, "h1", limit).1.trim(), "100", "rolled back");
+    let passing = with_checks(
+        "        - smtp: 127.0.0.1:2600\n        - command: test -s /etc/postfix-out/transport.db\n",
+    );
+    let out = postfleet(&[
+        "apply",
+        "-i",
+        &inv,
+        &passing,
+        "--limit",
+        "h1",
+        "-e",
+        "out_process_limit=98",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{:?}", json_lines(&out));
+    assert_eq!(host_sh(&lab, "h1", limit).1.trim(), "98");
     lab_ok(LAB, &["down", "--purge"]);
 }

@@ -207,6 +207,22 @@ pub struct DesiredInstance {
     pub master_services: Vec<MasterService>,
     /// Lookup tables and other owned files, in the order given.
     pub files: Vec<DesiredFile>,
+    /// The playbook's own checks (`verify:`), run after every activation with the gate.
+    pub verify: Vec<Check>,
+}
+
+/// A check of the playbook's (`verify:`) that an instance serves, after it was started,
+/// reloaded or restarted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    /// Connect to HOST:PORT; the greeting's code must be `expect`.
+    Smtp {
+        host: String,
+        port: u16,
+        expect: u16,
+    },
+    /// A shell command on the host; exit status 0 passes.
+    Command(String),
 }
 
 impl DesiredInstance {
@@ -221,6 +237,7 @@ impl DesiredInstance {
             master_cf: None,
             master_services: Vec::new(),
             files: Vec::new(),
+            verify: Vec::new(),
         }
     }
 }

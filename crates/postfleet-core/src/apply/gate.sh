@@ -2,7 +2,7 @@
 # runs, and every inet listener of its master.cf accepts a TCP connection (within 10 s: a
 # master just started binds them first) and, for smtpd and postscreen, answers with an SMTP
 # 220 greeting (within 5 s). Prints what it saw of the first listener that does not.
-pf_gate() {  # CONFIG_DIR
+pf_gate() {  # CONFIG_DIR [CHECK...]
   pf_running "$1" || { echo "its master process is not running"; return 1; }
   pf_where=$(postconf -c "$1" -h inet_interfaces 2>/dev/null)
   # master_service_disable turns listeners off that master.cf still lists (e.g. "inet").
@@ -22,10 +22,22 @@ pf_gate() {  # CONFIG_DIR
          esac ;;
     esac
     pf_probe "$pf_host" "$pf_port" "$pf_expect" || return 1
+  done || return 1
+  shift
+  # The playbook's checks (verify:): `smtp HOST PORT CODE` or `command CMD`.
+  while [ "$#" -gt 0 ]; do
+    case $1 in
+      smtp) pf_probe "$2" "$3" "$4" || return 1; shift 4 ;;
+      command)
+        pf_said=$(sh -c "$2" </dev/null 2>&1) ||
+          { printf 'check `%s` failed: %s\n' "$2" "$pf_said"; return 1; }
+        shift 2 ;;
+      *) echo "unknown check $1"; return 1 ;;
+    esac
   done
 }
 # Connects to HOST:PORT (a port name through /etc/services) and, unless EXPECT is -, reads
-# the greeting, which must be 220. perl-base (Essential on Debian) has IO::Socket::IP (IPv4
+# the greeting, whose code must be EXPECT (220 for a listener of the instance's). perl-base (Essential on Debian) has IO::Socket::IP (IPv4
 # and IPv6).
 pf_probe() {  # HOST PORT EXPECT
   perl -MIO::Socket::IP -e '
@@ -38,9 +50,9 @@ pf_probe() {  # HOST PORT EXPECT
       exit 0 if $expect eq "-";
       my $line;
       eval { local $SIG{ALRM} = sub { die "late\n" }; alarm 5; $line = <$s>; alarm 0; };
-      if (defined $line && $line =~ /^220[ -]/) { print $s "QUIT\r\n"; exit 0; }
+      if (defined $line && $line =~ /^\Q$expect\E[ -]/) { print $s "QUIT\r\n"; exit 0; }
       $why = $@ eq "late\n" ? "no greeting within 5 s"
-           : defined $line ? "answered \"" . ($line =~ s/\r?\n\z//r) . "\" instead of 220"
+           : defined $line ? "answered \"" . ($line =~ s/\r?\n\z//r) . "\" instead of $expect"
            : "connection closed before greeting";
       last;
     }

@@ -302,11 +302,23 @@ fn step_line(plan: &Plan, i: usize, step: &Step) -> Line {
                 Action::Reload => "reload",
                 _ => "restart",
             };
-            step_call("pf_activate", i, summary)
+            let mut line = step_call("pf_activate", i, summary)
                 .text(verb)
                 .word(name.as_str())
                 .word(&dir)
-                .word(&unit)
+                .word(&unit);
+            // The playbook's checks, after the gate's own (gate.sh).
+            for check in plan.checks.get(&name).into_iter().flatten() {
+                line = match check {
+                    crate::model::Check::Smtp { host, port, expect } => line
+                        .text("smtp")
+                        .word(host)
+                        .word(port.to_string())
+                        .word(expect.to_string()),
+                    crate::model::Check::Command(command) => line.text("command").word(command),
+                };
+            }
+            line
         }
         Action::WriteMainCf(_) | Action::WriteMasterCf(_) => {
             unreachable!("config steps are built by config_block")

@@ -260,10 +260,10 @@ pf_activation() {  # start|reload|restart NAME CONFIG_DIR UNIT('' without system
 # Start, reload or restart; verify the master runs and the instance passes its health gate;
 # else put the previous files back, activate those, gate them again, and report Postfix's own
 # words and what the gate saw.
-pf_activate() {  # I MESSAGE64 start|reload|restart NAME CONFIG_DIR UNIT('' without systemd)
+pf_activate() {  # I MESSAGE64 start|reload|restart NAME CONFIG_DIR UNIT('' without systemd) [CHECK...]
   [ -z "$pf_failed" ] || return 0
   if out=$(pf_activation "$3" "$4" "$5" "$6" 2>&1) && pf_running "$5" &&
-    { gate=$(pf_gate "$5" 2>&1) || { out="the instance does not serve: $gate"; false; }; }; then
+    { gate=$(pf_dir=$5; shift 6; pf_gate "$pf_dir" "$@" 2>&1) || { out="the instance does not serve: $gate"; false; }; }; then
     # The transaction commits before the debt goes: a kill in between costs one more reload.
     pf_txn_end
     rm -f "$PF_STATE/pending/$4"
@@ -279,6 +279,7 @@ pf_activate() {  # I MESSAGE64 start|reload|restart NAME CONFIG_DIR UNIT('' with
     else
       recover=$(pf_activation restart "$4" "$5" "$6" 2>&1)
     fi
+    # The previous files are judged by the gate alone: the playbook's checks are the new ones'.
     if regate=$(pf_gate "$5" 2>&1); then
       rm -f "$PF_STATE/pending/$4"
       state="rolled back to the previous configuration; the instance is serving"

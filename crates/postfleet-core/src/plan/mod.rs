@@ -176,6 +176,8 @@ pub struct Plan {
     pub drivers: BTreeMap<InstanceName, Driver>,
     /// Config dirs of the instances the steps touch.
     pub config_dirs: BTreeMap<InstanceName, String>,
+    /// The playbook's checks (`verify:`) of the instances the steps touch.
+    pub checks: BTreeMap<InstanceName, Vec<crate::model::Check>>,
     /// The host's apply generation the facts were read at: the apply refuses to run if
     /// another run has applied since (its plan would be made for a host that is no more).
     pub generation: u64,
@@ -245,6 +247,7 @@ pub fn plan(
         if out.steps.len() > before {
             out.drivers.insert(inst.name.clone(), driver);
             out.config_dirs.insert(inst.name.clone(), config_dir);
+            out.checks.insert(inst.name.clone(), inst.verify.clone());
         }
     }
     Ok(out)

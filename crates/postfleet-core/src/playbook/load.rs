@@ -7,7 +7,9 @@ use serde_json::Value;
 use serde_saphyr::Spanned;
 
 use super::checks;
-use super::schema::{FileDoc, InstanceDoc, MasterDoc, ParamValue, PlayDoc, StateDoc, TableDoc};
+use super::schema::{
+    FileDoc, InstanceDoc, MasterDoc, ParamValue, PlayDoc, StateDoc, TableDoc, VerifyDoc,
+};
 use super::templates::{holds_template, is_template, TemplateSet};
 use super::{
     FileSource, FileSpec, InstanceSpec, MasterSpec, OptionSpec, ParamSpec, ParamText, Play,
@@ -212,6 +214,53 @@ impl Loader<'_> {
         }
     }
 
+    /// One `verify:` entry: `smtp: HOST:PORT` (with `expect:`, default 220) or `command:`.
+    fn check(&mut self, doc: Spanned<VerifyDoc>) -> Result<crate::model::Check, InputError> {
+        let at = self.pos(&doc);
+        let doc = doc.value;
+        let hint = "a check is `smtp: HOST:PORT` (optionally `expect: CODE`, default 220) or `command: SHELL COMMAND`";
+        match (doc.smtp, doc.command) {
+            (Some(smtp), None) => {
+                let pos = self.pos(&smtp);
+                let text = smtp.value.trim();
+                let (host, port) = match text.strip_prefix('[') {
+                    Some(rest) => rest.split_once("]:").map(|(h, p)| (h, p)),
+                    None => text.rsplit_once(':').filter(|(h, _)| !h.contains(':')),
+                }
+                .filter(|(h, _)| !h.is_empty() && !h.contains(char::is_whitespace))
+                .ok_or_else(|| {
+                    fail(pos.clone(), format!("`{text}` is not HOST:PORT")).hint(hint)
+                })?;
+                let port = port.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
+                    fail(pos.clone(), format!("`{port}` is not a port")).hint(hint)
+                })?;
+                let expect = match doc.expect {
+                    Some(code) if (200..=599).contains(&code.value) => code.value,
+                    Some(code) => {
+                        return Err(fail(
+                            self.pos(&code),
+                            "expect: an SMTP reply code from 200 to 599",
+                        ))
+                    }
+                    None => 220,
+                };
+                Ok(crate::model::Check::Smtp {
+                    host: host.to_string(),
+                    port,
+                    expect,
+                })
+            }
+            (None, Some(command)) if doc.expect.is_none() => {
+                let pos = self.pos(&command);
+                if command.value.trim().is_empty() || command.value.contains('\0') {
+                    return Err(fail(pos, "command: a shell command, not empty").hint(hint));
+                }
+                Ok(crate::model::Check::Command(command.value))
+            }
+            _ => Err(fail(at, "a check takes `smtp:` or `command:`, one of them").hint(hint)),
+        }
+    }
+
     fn instance(&mut self, doc: Spanned<InstanceDoc>) -> Result<InstanceSpec, InputError> {
         let doc = doc.value;
         let pos = self.pos(&doc.name);
@@ -254,7 +303,12 @@ impl Loader<'_> {
         for file in doc.files.unwrap_or_default() {
             files.push(self.file(file, &name)?);
         }
+        let mut verify = Vec::new();
+        for check in doc.verify.unwrap_or_default() {
+            verify.push(self.check(check)?);
+        }
         Ok(InstanceSpec {
+            verify,
             name,
             pos,
             state: doc.state.map(|s| state(s.value)),

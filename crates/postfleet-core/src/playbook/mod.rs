@@ -95,6 +95,8 @@ pub struct InstanceSpec {
     pub master_cf: Vec<MasterSpec>,
     pub tables: Vec<FileSpec>,
     pub files: Vec<FileSpec>,
+    /// `verify:` (empty: none given; a later play's list replaces an earlier one's).
+    pub verify: Vec<crate::model::Check>,
 }
 
 /// A main.cf parameter; `value: None` removes it.

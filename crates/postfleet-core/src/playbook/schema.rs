@@ -45,6 +45,19 @@ pub(super) struct InstanceDoc {
     pub master_cf: Option<Vec<Spanned<MasterDoc>>>,
     pub tables: Option<Vec<Spanned<TableDoc>>>,
     pub files: Option<Vec<Spanned<FileDoc>>>,
+    /// Checks run after the instance is started, reloaded or restarted, besides the gate.
+    pub verify: Option<Vec<Spanned<VerifyDoc>>>,
+}
+
+#[derive(Debug, DeriveDeserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct VerifyDoc {
+    /// `HOST:PORT` (`[IPv6]:PORT`): connect and read the greeting.
+    pub smtp: Option<Spanned<String>>,
+    /// The greeting's code for `smtp` (default 220).
+    pub expect: Option<Spanned<u16>>,
+    /// A shell command on the host: exit 0 passes.
+    pub command: Option<Spanned<String>>,
 }
 
 #[derive(Debug, DeriveDeserialize)]

@@ -470,3 +470,39 @@ fn load_reads_the_file_and_reports_missing_ones() {
         "{e}"
     );
 }
+
+#[test]
+fn verify_checks_are_smtp_probes_or_commands() {
+    let pb = ok("- hosts: all\n  instances:\n    - name: postfix-out\n      verify:\n        - smtp: 127.0.0.1:2600\n        - {smtp: '[::1]:25', expect: 250}\n        - command: test -s /etc/postfix-out/transport.db\n");
+    use crate::model::Check;
+    assert_eq!(
+        pb.plays[0].instances[0].verify,
+        [
+            Check::Smtp {
+                host: "127.0.0.1".into(),
+                port: 2600,
+                expect: 220
+            },
+            Check::Smtp {
+                host: "::1".into(),
+                port: 25,
+                expect: 250
+            },
+            Check::Command("test -s /etc/postfix-out/transport.db".into()),
+        ]
+    );
+    for (bad, says) in [
+        ("{smtp: localhost}", "is not HOST:PORT"),
+        ("{smtp: 'a:0'}", "is not a port"),
+        ("{smtp: 'a:25', expect: 700}", "from 200 to 599"),
+        ("{smtp: 'a:25', command: x}", "one of them"),
+        ("{command: ' '}", "not empty"),
+        ("{}", "one of them"),
+    ] {
+        let text = format!(
+            "- hosts: all\n  instances:\n    - name: postfix-out\n      verify:\n        - {bad}\n"
+        );
+        let e = err(&text);
+        assert!(e.contains(says) && e.contains("site.yml:5:"), "{bad}: {e}");
+    }
+}

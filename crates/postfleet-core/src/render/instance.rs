@@ -65,6 +65,9 @@ impl Renderer<'_> {
         if let Some(group) = &spec.group {
             desired.group = Some(group.clone());
         }
+        if !spec.verify.is_empty() {
+            desired.verify = spec.verify.clone();
+        }
         if let Some(template) = &spec.main_cf_template {
             desired.main_cf = Some(self.templates.render(
                 &template.name,
