@@ -224,7 +224,7 @@ impl Loader<'_> {
                 let pos = self.pos(&smtp);
                 let text = smtp.value.trim();
                 let (host, port) = match text.strip_prefix('[') {
-                    Some(rest) => rest.split_once("]:").map(|(h, p)| (h, p)),
+                    Some(rest) => rest.split_once("]:"),
                     None => text.rsplit_once(':').filter(|(h, _)| !h.contains(':')),
                 }
                 .filter(|(h, _)| !h.is_empty() && !h.contains(char::is_whitespace))
