@@ -325,6 +325,25 @@ fn expand(sourced: &Sourced<String>, tokens: &Tokens<'_>) -> Result<String, conf
     })
 }
 
+/// Every path of a setting that takes several (UserKnownHostsFile, GlobalKnownHostsFile),
+/// expanded.
+fn expand_each(
+    files: &Sourced<Vec<String>>,
+    tokens: &Tokens<'_>,
+) -> Result<Vec<String>, config::ConfigError> {
+    files
+        .value
+        .iter()
+        .map(|value| {
+            let one = Sourced {
+                value: value.clone(),
+                origin: files.origin.clone(),
+            };
+            expand(&one, tokens)
+        })
+        .collect()
+}
+
 /// What the inventory (or the host behind a jump) fixed already.
 struct Taken {
     /// The known_hosts file, when the inventory names one (ssh_config's are not read then).
@@ -386,14 +405,7 @@ fn apply_config(
     let user_files: Vec<String> = match (&taken.known_hosts, &found.user_known_hosts_files) {
         (Some(file), _) => vec![file.display().to_string()],
         (None, Some(files)) => {
-            let mut paths = Vec::new();
-            for value in &files.value {
-                let sourced = Sourced {
-                    value: value.clone(),
-                    origin: files.origin.clone(),
-                };
-                paths.push(expand(&sourced, tokens)?);
-            }
+            let paths = expand_each(files, tokens)?;
             if paths[0] == "/dev/null" {
                 return Err(config::ConfigError {
                     origin: files.origin.clone(),
@@ -412,14 +424,7 @@ fn apply_config(
     };
     let global_files: Vec<String> = match &found.global_known_hosts_files {
         Some(files) => {
-            let mut paths = Vec::new();
-            for value in &files.value {
-                let sourced = Sourced {
-                    value: value.clone(),
-                    origin: files.origin.clone(),
-                };
-                paths.push(expand(&sourced, tokens)?);
-            }
+            let paths = expand_each(files, tokens)?;
             show("global_known_hosts", paths.join(", "), from_config(files));
             paths
         }

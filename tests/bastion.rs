@@ -7,39 +7,17 @@ mod common;
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
-use common::{host_ok, json_lines, lab_ok, postfleet_bin, Lab};
+use common::{apply_summary, host_ok, lab_ok, postfleet, Lab};
 use serde_json::Value;
-
-fn postfleet(args: &[&str]) -> Output {
-    Command::new(postfleet_bin())
-        .args(args)
-        .output()
-        .expect("postfleet runs")
-}
 
 fn newsletter() -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("playbooks/newsletter.yml")
         .display()
         .to_string()
-}
-
-/// `postfleet apply ... --json`: exit code, summary line, everything printed (for messages).
-fn apply(args: &[&str]) -> (i32, Value, String) {
-    let mut all = vec!["apply"];
-    all.extend_from_slice(args);
-    all.push("--json");
-    let out = postfleet(&all);
-    let summary = json_lines(&out).last().cloned().unwrap_or(Value::Null);
-    let text = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), summary, text)
 }
 
 /// The PID of a lab host's init (its namespaces).
@@ -163,7 +141,7 @@ fn hosts_only_a_bastion_reaches_converge_over_one_connection_to_it() {
     let inv = bl.inventory(None);
     let limit = "h1,h2,h3";
     count_connections(lab);
-    let (code, summary, text) = apply(&["-i", &inv, &newsletter(), "--limit", limit]);
+    let (code, summary, text) = apply_summary(&["-i", &inv, &newsletter(), "--limit", limit]);
     assert_eq!(code, 0, "{text}");
     assert_eq!(summary["totals"]["hosts"], 3, "{summary}");
     assert_eq!(
@@ -171,7 +149,7 @@ fn hosts_only_a_bastion_reaches_converge_over_one_connection_to_it() {
         1,
         "TCP connections to the bastion in one run"
     );
-    let (code, summary, text) = apply(&["-i", &inv, &newsletter(), "--limit", limit]);
+    let (code, summary, text) = apply_summary(&["-i", &inv, &newsletter(), "--limit", limit]);
     assert_eq!(code, 0, "{text}");
     assert_eq!(summary["totals"]["changed"], 0, "second run: {summary}");
     assert_eq!(connections(lab), 2);
@@ -194,7 +172,8 @@ fn hosts_only_a_bastion_reaches_converge_over_one_connection_to_it() {
     .unwrap();
     let bare = bare.display().to_string();
     let config_arg = config.display().to_string();
-    let (code, summary, text) = apply(&["-i", &bare, &newsletter(), "--ssh-config", &config_arg]);
+    let (code, summary, text) =
+        apply_summary(&["-i", &bare, &newsletter(), "--ssh-config", &config_arg]);
     assert_eq!(code, 0, "{text}");
     assert_eq!(
         summary["totals"]["changed"], 0,
@@ -205,7 +184,7 @@ fn hosts_only_a_bastion_reaches_converge_over_one_connection_to_it() {
     // The bastion goes down: each host behind it is unreachable because of it, by name; the
     // direct host is not held up.
     host_ok(lab, "bastion", "kill $(cat /run/sshd.pid)");
-    let (code, summary, text) = apply(&["-i", &inv, &newsletter()]);
+    let (code, summary, text) = apply_summary(&["-i", &inv, &newsletter()]);
     assert_eq!(code, 3, "{text}");
     let bastion = lab.host("bastion").unwrap().address;
     for host in behind {
@@ -241,9 +220,9 @@ fn two_hops_lead_to_the_host() {
         .unwrap_or_default()
         .to_string();
     assert_eq!(hops.matches(" -> ").count(), 1, "two hops: {hops}");
-    let (code, _, text) = apply(&["-i", &inv, &newsletter()]);
+    let (code, _, text) = apply_summary(&["-i", &inv, &newsletter()]);
     assert_eq!(code, 0, "{text}");
-    let (code, summary, text) = apply(&["-i", &inv, &newsletter()]);
+    let (code, summary, text) = apply_summary(&["-i", &inv, &newsletter()]);
     assert_eq!(
         (code, &summary["totals"]["changed"]),
         (0, &Value::from(0)),
@@ -271,7 +250,7 @@ fn two_hops_lead_to_the_host() {
     );
     let inv2 = bl.path("inventory-without-bastion2.yml");
     std::fs::write(&inv2, text).unwrap();
-    let (code, summary, text) = apply(&["-i", &inv2.display().to_string(), &newsletter()]);
+    let (code, summary, text) = apply_summary(&["-i", &inv2.display().to_string(), &newsletter()]);
     assert_eq!(code, 3, "{text}");
     let error = summary["hosts"]["h1"]["error"].as_str().unwrap_or_default();
     assert!(

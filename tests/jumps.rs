@@ -6,17 +6,9 @@
 mod common;
 
 use std::path::Path;
-use std::process::Output;
 
-use common::{ensure_lab, host_ok, json_lines, postfleet_bin, serial, Lab};
+use common::{apply_summary, ensure_lab, host_ok, postfleet, serial, Lab};
 use serde_json::Value;
-
-fn postfleet(args: &[&str]) -> Output {
-    std::process::Command::new(postfleet_bin())
-        .args(args)
-        .output()
-        .expect("postfleet runs")
-}
 
 fn apply_playbook() -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -41,22 +33,6 @@ fn logins_from(lab: &Lab, host: &str, from: &str) -> usize {
     log.lines()
         .filter(|l| l.starts_with("Accepted publickey") && l.contains(&needle))
         .count()
-}
-
-/// The apply's summary line and exit code.
-fn apply_json(args: &[&str]) -> (i32, Value, String) {
-    let mut all = vec!["apply"];
-    all.extend_from_slice(args);
-    all.push("--json");
-    let out = postfleet(&all);
-    let lines = json_lines(&out);
-    let summary = lines.last().cloned().unwrap_or(Value::Null);
-    let text = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), summary, text)
 }
 
 /// The test lab's inventory with h2 and h3 behind `jump` (the `ssh_proxy_jump` var), h4
@@ -95,9 +71,9 @@ fn hosts_behind_a_jump_host_converge_over_one_connection_to_it() {
         .map(|h| logins_from(&lab, h, &jump))
         .collect();
     let pb = apply_playbook();
-    let (code, summary, text) = apply_json(&["-i", &inv, &pb, "--limit", "h2,h3"]);
+    let (code, summary, text) = apply_summary(&["-i", &inv, &pb, "--limit", "h2,h3"]);
     assert_eq!(code, 0, "{text}");
-    let (code, summary2, text2) = apply_json(&["-i", &inv, &pb, "--limit", "h2,h3"]);
+    let (code, summary2, text2) = apply_summary(&["-i", &inv, &pb, "--limit", "h2,h3"]);
     assert_eq!(code, 0, "{text2}");
     assert_eq!(summary2["totals"]["changed"], 0, "second run: {summary2}");
     // Two runs: one connection each to the jump host, for both hosts behind it.
@@ -129,7 +105,7 @@ fn a_jump_host_that_is_down_fails_the_hosts_behind_it_by_name_and_no_other() {
     // Nothing listens on port 1 of the gateway: a jump host that is down.
     let dead = format!("root@{}:1", lab.gateway());
     let inv = inventory_behind(&lab, dir.path(), &dead);
-    let (code, summary, text) = apply_json(&["-i", &inv, &apply_playbook()]);
+    let (code, summary, text) = apply_summary(&["-i", &inv, &apply_playbook()]);
     assert_eq!(code, 3, "unreachable hosts: {text}");
     for host in ["h2", "h3"] {
         let result = &summary["hosts"][host];
@@ -165,7 +141,7 @@ fn a_jump_host_with_an_unknown_key_is_refused() {
     .unwrap();
     let inv = inventory_behind(&lab, dir.path(), "bastion");
     let config = config.display().to_string();
-    let (code, summary, text) = apply_json(&[
+    let (code, summary, text) = apply_summary(&[
         "-i",
         &inv,
         &apply_playbook(),
@@ -222,9 +198,9 @@ fn an_ssh_config_file_and_bare_names_are_enough_and_ssh_agrees() {
     .unwrap();
     let inv = inv.display().to_string();
     let before = logins_from(&lab, "h2", &jump);
-    let (code, _, out) = apply_json(&["-i", &inv, &apply_playbook()]);
+    let (code, _, out) = apply_summary(&["-i", &inv, &apply_playbook()]);
     assert_eq!(code, 0, "{out}");
-    let (code, summary, out) = apply_json(&["-i", &inv, &apply_playbook()]);
+    let (code, summary, out) = apply_summary(&["-i", &inv, &apply_playbook()]);
     assert_eq!(
         (code, &summary["totals"]["changed"]),
         (0, &Value::from(0)),

@@ -6,20 +6,12 @@
 mod common;
 
 use std::path::Path;
-use std::process::Output;
 
-use common::{host_sh, json_lines, lab_ok, postfleet_bin, Lab};
+use common::{host_sh, json_lines, lab_ok, postfleet, Lab};
 use serde_json::Value;
 
 const LAB: &str = "roll";
 const HOSTS: [&str; 5] = ["h1", "h2", "h3", "h4", "h5"];
-
-fn postfleet(args: &[&str]) -> Output {
-    std::process::Command::new(postfleet_bin())
-        .args(args)
-        .output()
-        .expect("postfleet runs")
-}
 
 fn playbook() -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))

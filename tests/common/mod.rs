@@ -175,6 +175,25 @@ pub fn host_ok(lab: &Lab, host: &str, cmd: &str) -> String {
     stdout
 }
 
+/// `postfleet apply ARGS... --json`: the exit code, the summary line (the last one), and
+/// everything printed (for messages).
+pub fn apply_summary(args: &[&str]) -> (i32, serde_json::Value, String) {
+    let mut all = vec!["apply"];
+    all.extend_from_slice(args);
+    all.push("--json");
+    let out = postfleet(&all);
+    let summary = json_lines(&out)
+        .last()
+        .cloned()
+        .unwrap_or(serde_json::Value::Null);
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), summary, text)
+}
+
 /// Runs `postfleet ARGS...` with no inventory from the environment and stdin closed.
 pub fn postfleet(args: &[&str]) -> Output {
     Command::new(postfleet_bin())
