@@ -70,11 +70,43 @@ pub async fn run_fleet(
 ) -> Vec<ApplyOutcome> {
     let total = jobs.len();
     let batches = rollout.batches.len();
+    // Check mode changes nothing, so nothing needs stopping: every batch is planned at once,
+    // and the batches are only shown.
+    if rollout.never_stop {
+        let mut first = 0;
+        for (index, &size) in rollout.batches.iter().enumerate().filter(|_| batches > 1) {
+            reporter.event(&Event::BatchStart {
+                index: index + 1,
+                batches,
+                hosts: jobs[first..first + size]
+                    .iter()
+                    .map(|j| j.host.name.clone())
+                    .collect(),
+            });
+            first += size;
+        }
+        let (failed, halt) = (
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let mut outcomes = run_batch(
+            jobs, &opts, &reporter, &stop, rollout, total, &failed, &halt,
+        )
+        .await;
+        let mut at = 0;
+        for (index, &size) in rollout.batches.iter().enumerate().filter(|_| batches > 1) {
+            for outcome in &mut outcomes[at..at + size] {
+                outcome.value.batch = index + 1;
+            }
+            at += size;
+        }
+        return outcomes;
+    }
     // Failed or unreachable hosts so far, over every batch; set: start no more hosts.
     let failed = Arc::new(AtomicUsize::new(0));
     let halt = Arc::new(AtomicBool::new(false));
     let mut reason: Option<String> = None;
-    let mut outcomes = Vec::with_capacity(total);
+    let mut outcomes: Vec<ApplyOutcome> = Vec::with_capacity(total);
     let mut left = jobs.into_iter();
     for (index, &size) in rollout.batches.iter().enumerate() {
         let batch: Vec<HostJob> = left.by_ref().take(size).collect();
@@ -86,6 +118,10 @@ pub async fn run_fleet(
                 }
             }
         };
+        if stop.stopped() && reason.is_none() {
+            reason = Some("interrupted (Ctrl-C): later batches were not started".into());
+            halt.store(true, Ordering::SeqCst);
+        }
         if halt.load(Ordering::SeqCst) {
             outcomes.extend(batch.iter().map(not_attempted));
             number(&mut outcomes);
@@ -105,7 +141,12 @@ pub async fn run_fleet(
         .await;
         outcomes.extend(done);
         number(&mut outcomes);
-        let now = failed.load(Ordering::SeqCst);
+        // Counted from the outcomes (a host whose task panicked counts too).
+        let now = outcomes
+            .iter()
+            .filter(|o| matches!(o.verdict(), Verdict::Failed | Verdict::Unreachable))
+            .count();
+        failed.store(now, Ordering::SeqCst);
         if batches > 1 {
             reporter.event(&Event::BatchEnd {
                 index: index + 1,
@@ -113,7 +154,7 @@ pub async fn run_fleet(
                 failed: now - before,
             });
         }
-        if !rollout.never_stop && rollout.stop.stops(now, total, true) {
+        if rollout.stop.stops(now, total, true) {
             halt.store(true, Ordering::SeqCst);
         }
         if halt.load(Ordering::SeqCst) && reason.is_none() {

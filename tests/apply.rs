@@ -234,8 +234,12 @@ fn drift_is_planned_for_that_host_only_and_plan_changes_nothing() {
         "drift reported elsewhere:\n{stdout}"
     );
     assert!(
-        stdout.contains("-relayhost = [192.0.2.9]"),
-        "no diff of the parameter:\n{stdout}"
+        stdout.contains("relayhost: [192.0.2.9] -> ["),
+        "no change of the parameter:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("on h2 (1 host)"),
+        "the drifted host's block:\n{stdout}"
     );
     assert!(
         stdout.contains("-x.example smtp:"),

@@ -200,12 +200,12 @@ fn batches_stop_at_a_broken_canary_and_a_host_that_does_not_serve_is_rolled_back
     let (code, _) = apply(&inv, &["--limit", "h4"]);
     assert_eq!(code, 0, "h4 put right");
 
-    // The health gate: an instance that starts but never greets (its listener in TLS wrapper
-    // mode, so a plain SMTP client gets no 220) is caught, rolled back, and serves again.
+    // The health gate: an instance that starts but refuses every client at its greeting (a
+    // restriction applied at connect time) is caught, rolled back, and serves again.
     let site = std::fs::read_to_string(playbook()).unwrap();
     let silent = site.replace(
         "private: \"n\", command: smtpd }",
-        "private: \"n\", command: smtpd, options: { smtpd_tls_wrappermode: \"yes\" } }",
+        "private: \"n\", command: smtpd, options: { smtpd_delay_reject: \"no\", smtpd_client_restrictions: reject } }",
     );
     assert_ne!(silent, site, "the fixture changed shape");
     let pb = dir.path().join("silent.yml");
@@ -230,7 +230,7 @@ fn batches_stop_at_a_broken_canary_and_a_host_that_does_not_serve_is_rolled_back
     );
     let overrides = host_sh(&lab, "h1", "postconf -c /etc/postfix-out -P").1;
     assert!(
-        !overrides.contains("wrappermode"),
+        !overrides.contains("smtpd_client_restrictions"),
         "the old master.cf is back: {overrides}"
     );
     let greeting = host_sh(

@@ -327,7 +327,7 @@ fn rollout_of(
 
 /// A rollout setting of the plays: the one value they give, None when none does; two plays
 /// with different values are bad input (one rollout runs every play's hosts together).
-fn one_setting<T: PartialEq + std::fmt::Debug>(
+fn one_setting<T: PartialEq + std::fmt::Display>(
     playbook: &postfleet_core::playbook::Playbook,
     name: &str,
     of: impl Fn(&postfleet_core::playbook::Play) -> Option<(T, postfleet_core::error::SourcePos)>,
@@ -340,7 +340,7 @@ fn one_setting<T: PartialEq + std::fmt::Debug>(
         match &found {
             Some((first, first_at)) if *first != value => {
                 let e = InputError::new(format!(
-                    "plays disagree on `{name}` ({first_at} says {first:?}): one rollout runs every play's hosts together"
+                    "plays disagree on `{name}` ({first_at} says {first}): one rollout runs every play's hosts together"
                 ))
                 .hint(format!("give every play the same `{name}`, or pass it on the command line"));
                 let mut e = e;

@@ -28,17 +28,20 @@ impl GroupedChanges {
 impl Reporter for GroupedChanges {
     fn event(&self, event: &Event) {
         match event {
+            // Every step a host would take: its change, if it has one (a restart has none,
+            // and the reviewer wants to see which hosts drop their connections).
             Event::Step {
                 host,
                 name,
-                status,
+                status: status @ super::StepStatus::Changed,
                 message,
-                diff: Some(diff),
-            } if !diff.is_empty() => {
+                diff,
+            } => {
+                let change = diff.clone().unwrap_or_default();
                 self.seen.lock().unwrap_or_else(|p| p.into_inner()).push((
                     host.clone(),
                     name.clone(),
-                    diff.clone(),
+                    change,
                 ));
                 self.inner.event(&Event::Step {
                     host: host.clone(),
@@ -81,12 +84,16 @@ pub fn render(seen: &[(String, String, String)], order: &[&str]) -> String {
         return String::new();
     }
     let position = |h: &String| order.iter().position(|o| o == h).unwrap_or(usize::MAX);
+    // In the run's host order (not the order hosts happened to finish in).
+    for (_, _, hosts) in &mut blocks {
+        hosts.sort_by_key(position);
+    }
+    blocks.sort_by_key(|(_, _, hosts)| hosts.first().map(position));
     let mut out = format!(
         "\nchanges ({} distinct, hosts grouped; --per-host shows them host by host):\n",
         blocks.len()
     );
-    for (step, change, mut hosts) in blocks {
-        hosts.sort_by_key(position);
+    for (step, change, hosts) in blocks {
         out.push_str(&format!("\n{step} on {}\n", host_ranges(&hosts)));
         for line in change.lines() {
             out.push_str(&format!("    {line}\n"));

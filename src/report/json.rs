@@ -88,6 +88,11 @@ struct HostCounts<'a> {
     round_trips: u32,
     timings: &'a Timings,
     error: Option<&'a str>,
+    /// The rollout stopped before the host's batch.
+    not_attempted: bool,
+    /// The host's batch (from 1), when the run had several.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    batch: Option<usize>,
 }
 
 impl<'a> HostCounts<'a> {
@@ -101,6 +106,8 @@ impl<'a> HostCounts<'a> {
             round_trips: s.value.round_trips,
             timings: &s.value.timings,
             error: s.error(),
+            not_attempted: s.verdict() == postfleet_core::outcome::Verdict::NotAttempted,
+            batch: (s.value.batch > 0).then_some(s.value.batch),
         }
     }
 }
@@ -312,7 +319,7 @@ mod tests {
             summary["hosts"]["mx1"],
             json!({
                 "ok": 5, "changed": 1, "failed": 0, "unreachable": false,
-                "duration": 1.234, "round_trips": 3,
+                "not_attempted": false, "duration": 1.234, "round_trips": 3,
                 "timings": {"connect": 0.1, "facts": 0.2, "plan": 0.001, "apply": 0.9},
                 "error": null,
             })

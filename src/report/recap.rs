@@ -119,11 +119,11 @@ fn errors(summaries: &[ApplyOutcome], colour: bool) -> String {
         .collect();
     if let Some(first) = never.first() {
         let names: Vec<String> = never.iter().map(|s| s.host.clone()).collect();
-        let label = format!(
-            "not attempted ({} hosts: {})",
-            never.len(),
-            names.join(", ")
-        );
+        let count = match never.len() {
+            1 => "1 host".to_string(),
+            n => format!("{n} hosts"),
+        };
+        let label = format!("not attempted ({count}: {})", names.join(", "));
         out.push_str(&paint(
             &label,
             Colour::of_host(Verdict::NotAttempted),
