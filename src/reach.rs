@@ -506,7 +506,7 @@ fn jump_chain(
     }
     let mut chain = Vec::new();
     for (index, hop) in hops.split(',').enumerate() {
-        let (user, host, port) = split_hop(hop)?;
+        let (user, host, port) = postfleet_core::inventory::split_hop(hop)?;
         let found: HostConfig = config::resolve_as(host, user, &local.user, files, local)
             .map_err(|e| format!("jump host {hop}: {e}"))?;
         let address = found
@@ -572,37 +572,6 @@ fn jump_chain(
         chain.push(target);
     }
     Ok(chain)
-}
-
-/// `[user@]host[:port]` (an IPv6 address in brackets).
-fn split_hop(hop: &str) -> Result<(Option<&str>, &str, Option<u16>), String> {
-    let bad = || format!("`{hop}` is not [user@]host[:port]");
-    let (user, rest) = match hop.rsplit_once('@') {
-        Some((user, rest)) if !user.is_empty() => (Some(user), rest),
-        Some(_) => return Err(bad()),
-        None => (None, hop),
-    };
-    let (host, port) = if let Some(inner) = rest.strip_prefix('[') {
-        let (host, after) = inner.split_once(']').ok_or_else(bad)?;
-        let port = match after.strip_prefix(':') {
-            Some(p) => Some(p),
-            None if after.is_empty() => None,
-            None => return Err(bad()),
-        };
-        (host, port)
-    } else {
-        match rest.split_once(':') {
-            Some((h, p)) if !p.contains(':') => (h, Some(p)),
-            _ => (rest, None),
-        }
-    };
-    let port = port
-        .map(|p| p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(bad))
-        .transpose()?;
-    if host.is_empty() {
-        return Err(bad());
-    }
-    Ok((user, host, port))
 }
 
 type Shared = Arc<OnceCell<Result<Arc<Session>, SshError>>>;
@@ -719,20 +688,6 @@ fn jump_failure(jump: &Target, e: SshError) -> SshError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hops_are_split_like_openssh() {
-        assert_eq!(split_hop("bastion").unwrap(), (None, "bastion", None));
-        assert_eq!(
-            split_hop("ops@bastion:2222").unwrap(),
-            (Some("ops"), "bastion", Some(2222))
-        );
-        assert_eq!(split_hop("[::1]:22").unwrap(), (None, "::1", Some(22)));
-        assert_eq!(split_hop("::1").unwrap(), (None, "::1", None));
-        for bad in ["", "@h", "h:0", "h:x", "[::1", "u@"] {
-            assert!(split_hop(bad).is_err(), "{bad}");
-        }
-    }
 
     /// An inventory (YAML text) and an ssh_config file, in a temp dir; every host resolved.
     fn resolved(inventory: &str, ssh_config: &str) -> (tempfile::TempDir, HashMap<String, Reach>) {

@@ -578,29 +578,45 @@ pub fn check_jump(hops: &str) -> Result<(), String> {
         return Ok(());
     }
     for hop in hops.split(',') {
-        let host_port = hop.rsplit_once('@').map_or(
-            hop,
-            |(user, rest)| {
-                if user.is_empty() {
-                    ""
-                } else {
-                    rest
-                }
-            },
-        );
-        let (host, port) = match host_port.rsplit_once(':') {
-            Some((h, p)) if !h.contains(':') || h.starts_with('[') => (h, Some(p)),
-            _ => (host_port, None),
-        };
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        let bad_port = port.is_some_and(|p| p.parse::<u16>().map_or(true, |p| p == 0));
-        if host.is_empty() || bad_port || hop.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if split_hop(hop).is_err() || hop.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(format!(
                 "must be `none` or [user@]host[:port] hops separated by commas; `{hop}` is not one"
             ));
         }
     }
     Ok(())
+}
+
+/// One hop of a ProxyJump value, `[user@]host[:port]` (an IPv6 address in brackets): the
+/// inventory checks with it, the controller resolves with it.
+pub fn split_hop(hop: &str) -> Result<(Option<&str>, &str, Option<u16>), String> {
+    let bad = || format!("`{hop}` is not [user@]host[:port]");
+    let (user, rest) = match hop.rsplit_once('@') {
+        Some((user, rest)) if !user.is_empty() => (Some(user), rest),
+        Some(_) => return Err(bad()),
+        None => (None, hop),
+    };
+    let (host, port) = if let Some(inner) = rest.strip_prefix('[') {
+        let (host, after) = inner.split_once(']').ok_or_else(bad)?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => Some(p),
+            None if after.is_empty() => None,
+            None => return Err(bad()),
+        };
+        (host, port)
+    } else {
+        match rest.split_once(':') {
+            Some((h, p)) if !p.contains(':') => (h, Some(p)),
+            _ => (rest, None),
+        }
+    };
+    let port = port
+        .map(|p| p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(bad))
+        .transpose()?;
+    if host.is_empty() {
+        return Err(bad());
+    }
+    Ok((user, host, port))
 }
 
 /// Options of `ssh` in Ansible's `ansible_ssh_common_args`/`_extra_args` that do not change which host,

@@ -10,7 +10,7 @@ mod ranges;
 mod show;
 pub(crate) mod yaml;
 
-pub use load::{load, parse};
+pub use load::{load, parse, split_hop};
 pub use pattern::{select, HostPattern};
 pub use show::describe;
 

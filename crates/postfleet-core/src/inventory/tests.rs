@@ -569,3 +569,17 @@ fn jumps_and_ssh_args_postfleet_cannot_honour_are_refused_with_their_place() {
         assert!(message.contains("inventory.yml:4:"), "{vars}: {message}");
     }
 }
+
+#[test]
+fn hops_are_split_like_openssh() {
+    assert_eq!(split_hop("bastion").unwrap(), (None, "bastion", None));
+    assert_eq!(
+        split_hop("ops@bastion:2222").unwrap(),
+        (Some("ops"), "bastion", Some(2222))
+    );
+    assert_eq!(split_hop("[::1]:22").unwrap(), (None, "::1", Some(22)));
+    assert_eq!(split_hop("::1").unwrap(), (None, "::1", None));
+    for bad in ["", "@h", "h:0", "h:x", "[::1", "u@"] {
+        assert!(split_hop(bad).is_err(), "{bad}");
+    }
+}
