@@ -177,6 +177,8 @@ async fn known_host_runs_a_script() {
         commands[0].stdin,
         guard_stdin("echo hello\nexit 3\n").as_bytes()
     );
+    // A small script travels inside the exec request: nothing waits for the window.
+    assert!(commands[0].inline);
     assert_eq!(commands[0].user, "root");
     let auths = sim.auths();
     assert_eq!(auths.len(), 1);
@@ -627,6 +629,36 @@ async fn an_exit_status_sent_before_the_output_loses_nothing() {
     assert_eq!(output.stdout, b"late output\n");
     assert_eq!(output.stderr, b"late error\n");
     assert_eq!(output.exit_status, Some(4));
+}
+
+#[tokio::test]
+async fn a_login_shell_that_cannot_take_an_inline_script_gets_it_on_stdin() {
+    let fx = Fixture::new();
+    let sim = start(vec![host("mx1", &fx).refusing_inline_scripts()]).await;
+    fx.trust_all(&sim);
+    let session = Session::connect(&fx.connection(&sim, 0, "root"), &fx.options())
+        .await
+        .unwrap();
+    let (lines, mut on_line) = collect_lines();
+    let output = session
+        .run_script("echo one\n", &mut on_line)
+        .await
+        .unwrap();
+    assert_eq!(output.stdout, guard_stdin("echo one\n").as_bytes());
+    assert_eq!(output.exit_status, Some(0));
+    // The refused attempt printed nothing the caller sees.
+    assert_eq!(
+        lines.lock().unwrap().len(),
+        3,
+        "{:?}",
+        lines.lock().unwrap()
+    );
+    assert_eq!(session.round_trips(), 2);
+    // The connection remembers: the next script goes on stdin at once.
+    session.run_script("echo two\n", &mut |_| {}).await.unwrap();
+    assert_eq!(session.round_trips(), 3);
+    let ways: Vec<bool> = sim.commands().iter().map(|c| c.inline).collect();
+    assert_eq!(ways, [true, false, false]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -60,10 +60,41 @@ pub struct SimCommand {
     /// Name of the simulated host.
     pub host: String,
     pub user: String,
-    /// The exec request's command line.
+    /// The exec request's command line. A script sent inside it
+    /// ([`postfleet_ssh::script::inline_command`]) is shown as the same script sent on stdin
+    /// would be (`/bin/sh -s`, the script in `stdin`), so a handler answers by script
+    /// whichever way it came; `inline` says which.
     pub command: String,
     /// Everything the client sent on stdin before EOF.
     pub stdin: Vec<u8>,
+    /// The script came inside the exec request.
+    pub inline: bool,
+}
+
+impl SimCommand {
+    /// Reads a script sent inside the exec request as if it had come on stdin.
+    fn new(host: String, user: String, command: String, stdin: Vec<u8>) -> SimCommand {
+        match postfleet_ssh::script::script_of(&command, &stdin) {
+            Some((script, true)) => {
+                let sudo = command.starts_with("exec sudo -n ");
+                let (command, stdin) = postfleet_ssh::script::stdin_command(&script, sudo);
+                SimCommand {
+                    host,
+                    user,
+                    command: command.to_string(),
+                    stdin: stdin.into_bytes(),
+                    inline: true,
+                }
+            }
+            _ => SimCommand {
+                host,
+                user,
+                command,
+                stdin,
+                inline: false,
+            },
+        }
+    }
 }
 
 /// What a simulated command answers.
@@ -126,6 +157,9 @@ pub struct SimHost {
     pub fault: Option<Fault>,
     /// When non-zero, stdout is sent one line at a time, this far apart.
     pub line_interval: Duration,
+    /// The user's login shell cannot read a script inside the exec request (as csh could
+    /// not): such a command fails without running, as a real one would.
+    pub refuses_inline: bool,
 }
 
 impl SimHost {
@@ -144,7 +178,13 @@ impl SimHost {
             handler: Arc::new(handler),
             fault: None,
             line_interval: Duration::ZERO,
+            refuses_inline: false,
         }
+    }
+
+    pub fn refusing_inline_scripts(mut self) -> SimHost {
+        self.refuses_inline = true;
+        self
     }
 
     pub fn with_fault(mut self, fault: Fault) -> SimHost {
@@ -770,12 +810,12 @@ impl server::Handler for ConnectionHandler {
         let Some(command) = pending.command else {
             return Ok(());
         };
-        let request = SimCommand {
-            host: self.host.host.name.clone(),
-            user: self.user.clone(),
+        let request = SimCommand::new(
+            self.host.host.name.clone(),
+            self.user.clone(),
             command,
-            stdin: pending.stdin,
-        };
+            pending.stdin,
+        );
         let overflowed = pending.overflowed;
         self.shared
             .counters
@@ -827,6 +867,15 @@ async fn answer(
     }
     let reply = if overflowed {
         SimReply::new("", "simulator: stdin too large\n", 1)
+    } else if request.inline && host.host.refuses_inline {
+        SimReply::new("", "Unmatched '.\n", 1)
+    } else if request.inline {
+        // What the inline wrapper prints before the script's own output.
+        let mut reply = (host.host.handler)(&request);
+        let mut stdout = format!("{}\n", postfleet_ssh::script::STARTED).into_bytes();
+        stdout.append(&mut reply.stdout);
+        reply.stdout = stdout;
+        reply
     } else {
         (host.host.handler)(&request)
     };

@@ -6,8 +6,9 @@
 //! - Auth: ssh-agent (`SSH_AUTH_SOCK`, its certificates too), then key files, each with its
 //!   certificates (`KEY-cert.pub`, [`Target::certificate_files`]), shared by all hosts through
 //!   one [`KeyStore`] (encrypted keys: [`auth::PASSPHRASE_VAR`] or a terminal prompt).
-//! - Commands: [`Session::run_script`] (`/bin/sh -s`, script on stdin, `sudo -n` for become),
-//!   each one exec channel, at most 8 at once per connection.
+//! - Commands: [`Session::run_script`] (`/bin/sh`, the script inside the exec request or on
+//!   stdin, [`script`]; `sudo -n` for become), each one exec channel, at most 8 at once per
+//!   connection.
 //! - [`Target`]: where and as whom to connect (the caller's inventory maps onto it).
 
 use std::path::PathBuf;
@@ -17,10 +18,13 @@ use std::time::Duration;
 pub mod auth;
 pub mod config;
 pub mod known_hosts;
+mod quickack;
+pub mod script;
 mod session;
 
 pub use self::auth::KeyStore;
-pub use self::session::{guard_stdin, Session, CHANNELS_PER_CONNECTION};
+pub use self::script::guard_stdin;
+pub use self::session::{Session, CHANNELS_PER_CONNECTION};
 
 /// One host to connect to.
 #[derive(Debug, Clone, PartialEq, Eq)]

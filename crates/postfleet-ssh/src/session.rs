@@ -1,7 +1,7 @@
 //! One authenticated russh connection per host; every command is one exec channel on it.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,6 +13,8 @@ use tokio::time::Instant;
 
 use super::auth::{self, Sources};
 use super::known_hosts::{self, Verdict};
+use super::quickack::QuickAck;
+use super::script;
 use super::{ExecOutput, HostKeyPolicy, SshError, SshOptions, Target};
 
 /// OpenSSH's `MaxSessions` is 10 per connection: stay below it.
@@ -171,6 +173,8 @@ pub struct Session {
     command_timeout: Duration,
     channel_slots: Semaphore,
     round_trips: AtomicU32,
+    /// Scripts travel inside the exec request until the login shell shows it cannot take them.
+    inline_works: AtomicBool,
 }
 
 impl Session {
@@ -189,7 +193,7 @@ impl Session {
             })?
             .map_err(|e| SshError::Unreachable(format!("{address}: {e}")))?;
         tcp.set_nodelay(true).ok();
-        Session::handshake(tcp, conn, opts, deadline).await
+        Session::handshake(QuickAck::new(tcp), conn, opts, deadline).await
     }
 
     /// Connects to `conn` through this session's host (a jump host, OpenSSH's ProxyJump):
@@ -267,6 +271,7 @@ impl Session {
                     conn.port,
                 )
                 .into(),
+                compression: COMPRESSION.into(),
                 ..Preferred::default()
             },
             ..client::Config::default()
@@ -322,23 +327,41 @@ impl Session {
             command_timeout: opts.command_timeout,
             channel_slots: Semaphore::new(CHANNELS_PER_CONNECTION),
             round_trips: AtomicU32::new(0),
+            inline_works: AtomicBool::new(true),
         })
     }
 
-    /// Runs `script` with `/bin/sh -s` (through `sudo -n` when the connection becomes
-    /// root and the user is not root). `on_line` sees each stdout line as it arrives.
+    /// Runs `script` with `/bin/sh` (through `sudo -n` when the connection becomes root and
+    /// the user is not root): inside the exec request when it fits, else on stdin
+    /// ([`crate::script`]). `on_line` sees each stdout line as it arrives.
     pub async fn run_script(
         &self,
         script: &str,
         on_line: &mut (dyn FnMut(&str) + Send),
     ) -> Result<ExecOutput, SshError> {
-        let command = if self.become_root {
-            "sudo -n /bin/sh -s"
-        } else {
-            "/bin/sh -s"
-        };
-        self.run(command, guard_stdin(script).as_bytes(), on_line)
-            .await
+        if self.inline_works.load(Ordering::Relaxed) {
+            if let Some(command) = script::inline_command(script, self.become_root) {
+                let mut started = false;
+                let mut skip_marker = |line: &str| {
+                    if started {
+                        on_line(line)
+                    } else {
+                        started = line == script::STARTED;
+                    }
+                };
+                let mut output = self.run(&command, b"", &mut skip_marker).await?;
+                let marker = format!("{}\n", script::STARTED);
+                if output.stdout.starts_with(marker.as_bytes()) {
+                    output.stdout.drain(..marker.len());
+                    return Ok(output);
+                }
+                // The login shell did not hand the script to /bin/sh whole: nothing of it
+                // ran. Stdin it is, for this connection's every script.
+                self.inline_works.store(false, Ordering::Relaxed);
+            }
+        }
+        let (command, stdin) = script::stdin_command(script, self.become_root);
+        self.run(command, stdin.as_bytes(), on_line).await
     }
 
     /// The connection is gone (the server closed it, or it stopped answering).
@@ -525,6 +548,16 @@ impl Session {
     }
 }
 
+/// Compression, wanted first: the facts probe prints ~60 KB of base64 (config files), which
+/// deflates to a fraction; over a long round trip that is fewer windows of TCP slow start.
+/// `zlib@openssh.com` starts after authentication (nothing is compressed before the peer is
+/// known), as OpenSSH's sshd offers it by default.
+const COMPRESSION: &[russh::compression::Name] = &[
+    russh::compression::ZLIB_LEGACY,
+    russh::compression::ZLIB,
+    russh::compression::NONE,
+];
+
 /// Host key algorithms to ask for: those known_hosts already has for the host first.
 fn host_key_preference(known: &[Algorithm]) -> Vec<Algorithm> {
     let all = Preferred::DEFAULT.key.to_vec();
@@ -656,47 +689,5 @@ mod tests {
         );
         assert_eq!(order[1], Algorithm::Ed25519);
         assert_eq!(host_key_preference(&[]), Preferred::DEFAULT.key.to_vec());
-    }
-}
-
-/// What [`Session::run_script`] sends: the script travels on the shell's stdin, which the shell reads as it goes: a command in
-/// it that reads stdin (`script`, `ssh`, a stray `cat`) would swallow the rest of the script.
-/// As one brace group, the whole script is parsed before anything runs, and runs with
-/// stdin from /dev/null.
-pub fn guard_stdin(script: &str) -> String {
-    let newline = if script.ends_with('\n') { "" } else { "\n" };
-    format!("{{\n{script}{newline}}} </dev/null\n")
-}
-
-#[cfg(test)]
-mod guard_tests {
-    #[test]
-    fn script_runs_whole_with_stdin_closed() {
-        // Longer than the shell's read buffer, so `cat` would get the rest of it unguarded.
-        let script = format!("echo a\ncat\n{}echo b\n", "# padding\n".repeat(20_000));
-        let run = |text: &str| {
-            let mut child = std::process::Command::new("sh")
-                .arg("-s")
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .spawn()
-                .unwrap();
-            let mut stdin = child.stdin.take().unwrap();
-            let text = text.to_string();
-            // written from a thread: `cat` echoes it back while we read
-            let writer = std::thread::spawn(move || {
-                use std::io::Write;
-                let _ = stdin.write_all(text.as_bytes());
-            });
-            let out = child.wait_with_output().unwrap().stdout;
-            writer.join().unwrap();
-            String::from_utf8(out).unwrap()
-        };
-        assert_ne!(
-            run(&script),
-            "a\nb\n",
-            "the unguarded script should be eaten by cat"
-        );
-        assert_eq!(run(&super::guard_stdin(&script)), "a\nb\n");
     }
 }
