@@ -13,6 +13,8 @@ use crate::Paths;
 pub struct LabHost {
     pub name: String,
     pub address: String,
+    /// The host's init.pid record (its first field: the PID of the host's init, outside).
+    init_pid: PathBuf,
 }
 
 pub struct LabRun {
@@ -99,12 +101,14 @@ impl LabRun {
         } else {
             None
         };
+        let hosts_dir = lab.state_dir().join("hosts");
         Ok(LabRun {
             name: name.to_string(),
             hosts: lab
                 .hosts()
                 .into_iter()
                 .map(|h| LabHost {
+                    init_pid: hosts_dir.join(&h.name).join("init.pid"),
                     name: h.name,
                     address: h.address.to_string(),
                 })
@@ -140,6 +144,45 @@ impl LabRun {
     /// CPU time the lab's hosts have used, all processes of all hosts.
     pub fn host_cpu(&self) -> Duration {
         read_usage(&self.cpu_stat)
+    }
+
+    /// Every host's PID counter: the last PID its PID namespace handed out (a reset host
+    /// starts a new namespace). Read from inside (`nsenter -p`), all hosts at once.
+    pub fn pids_allocated(&self) -> Vec<Option<u64>> {
+        let readers: Vec<Option<std::process::Child>> = self
+            .hosts
+            .iter()
+            .map(|h| {
+                let text = std::fs::read_to_string(&h.init_pid).ok()?;
+                let pid = text.split_whitespace().next()?.to_string();
+                Command::new("nsenter")
+                    .args(["-t", &pid, "-p", "cat", "/proc/sys/kernel/ns_last_pid"])
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .ok()
+            })
+            .collect();
+        readers
+            .into_iter()
+            .map(|reader| {
+                let out = reader?.wait_with_output().ok()?;
+                String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+            })
+            .collect()
+    }
+
+    /// Processes (PIDs: threads too) started on each host since `before`, mean per host;
+    /// the reading's own `cat` is not counted. None when a host could not be read.
+    pub fn pids_per_host(&self, before: &[Option<u64>]) -> Option<f64> {
+        let after = self.pids_allocated();
+        let mut total = 0u64;
+        for (b, a) in before.iter().zip(&after) {
+            let (b, a) = ((*b)?, (*a)?);
+            // the `cat` of the reading after is one of them; a wrapped counter is no figure
+            total += a.checked_sub(b)?.checked_sub(1)?;
+        }
+        (!before.is_empty()).then(|| total as f64 / before.len() as f64)
     }
 
     /// Waits (at most 20 s) until the hosts burn less than 5% of one core over 500 ms: boot

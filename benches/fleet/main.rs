@@ -31,9 +31,20 @@ struct Args {
     /// Lab hosts (h1..hN).
     #[arg(long, default_value_t = 10)]
     hosts: u32,
-    /// The added round trip of the second set of cases (0: only the 0 ms cases).
-    #[arg(long, default_value_t = 40, value_name = "MS")]
-    rtt_ms: u32,
+    /// Added round trips of the further sets of cases, after the 0 ms one (0: only 0 ms).
+    /// With two or more, the round trips per host are read off the slope of the no-change
+    /// wall time over the round trip.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "40,100",
+        value_name = "MS,..."
+    )]
+    rtt_ms: Vec<u32>,
+    /// No-change runs against one host alone at every round trip (per tool), for its round
+    /// trips without other hosts sharing the cores (0: none).
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    alone_reps: usize,
     /// Repetitions of every case and tool (median, min and max are over these).
     #[arg(long, default_value_t = 3)]
     reps: usize,
@@ -140,8 +151,12 @@ impl Paths {
         if !built.success() {
             bail!("building postfleet failed ({built})");
         }
+        // cargo builds where CARGO_TARGET_DIR says, when it is set.
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(|dir| repo.join(dir))
+            .unwrap_or_else(|| repo.join("target"));
         Ok(Paths {
-            built_postfleet: repo.join("target/release/postfleet"),
+            built_postfleet: target.join("release/postfleet"),
             repo,
             work,
         })
@@ -228,8 +243,10 @@ fn run_lab_cases(
     let expected = std::fs::read_to_string(paths.in_repo("benches/check/expected.txt"))
         .context("read benches/check/expected.txt")?;
     let mut rtts = vec![0];
-    if args.rtt_ms > 0 {
-        rtts.push(args.rtt_ms);
+    for &rtt in &args.rtt_ms {
+        if !rtts.contains(&rtt) {
+            rtts.push(rtt);
+        }
     }
     let timeout = Duration::from_secs(args.run_timeout);
     for &rtt in &rtts {
@@ -248,10 +265,12 @@ fn run_lab_cases(
                         continue;
                     }
                     lab.wait_until_quiet();
+                    let pids_before = lab.pids_allocated();
                     let host_cpu_before = lab.host_cpu();
                     let bastion_cpu_before = lab.bastion_cpu();
-                    let mut run = kit.run(tool, case, timeout)?;
+                    let mut run = kit.run(tool, case, None, timeout)?;
                     run.host_cpu = lab.host_cpu().saturating_sub(host_cpu_before);
+                    run.pids_per_host = lab.pids_per_host(&pids_before);
                     run.bastion_cpu = lab
                         .bastion_cpu()
                         .zip(bastion_cpu_before)
@@ -261,8 +280,25 @@ fn run_lab_cases(
                     let verdict = check::verify(lab, &expected);
                     run.apply_verdict(verdict);
                     println!("{}", run.progress_line());
+                    let converged = run.counts();
                     if wanted {
                         results.runs.push(run);
+                    }
+                    if case == Case::NoChange && wanted && converged {
+                        // The same converged hosts, one at a time: no host shares the cores.
+                        let host = &lab.hosts[0];
+                        for _ in 0..args.alone_reps {
+                            lab.wait_until_quiet();
+                            let mut alone = kit.run(tool, case, Some(host), timeout)?;
+                            alone.rtt_ms = rtt;
+                            alone.rep = rep;
+                            alone.alone = true;
+                            if alone.changed.is_some_and(|c| c > 0) {
+                                alone.fail("the no-change run changed something".into());
+                            }
+                            println!("{}", alone.progress_line());
+                            results.runs.push(alone);
+                        }
                     }
                 }
             }

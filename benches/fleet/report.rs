@@ -61,6 +61,10 @@ pub struct Run {
     pub controller_peak_rss: u64,
     pub controller_cpu: Duration,
     pub host_cpu: Duration,
+    /// Processes (PIDs) started per host during the run, mean over the hosts.
+    pub pids_per_host: Option<f64>,
+    /// A run against one host alone (the round-trip series), not a fleet run.
+    pub alone: bool,
     /// With --bastion: the CPU the bastion used (part of host_cpu).
     pub bastion_cpu: Option<Duration>,
     /// postfleet only: SSH round trips per host.
@@ -84,6 +88,8 @@ impl Run {
             controller_peak_rss: 0,
             controller_cpu: Duration::ZERO,
             host_cpu: Duration::ZERO,
+            pids_per_host: None,
+            alone: false,
             bastion_cpu: None,
             round_trips_per_host: None,
             phases: None,
@@ -176,9 +182,10 @@ impl Run {
 
     pub fn progress_line(&self) -> String {
         format!(
-            "{:<9} {:<9} {:>3} ms rep {}: {:>7.2} s  {}",
+            "{:<9} {:<9}{} {:>3} ms rep {}: {:>7.2} s  {}",
             self.tool.label(),
             self.case.label(),
+            if self.alone { " (1 host alone)" } else { "" },
             self.rtt_ms,
             self.rep + 1,
             self.wall.as_secs_f64(),
@@ -198,6 +205,8 @@ impl Run {
             "controller_peak_rss_mb": mb(self.controller_peak_rss),
             "controller_cpu_s": secs(self.controller_cpu),
             "host_cpu_s": secs(self.host_cpu),
+            "pids_per_host": self.pids_per_host,
+            "one_host_alone": self.alone,
             "bastion_cpu_s": self.bastion_cpu.map(secs),
             "round_trips_per_host": self.round_trips_per_host,
             "postfleet_phases_mean_s": self.phases,
@@ -217,6 +226,7 @@ struct Stats {
     peak_rss: u64,
     controller_cpu: f64,
     host_cpu: f64,
+    pids: Option<f64>,
     bastion_cpu: Option<f64>,
     round_trips: Option<f64>,
     phases: Option<Phases>,
@@ -253,6 +263,10 @@ impl Stats {
                 .unwrap_or(0),
             controller_cpu: median_of(good.iter().map(|r| secs(r.controller_cpu)).collect()),
             host_cpu: median_of(good.iter().map(|r| secs(r.host_cpu)).collect()),
+            pids: good
+                .iter()
+                .all(|r| r.pids_per_host.is_some())
+                .then(|| median_of(good.iter().filter_map(|r| r.pids_per_host).collect())),
             bastion_cpu: good.iter().all(|r| r.bastion_cpu.is_some()).then(|| {
                 median_of(
                     good.iter()
@@ -299,7 +313,7 @@ impl Results {
 
     fn grouped(&self) -> BTreeMap<Key, Vec<&Run>> {
         let mut groups: BTreeMap<Key, Vec<&Run>> = BTreeMap::new();
-        for run in &self.runs {
+        for run in self.runs.iter().filter(|r| !r.alone) {
             groups
                 .entry((run.rtt_ms, run.case, run.tool))
                 .or_default()
@@ -334,7 +348,7 @@ impl Results {
                     .unwrap_or_default()
             ));
             out.push_str(&format!(
-                "{:<10} {:>6}  {:<9} {:>8} {:>8} {:>8} {:>5} {:>11} {:>8} {:>9} {:>8} {:>11}\n",
+                "{:<10} {:>6}  {:<9} {:>8} {:>8} {:>8} {:>5} {:>11} {:>8} {:>9} {:>9} {:>8} {:>11}\n",
                 "case",
                 "rtt",
                 "tool",
@@ -345,6 +359,7 @@ impl Results {
                 "ctl peak",
                 "ctl CPU",
                 "host CPU",
+                "PIDs/host",
                 "RT/host",
                 if self.bastion { "bastion CPU" } else { "" }
             ));
@@ -360,7 +375,7 @@ impl Results {
                     continue;
                 };
                 out.push_str(&format!(
-                    "{:<10} {:>3} ms  {:<9} {:>6.2} s {:>6.2} s {:>6.2} s {:>2}/{:<2} {:>8.1} MB {:>6.2} s {:>7.2} s {:>8} {:>11}\n",
+                    "{:<10} {:>3} ms  {:<9} {:>6.2} s {:>6.2} s {:>6.2} s {:>2}/{:<2} {:>8.1} MB {:>6.2} s {:>7.2} s {:>9} {:>8} {:>11}\n",
                     case.label(),
                     rtt,
                     tool.label(),
@@ -372,6 +387,7 @@ impl Results {
                     mb(s.peak_rss),
                     s.controller_cpu,
                     s.host_cpu,
+                    s.pids.map(|p| format!("{p:.0}")).unwrap_or_else(|| "-".into()),
                     s.round_trips.map(|r| format!("{r:.1}")).unwrap_or_else(|| "-".into()),
                     s.bastion_cpu.map(|c| format!("{c:.2} s")).unwrap_or_default()
                 ));
@@ -396,6 +412,7 @@ impl Results {
                     ratio(ansible, pf)
                 ));
             }
+            out.push_str(&self.render_round_trips(&groups));
             out.push_str(
                 "\nwhere postfleet's time goes (mean per host, s; from its --json timings)\n\
                  case          rtt   connect    facts     plan    apply    total\n",
@@ -430,8 +447,74 @@ impl Results {
         out
     }
 
+    /// Round trips per host of each tool: the slope of the no-change run's median wall time
+    /// over the added round trip (least squares over every round trip measured), for the
+    /// fleet and for one host alone. `None` with fewer than two round trips.
+    fn round_trip_slopes(
+        &self,
+        groups: &BTreeMap<Key, Vec<&Run>>,
+    ) -> Vec<(Tool, Option<f64>, Option<f64>)> {
+        let mut tools: Vec<Tool> = self.runs.iter().map(|r| r.tool).collect();
+        tools.sort();
+        tools.dedup();
+        tools
+            .into_iter()
+            .map(|tool| {
+                let fleet: Vec<(f64, f64)> = self
+                    .cases()
+                    .into_iter()
+                    .filter(|&(_, case)| case == Case::NoChange)
+                    .filter_map(|(rtt, case)| {
+                        Some((rtt as f64 / 1000.0, self.median(groups, (rtt, case, tool))?))
+                    })
+                    .collect();
+                let mut alone_groups: BTreeMap<u32, Vec<&Run>> = BTreeMap::new();
+                for run in self.runs.iter().filter(|r| r.alone && r.tool == tool) {
+                    alone_groups.entry(run.rtt_ms).or_default().push(run);
+                }
+                let alone: Vec<(f64, f64)> = alone_groups
+                    .iter()
+                    .filter_map(|(rtt, runs)| Some((*rtt as f64 / 1000.0, Stats::of(runs)?.median)))
+                    .collect();
+                (tool, slope(&fleet), slope(&alone))
+            })
+            .collect()
+    }
+
+    fn render_round_trips(&self, groups: &BTreeMap<Key, Vec<&Run>>) -> String {
+        let rtts: Vec<String> = {
+            let mut r: Vec<u32> = self.runs.iter().map(|r| r.rtt_ms).collect();
+            r.sort();
+            r.dedup();
+            r.iter().map(|r| r.to_string()).collect()
+        };
+        let mut out = format!(
+            "\nround trips per host: slope of the no-change run's median wall time over the added \
+             round trip ({} ms)\n{:<10} {:>12} {:>16}\n",
+            rtts.join(", "),
+            "tool",
+            format!("{} hosts", self.hosts),
+            "1 host alone"
+        );
+        let shown = |v: Option<f64>| v.map(|v| format!("{v:.1}")).unwrap_or_else(|| "-".into());
+        for (tool, fleet, alone) in self.round_trip_slopes(groups) {
+            out.push_str(&format!(
+                "{:<10} {:>12} {:>16}\n",
+                tool.label(),
+                shown(fleet),
+                shown(alone)
+            ));
+        }
+        out
+    }
+
     fn cases(&self) -> Vec<(u32, Case)> {
-        let mut cases: Vec<(u32, Case)> = self.runs.iter().map(|r| (r.rtt_ms, r.case)).collect();
+        let mut cases: Vec<(u32, Case)> = self
+            .runs
+            .iter()
+            .filter(|r| !r.alone)
+            .map(|r| (r.rtt_ms, r.case))
+            .collect();
         cases.sort();
         cases.dedup();
         cases
@@ -449,6 +532,7 @@ impl Results {
                     "controller_peak_rss_mb": mb(s.peak_rss),
                     "controller_cpu_s_median": round(s.controller_cpu),
                     "host_cpu_s_median": round(s.host_cpu),
+                    "pids_per_host_median": s.pids,
                     "bastion_cpu_s_median": s.bastion_cpu.map(round),
                     "round_trips_per_host": s.round_trips,
                     "postfleet_phases_mean_s": s.phases,
@@ -482,12 +566,32 @@ impl Results {
             "ansible": self.ansible_version,
             "summary": summary,
             "ratios": ratios,
+            "round_trips_per_host": self
+                .round_trip_slopes(&groups)
+                .into_iter()
+                .map(|(tool, fleet, alone)| json!({
+                    "tool": tool, "fleet": fleet.map(round), "one_host_alone": alone.map(round),
+                }))
+                .collect::<Vec<_>>(),
             "runs": self.runs.iter().map(Run::to_json).collect::<Vec<_>>(),
             "simulator": self.simulator.as_ref().map(SimResult::to_json),
             "sim_forks": self.sim_forks,
             "total_s": secs(self.total),
         })
     }
+}
+
+/// Least-squares slope of `points` (x, y); None with fewer than two distinct x.
+fn slope(points: &[(f64, f64)]) -> Option<f64> {
+    let n = points.len() as f64;
+    if points.len() < 2 {
+        return None;
+    }
+    let mean_x = points.iter().map(|p| p.0).sum::<f64>() / n;
+    let mean_y = points.iter().map(|p| p.1).sum::<f64>() / n;
+    let sxx: f64 = points.iter().map(|p| (p.0 - mean_x).powi(2)).sum();
+    let sxy: f64 = points.iter().map(|p| (p.0 - mean_x) * (p.1 - mean_y)).sum();
+    (sxx > 0.0).then(|| sxy / sxx)
 }
 
 fn ratio(a: Option<f64>, b: Option<f64>) -> String {

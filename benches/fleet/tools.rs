@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 
-use crate::lab::{self, LabRun};
+use postfleet_ssh::script::quote;
+
+use crate::lab::{self, LabHost, LabRun};
 use crate::measure::{self, RssSampler, RunCgroup};
 use crate::report::Run;
 use crate::{Case, Paths};
@@ -82,14 +84,24 @@ impl<'a> Kit<'a> {
         self.ansible.as_ref().map(|a| a.version.as_str())
     }
 
-    /// One timed run of `tool` over every host of the lab.
-    pub fn run(&self, tool: Tool, case: Case, timeout: Duration) -> Result<Run> {
+    /// One timed run of `tool` over every host of the lab, or over `only`.
+    pub fn run(
+        &self,
+        tool: Tool,
+        case: Case,
+        only: Option<&LabHost>,
+        timeout: Duration,
+    ) -> Result<Run> {
+        let hosts: Vec<&LabHost> = match only {
+            Some(host) => vec![host],
+            None => self.lab.hosts.iter().collect(),
+        };
         let cpu_before = self.cgroup.cpu();
         let sampler = RssSampler::start(&self.cgroup);
         let mut run = match tool {
-            Tool::Postfleet => self.run_postfleet(timeout)?,
-            Tool::Floor => self.run_floor(timeout)?,
-            Tool::Ansible => self.run_ansible(timeout)?,
+            Tool::Postfleet => self.run_postfleet(only, hosts.len(), timeout)?,
+            Tool::Floor => self.run_floor(&hosts, timeout)?,
+            Tool::Ansible => self.run_ansible(only, hosts.len(), timeout)?,
         };
         let sampled = sampler.finish();
         run.tool = tool;
@@ -99,15 +111,23 @@ impl<'a> Kit<'a> {
         Ok(run)
     }
 
-    fn run_postfleet(&self, timeout: Duration) -> Result<Run> {
+    fn run_postfleet(
+        &self,
+        only: Option<&LabHost>,
+        hosts: usize,
+        timeout: Duration,
+    ) -> Result<Run> {
         let out_path = self.paths.work.join("postfleet-run.jsonl");
         let mut cmd = Command::new(&self.postfleet);
         cmd.arg("apply")
             .arg("-i")
             .arg(&self.lab.inventory)
             .arg(self.paths.in_repo("playbooks/newsletter.yml"))
-            .arg("--json")
-            .stdin(Stdio::null())
+            .arg("--json");
+        if let Some(host) = only {
+            cmd.args(["-l", &host.name]);
+        }
+        cmd.stdin(Stdio::null())
             .stdout(File::create(&out_path)?)
             .stderr(Stdio::piped());
         measure::own_group(&mut cmd);
@@ -124,7 +144,7 @@ impl<'a> Kit<'a> {
             .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
             .filter(|v| v["type"] == "summary");
         match summary {
-            Some(summary) => run.take_postfleet_summary(&summary, self.lab.hosts.len()),
+            Some(summary) => run.take_postfleet_summary(&summary, hosts),
             None => run.fail(format!(
                 "postfleet exited with {:?} and no JSON summary",
                 ended.status
@@ -136,14 +156,24 @@ impl<'a> Kit<'a> {
         Ok(run)
     }
 
-    /// One `ssh` per host, all at once, each running the floor script.
-    fn run_floor(&self, timeout: Duration) -> Result<Run> {
+    /// One `ssh` per host, all at once, each running the floor script, as `ssh host
+    /// 'script'` runs it: the script inside the exec request (on stdin it would wait one
+    /// round trip more, for sshd to open the channel's window).
+    fn run_floor(&self, hosts: &[&LabHost], timeout: Duration) -> Result<Run> {
+        let script = std::fs::read_to_string(&self.floor_script)
+            .with_context(|| format!("read {}", self.floor_script.display()))?;
         let started = Instant::now();
         let mut children = Vec::new();
-        for host in &self.lab.hosts {
+        for host in hosts {
+            let remote = format!(
+                "sh -c {} floor {} {}",
+                quote(&script),
+                quote(&self.lab.gateway),
+                quote(&host.name)
+            );
             let mut cmd = self.lab.ssh(host);
-            cmd.args(["sh", "-s", "--", &self.lab.gateway, &host.name])
-                .stdin(File::open(&self.floor_script)?)
+            cmd.arg(remote)
+                .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
             measure::own_group(&mut cmd);
@@ -171,7 +201,7 @@ impl<'a> Kit<'a> {
         Ok(run)
     }
 
-    fn run_ansible(&self, timeout: Duration) -> Result<Run> {
+    fn run_ansible(&self, only: Option<&LabHost>, hosts: usize, timeout: Duration) -> Result<Run> {
         let setup = self.ansible.as_ref().context("ansible is not set up")?;
         let _ = std::fs::remove_dir_all(&setup.control_dir);
         std::fs::create_dir_all(&setup.control_dir)?;
@@ -180,6 +210,7 @@ impl<'a> Kit<'a> {
         cmd.arg("-i")
             .arg(&setup.inventory)
             .arg(self.paths.in_repo("benches/ansible/newsletter.yml"))
+            .args(only.map(|h| format!("--limit={}", h.name)))
             .env("ANSIBLE_CONFIG", &setup.config)
             .env("ANSIBLE_NOCOLOR", "1")
             .env("ANSIBLE_LOCAL_TEMP", self.paths.work.join("ansible-tmp"))
@@ -195,7 +226,7 @@ impl<'a> Kit<'a> {
         run.controller_peak_rss = ended.max_rss;
         setup.close_masters();
         let output = std::fs::read_to_string(&out_path).unwrap_or_default();
-        run.take_ansible_recap(&output, self.lab.hosts.len());
+        run.take_ansible_recap(&output, hosts);
         if ended.status != Some(0) && run.error.is_none() {
             run.fail(format!(
                 "ansible-playbook exited with {:?} (log: {})",
