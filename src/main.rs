@@ -11,5 +11,20 @@ mod reach;
 mod report;
 
 fn main() -> std::process::ExitCode {
+    raise_open_files_limit();
     cli::main()
+}
+
+/// Sets the soft limit on open files to the hard one. Every host being worked on holds a
+/// socket (two through a bastion), so `--forks` in the thousands needs more than the usual
+/// soft limit of 1024; the hard limit is what the administrator allows. postfleet waits on
+/// its sockets with epoll, never select(), so a high limit costs nothing. On failure the
+/// limit stays as it was (a connection over it then fails with its error).
+fn raise_open_files_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+        }
+    }
 }

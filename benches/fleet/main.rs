@@ -1,5 +1,5 @@
-//! postfleet against the floor and Ansible on the same lab, and the controller against a
-//! thousand simulated hosts. Not a test: run it by hand (root, a machine that can run the lab):
+//! postfleet against the floor and Ansible on the same lab, and the controller against
+//! 1,000 and 10,000 simulated hosts. Not a test: run it by hand (root, a machine that can run the lab):
 //!
 //! ```text
 //! cargo bench --bench fleet -- [--hosts 10] [--rtt-ms 40] [--reps 3] [--json out.json]
@@ -26,7 +26,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(about = "postfleet against the floor and Ansible, and against 1000 simulated hosts")]
+#[command(about = "postfleet against the floor and Ansible, and against 1000 and 10000 simulated hosts")]
 struct Args {
     /// Lab hosts (h1..hN).
     #[arg(long, default_value_t = 10)]
@@ -63,9 +63,17 @@ struct Args {
     /// Another postfleet binary to measure (e.g. an older build); default: this build's.
     #[arg(long, value_name = "BIN")]
     postfleet: Option<PathBuf>,
-    /// Simulated hosts of the controller-scale run (0: skip it).
-    #[arg(long, default_value_t = 1000)]
-    sim_hosts: usize,
+    /// Fleet sizes of the controller-scale run, e.g. 1000,10000 (each also measured against
+    /// a 1-host run; 0: skip it).
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000", value_name = "N,...")]
+    sim_hosts: Vec<usize>,
+    /// Repetitions of each simulated run (each figure is the median).
+    #[arg(long, default_value_t = 1)]
+    sim_reps: usize,
+    /// Also measure this postfleet binary on the simulated hosts (labelled "before"),
+    /// taking turns with the measured build at every size.
+    #[arg(long, value_name = "BIN")]
+    sim_before: Option<PathBuf>,
     /// Hosts the controller works on at once in the simulated run (postfleet's default: 50).
     #[arg(long, default_value_t = 50)]
     sim_forks: usize,
@@ -151,7 +159,7 @@ impl Paths {
         if !built.success() {
             bail!("building postfleet failed ({built})");
         }
-        // cargo builds where CARGO_TARGET_DIR says, when it is set.
+        // Where that build went: CARGO_TARGET_DIR if set (relative: to the repository).
         let target = std::env::var_os("CARGO_TARGET_DIR")
             .map(|dir| repo.join(dir))
             .unwrap_or_else(|| repo.join("target"));
@@ -209,16 +217,26 @@ fn run(args: &Args) -> Result<()> {
         }
         outcome?;
     }
-    if args.sim_hosts > 0 {
+    let mut sizes: Vec<usize> = args.sim_hosts.iter().copied().filter(|&n| n > 0).collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    if !sizes.is_empty() {
         let postfleet = args
             .postfleet
             .clone()
             .unwrap_or_else(|| paths.built_postfleet.clone());
+        let mut builds = Vec::new();
+        if let Some(before) = &args.sim_before {
+            builds.push(("before".to_string(), before.clone()));
+        }
+        let label = if args.sim_before.is_some() { "after" } else { "postfleet" };
+        builds.push((label.to_string(), postfleet));
         results.simulator = Some(sim::run(
             &paths,
-            &postfleet,
-            args.sim_hosts,
+            &builds,
+            &sizes,
             args.sim_forks,
+            args.sim_reps.max(1),
         )?);
     }
     results.total = started.elapsed();

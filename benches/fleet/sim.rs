@@ -3,8 +3,10 @@
 //! from a converged lab host (benches/sim/converged-probe.json), its host name swapped in.
 //! The postfleet binary then converges them as a user runs it (`apply --json`: inventory,
 //! render, plan, fleet runner, report and recap all included): a no-change run, one round
-//! trip per host. Its wall time, CPU and peak RSS (wait4) are measured at 1 host and at N
-//! hosts; the difference gives the cost per host.
+//! trip per host. Its wall time, CPU (its own cgroup) and peak RSS (wait4) are measured at
+//! 1 host and at each fleet size (`--sim-hosts 1000,10000`): per host is the figure over the
+//! hosts, marginal is the difference from the 1-host run over the extra hosts, and the
+//! largest size over the smallest says whether the cost per host stays flat.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -51,74 +53,28 @@ pub struct ServeArgs {
     dir: PathBuf,
 }
 
-/// What the simulated run measured.
+/// One postfleet run on the simulated fleet.
 #[derive(Debug, Clone)]
-pub struct SimResult {
+pub struct SimPoint {
     pub hosts: usize,
-    pub forks: usize,
-    /// The postfleet run's wall time at N hosts, and at 1 (from start to exit).
+    /// From start to exit.
     pub wall: Duration,
-    pub wall_one: Duration,
-    /// The controller process's peak RSS at N hosts, and at 1.
+    /// The postfleet process's CPU (its own cgroup: user + system).
+    pub cpu: Duration,
+    /// Its peak RSS (wait4's ru_maxrss), bytes.
     pub peak_rss: u64,
-    pub peak_rss_one: u64,
-    pub controller_cpu: Duration,
     pub converged: usize,
     pub errors: Vec<String>,
     pub phases: Phases,
 }
 
-impl SimResult {
-    fn per_host_wall(&self) -> Duration {
-        self.wall / self.hosts.max(1) as u32
-    }
-
-    fn per_host_rss(&self) -> u64 {
-        self.peak_rss.saturating_sub(self.peak_rss_one) / (self.hosts.max(2) as u64 - 1)
-    }
-
-    pub fn render(&self) -> String {
-        let mut s = format!(
-            "controller scale: {} simulated hosts (postfleet's SSH simulator, a separate process \
-             on the same cores), no-change run of the postfleet binary, forks {}\n",
-            self.hosts, self.forks
-        );
-        s.push_str(&format!(
-            "  wall {:.2} s ({:.2} ms per host); controller peak RSS {:.1} MB ({:.1} MB at 1 host: \
-             {:.1} KB per extra host); controller CPU {:.2} s; {}/{} hosts in sync in 1 round trip\n",
-            self.wall.as_secs_f64(),
-            self.per_host_wall().as_secs_f64() * 1000.0,
-            mb(self.peak_rss),
-            mb(self.peak_rss_one),
-            self.per_host_rss() as f64 / 1024.0,
-            self.controller_cpu.as_secs_f64(),
-            self.converged,
-            self.hosts
-        ));
-        s.push_str(&format!(
-            "  mean per host: connect {:.3} s, facts {:.3} s, plan {:.4} s (1 host alone: {:.3} s)\n",
-            self.phases.connect,
-            self.phases.facts,
-            self.phases.plan,
-            self.wall_one.as_secs_f64()
-        ));
-        for e in self.errors.iter().take(3) {
-            s.push_str(&format!("  error: {e}\n"));
-        }
-        s
-    }
-
-    pub fn to_json(&self) -> Value {
+impl SimPoint {
+    fn to_json(&self) -> Value {
         json!({
             "hosts": self.hosts,
-            "forks": self.forks,
             "wall_s": secs(self.wall),
-            "wall_one_host_s": secs(self.wall_one),
-            "per_host_ms": round(self.per_host_wall().as_secs_f64() * 1000.0),
+            "controller_cpu_s": secs(self.cpu),
             "controller_peak_rss_mb": mb(self.peak_rss),
-            "controller_peak_rss_one_host_mb": mb(self.peak_rss_one),
-            "per_extra_host_kb": round(self.per_host_rss() as f64 / 1024.0),
-            "controller_cpu_s": secs(self.controller_cpu),
             "converged": self.converged,
             "errors": self.errors,
             "postfleet_phases_mean_s": self.phases,
@@ -126,13 +82,241 @@ impl SimResult {
     }
 }
 
-/// The simulated run: starts the simulator, measures `postfleet` at 1 and N hosts.
-pub fn run(paths: &Paths, postfleet: &Path, hosts: usize, forks: usize) -> Result<SimResult> {
+/// Per-host figures of one fleet size, against the 1-host run of the same build.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PerHost {
+    /// Controller CPU / hosts, ms.
+    pub cpu_ms: f64,
+    /// (CPU at N - CPU at 1) / (N - 1), ms.
+    pub marginal_cpu_ms: f64,
+    /// Peak RSS / hosts, KB.
+    pub rss_kb: f64,
+    /// (peak RSS at N - peak RSS at 1) / (N - 1), KB.
+    pub marginal_rss_kb: f64,
+    /// Wall time / hosts, ms.
+    pub wall_ms: f64,
+}
+
+impl PerHost {
+    fn of(point: &SimPoint, one: &SimPoint) -> PerHost {
+        let n = point.hosts.max(1) as f64;
+        let extra = (point.hosts.max(2) - 1) as f64;
+        PerHost {
+            cpu_ms: point.cpu.as_secs_f64() * 1000.0 / n,
+            marginal_cpu_ms: (point.cpu.as_secs_f64() - one.cpu.as_secs_f64()) * 1000.0 / extra,
+            rss_kb: point.peak_rss as f64 / 1024.0 / n,
+            marginal_rss_kb: (point.peak_rss as f64 - one.peak_rss as f64) / 1024.0 / extra,
+            wall_ms: point.wall.as_secs_f64() * 1000.0 / n,
+        }
+    }
+
+    fn ratio(&self, base: &PerHost) -> PerHost {
+        let r = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
+        PerHost {
+            cpu_ms: r(self.cpu_ms, base.cpu_ms),
+            marginal_cpu_ms: r(self.marginal_cpu_ms, base.marginal_cpu_ms),
+            rss_kb: r(self.rss_kb, base.rss_kb),
+            marginal_rss_kb: r(self.marginal_rss_kb, base.marginal_rss_kb),
+            wall_ms: r(self.wall_ms, base.wall_ms),
+        }
+    }
+
+    fn to_json(self) -> Value {
+        json!({
+            "cpu_ms": round(self.cpu_ms),
+            "marginal_cpu_ms": round(self.marginal_cpu_ms),
+            "rss_kb": round(self.rss_kb),
+            "marginal_rss_kb": round(self.marginal_rss_kb),
+            "wall_ms": round(self.wall_ms),
+        })
+    }
+}
+
+/// One postfleet binary's runs: at 1 host, then at each fleet size (medians over the
+/// repetitions, each figure on its own).
+#[derive(Debug, Clone)]
+pub struct SimBuild {
+    pub label: String,
+    pub binary: PathBuf,
+    pub one: SimPoint,
+    pub sizes: Vec<SimPoint>,
+}
+
+impl SimBuild {
+    fn per_host(&self) -> Vec<PerHost> {
+        self.sizes
+            .iter()
+            .map(|p| PerHost::of(p, &self.one))
+            .collect()
+    }
+
+    /// Largest fleet over smallest, per host.
+    fn ratio(&self) -> Option<PerHost> {
+        let per_host = self.per_host();
+        match (per_host.first(), per_host.last()) {
+            (Some(small), Some(large)) if per_host.len() > 1 => Some(large.ratio(small)),
+            _ => None,
+        }
+    }
+}
+
+/// What the simulated runs measured.
+#[derive(Debug, Clone)]
+pub struct SimResult {
+    pub forks: usize,
+    pub reps: usize,
+    pub builds: Vec<SimBuild>,
+}
+
+fn kilo(n: usize) -> String {
+    if n >= 1000 && n % 1000 == 0 {
+        format!("{}k", n / 1000)
+    } else {
+        n.to_string()
+    }
+}
+
+impl SimResult {
+    pub fn render(&self) -> String {
+        let mut s = format!(
+            "controller scale: simulated hosts (postfleet's SSH simulator, a separate process \
+             on the same cores), no-change run of the postfleet binary, forks {}, median of {} \
+             run(s)\n\
+             per host = figure / hosts; marginal = (figure at N - figure at 1 host) / (N - 1)\n\n",
+            self.forks, self.reps
+        );
+        s.push_str(&format!(
+            "{:<8} {:>6} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}  {}\n",
+            "build",
+            "hosts",
+            "wall",
+            "CPU",
+            "CPU/host",
+            "marg CPU",
+            "peak RSS",
+            "RSS/host",
+            "marg RSS",
+            "wall/host",
+            "in sync (1 round trip)"
+        ));
+        for build in &self.builds {
+            s.push_str(&format!(
+                "{:<8} {:>6} {:>6.2} s {:>6.2} s {:>9} {:>9} {:>6.1} MB {:>9} {:>9} {:>9}  {}/{}\n",
+                build.label,
+                1,
+                build.one.wall.as_secs_f64(),
+                build.one.cpu.as_secs_f64(),
+                "",
+                "",
+                mb(build.one.peak_rss),
+                "",
+                "",
+                "",
+                build.one.converged,
+                1
+            ));
+            for (point, per) in build.sizes.iter().zip(build.per_host()) {
+                s.push_str(&format!(
+                    "{:<8} {:>6} {:>6.2} s {:>6.2} s {:>6.2} ms {:>6.2} ms {:>6.1} MB {:>6.1} KB \
+                     {:>6.1} KB {:>6.2} ms  {}/{}\n",
+                    build.label,
+                    point.hosts,
+                    point.wall.as_secs_f64(),
+                    point.cpu.as_secs_f64(),
+                    per.cpu_ms,
+                    per.marginal_cpu_ms,
+                    mb(point.peak_rss),
+                    per.rss_kb,
+                    per.marginal_rss_kb,
+                    per.wall_ms,
+                    point.converged,
+                    point.hosts
+                ));
+            }
+            if let Some(r) = build.ratio() {
+                let label = format!(
+                    "{}/{}",
+                    kilo(build.sizes.last().map_or(0, |p| p.hosts)),
+                    kilo(build.sizes.first().map_or(0, |p| p.hosts))
+                );
+                s.push_str(&format!(
+                    "{:<8} {:>6} {:>8} {:>8} {:>8.2}x {:>8.2}x {:>9} {:>8.2}x {:>8.2}x {:>8.2}x\n",
+                    build.label,
+                    label,
+                    "",
+                    "",
+                    r.cpu_ms,
+                    r.marginal_cpu_ms,
+                    "",
+                    r.rss_kb,
+                    r.marginal_rss_kb,
+                    r.wall_ms
+                ));
+            }
+            for point in std::iter::once(&build.one).chain(&build.sizes) {
+                for e in point.errors.iter().take(3) {
+                    s.push_str(&format!("  {} at {} hosts: {e}\n", build.label, point.hosts));
+                }
+            }
+        }
+        if let Some(build) = self.builds.first() {
+            s.push_str(&format!("\nmean per host ({}):\n", build.label));
+            for p in &build.sizes {
+                s.push_str(&format!(
+                    "  {} hosts: connect {:.3} s, facts {:.3} s, plan {:.4} s\n",
+                    p.hosts, p.phases.connect, p.phases.facts, p.phases.plan
+                ));
+            }
+        }
+        s
+    }
+
+    pub fn to_json(&self) -> Value {
+        let builds: Vec<Value> = self
+            .builds
+            .iter()
+            .map(|b| {
+                let sizes: Vec<Value> = b
+                    .sizes
+                    .iter()
+                    .zip(b.per_host())
+                    .map(|(p, per)| {
+                        let mut v = p.to_json();
+                        v["per_host"] = per.to_json();
+                        v
+                    })
+                    .collect();
+                json!({
+                    "label": b.label,
+                    "binary": b.binary.display().to_string(),
+                    "one_host": b.one.to_json(),
+                    "sizes": sizes,
+                    "largest_over_smallest_per_host": b.ratio().map(PerHost::to_json),
+                })
+            })
+            .collect();
+        json!({ "forks": self.forks, "reps": self.reps, "builds": builds })
+    }
+}
+
+/// The simulated runs: starts the simulator with the largest fleet, then measures each
+/// postfleet binary (`builds`: label and path) at 1 host and at every size in `sizes`,
+/// the binaries taking turns at each size (the order alternating from one repetition to the
+/// next), so that a drift of the machine spreads over all of them.
+pub fn run(
+    paths: &Paths,
+    builds: &[(String, PathBuf)],
+    sizes: &[usize],
+    forks: usize,
+    reps: usize,
+) -> Result<SimResult> {
     let fixture: ProbeFixture = serde_json::from_str(
         &std::fs::read_to_string(paths.in_repo(FIXTURE))
             .with_context(|| format!("read {FIXTURE}"))?,
     )
     .with_context(|| format!("parse {FIXTURE}"))?;
+    let hosts = sizes.iter().copied().max().unwrap_or(1);
+    check_limits(hosts, forks)?;
     let dir = paths.work.join("sim");
     std::fs::create_dir_all(&dir)?;
     let key = dir.join("client_ed25519");
@@ -157,72 +341,196 @@ pub fn run(paths: &Paths, postfleet: &Path, hosts: usize, forks: usize) -> Resul
         let _ = server.kill();
         bail!("the simulator did not start: {ready:?}");
     }
+    let result = measure_builds(paths, &dir, &fixture, builds, sizes, forks, reps);
+    // Closing its stdin stops the simulator.
+    drop(server.stdin.take());
+    let _ = server.wait();
+    Ok(SimResult {
+        forks,
+        reps,
+        builds: result?,
+    })
+}
+
+fn measure_builds(
+    paths: &Paths,
+    dir: &Path,
+    fixture: &ProbeFixture,
+    builds: &[(String, PathBuf)],
+    sizes: &[usize],
+    forks: usize,
+    reps: usize,
+) -> Result<Vec<SimBuild>> {
     let ports_file = std::fs::read_to_string(dir.join("ports"))?;
     let ports: Vec<u16> = ports_file
         .lines()
         .filter_map(|l| l.trim().parse().ok())
         .collect();
-    let controller = |n: usize| -> Result<(Value, u64, Duration)> {
-        let inventory = write_inventory(&dir, &ports[..n], &fixture.gateway)?;
-        let cgroup = measure::RunCgroup::create("pfbench-sim")?;
-        let cpu_before = cgroup.cpu();
-        let mut cmd = Command::new(postfleet);
-        cmd.arg("apply")
-            .arg("-i")
-            .arg(&inventory)
-            .arg(paths.in_repo("playbooks/newsletter.yml"))
-            .args(["--json", "--forks", &forks.to_string()])
-            .args(["--connect-timeout", "60", "--command-timeout", "120"])
-            .env_remove("SSH_AUTH_SOCK")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped());
-        measure::own_group(&mut cmd);
-        cgroup.put(&mut cmd);
-        let started = Instant::now();
-        let mut child = cmd.spawn().context("start postfleet")?;
-        let mut stdout = String::new();
-        child
-            .stdout
-            .take()
-            .context("postfleet stdout")?
-            .read_to_string(&mut stdout)?;
-        let ended = measure::wait(child, Instant::now() + Duration::from_secs(600));
-        let wall = started.elapsed();
-        let cpu = cgroup.cpu().saturating_sub(cpu_before);
-        cgroup.remove();
-        let summary: Value = stdout
-            .lines()
-            .last()
-            .and_then(|l| serde_json::from_str(l).ok())
-            .with_context(|| format!("no JSON summary from postfleet ({:?})", ended.status))?;
-        Ok((read_summary(&summary, wall), ended.max_rss, cpu))
-    };
-    let one = controller(1);
-    let all = one.and_then(|one| Ok((one, controller(hosts)?)));
-    // Closing its stdin stops the simulator.
-    drop(server.stdin.take());
-    let _ = server.wait();
-    let ((one, rss_one, _), (all, rss_all, cpu_all)) = all?;
-    let phases: Phases = serde_json::from_value(all["phases"].clone()).unwrap_or_default();
-    Ok(SimResult {
+    let mut all_sizes = vec![1];
+    all_sizes.extend(sizes.iter().copied().filter(|&n| n > 1));
+    all_sizes.dedup();
+    // runs[build][size][rep]
+    let mut runs: Vec<Vec<Vec<SimPoint>>> = vec![vec![Vec::new(); all_sizes.len()]; builds.len()];
+    for rep in 0..reps {
+        for (s, &n) in all_sizes.iter().enumerate() {
+            let inventory = write_inventory(dir, &ports[..n], &fixture.gateway)?;
+            let mut order: Vec<usize> = (0..builds.len()).collect();
+            order.rotate_left((rep + s) % builds.len().max(1));
+            for b in order {
+                let point = measure_one(paths, &builds[b].1, &inventory, n, forks)?;
+                println!(
+                    "  {} at {} hosts: wall {:.2} s, CPU {:.2} s, peak RSS {:.1} MB, {}/{} in sync",
+                    builds[b].0,
+                    n,
+                    point.wall.as_secs_f64(),
+                    point.cpu.as_secs_f64(),
+                    mb(point.peak_rss),
+                    point.converged,
+                    n
+                );
+                runs[b][s].push(point);
+            }
+        }
+    }
+    Ok(builds
+        .iter()
+        .zip(runs)
+        .map(|((label, binary), by_size)| {
+            let mut points: Vec<SimPoint> = by_size.into_iter().map(median_point).collect();
+            let one = points.remove(0);
+            SimBuild {
+                label: label.clone(),
+                binary: binary.clone(),
+                one,
+                sizes: points,
+            }
+        })
+        .collect())
+}
+
+/// Each figure's median over the repetitions (the errors and phases of the first run).
+fn median_point(mut runs: Vec<SimPoint>) -> SimPoint {
+    fn median<T: Copy + Ord>(mut v: Vec<T>) -> T {
+        v.sort();
+        v[v.len() / 2]
+    }
+    let wall = median(runs.iter().map(|r| r.wall).collect());
+    let cpu = median(runs.iter().map(|r| r.cpu).collect());
+    let peak_rss = median(runs.iter().map(|r| r.peak_rss).collect());
+    let converged = runs.iter().map(|r| r.converged).min().unwrap_or(0);
+    let mut point = runs.swap_remove(0);
+    point.wall = wall;
+    point.cpu = cpu;
+    point.peak_rss = peak_rss;
+    point.converged = converged;
+    point
+}
+
+/// One no-change run of `postfleet` on the first `hosts` simulated hosts.
+fn measure_one(
+    paths: &Paths,
+    postfleet: &Path,
+    inventory: &Path,
+    hosts: usize,
+    forks: usize,
+) -> Result<SimPoint> {
+    let cgroup = measure::RunCgroup::create("pfbench-sim")?;
+    let cpu_before = cgroup.cpu();
+    let mut cmd = Command::new(postfleet);
+    cmd.arg("apply")
+        .arg("-i")
+        .arg(inventory)
+        .arg(paths.in_repo("playbooks/newsletter.yml"))
+        .args(["--json", "--forks", &forks.to_string()])
+        .args(["--connect-timeout", "60", "--command-timeout", "120"])
+        .env_remove("SSH_AUTH_SOCK")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped());
+    measure::own_group(&mut cmd);
+    cgroup.put(&mut cmd);
+    let started = Instant::now();
+    let mut child = cmd.spawn().context("start postfleet")?;
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .context("postfleet stdout")?
+        .read_to_string(&mut stdout)?;
+    let ended = measure::wait(child, Instant::now() + Duration::from_secs(900));
+    let wall = started.elapsed();
+    let cpu = cgroup.cpu().saturating_sub(cpu_before);
+    cgroup.remove();
+    let summary: Value = stdout
+        .lines()
+        .last()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .with_context(|| format!("no JSON summary from postfleet ({:?})", ended.status))?;
+    let (converged, errors, phases) = read_summary(&summary);
+    Ok(SimPoint {
         hosts,
-        forks,
-        wall: Duration::from_secs_f64(all["wall_s"].as_f64().unwrap_or(0.0)),
-        wall_one: Duration::from_secs_f64(one["wall_s"].as_f64().unwrap_or(0.0)),
-        peak_rss: rss_all,
-        peak_rss_one: rss_one,
-        controller_cpu: cpu_all,
-        converged: all["converged"].as_u64().unwrap_or(0) as usize,
-        errors: all["errors"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|e| e.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default(),
+        wall,
+        cpu,
+        peak_rss: ended.max_rss,
+        converged,
+        errors,
         phases,
     })
+}
+
+/// The simulator holds one listening socket per host and the controller one connection per
+/// host it works on: checks that file descriptors and local ports suffice, raising this
+/// process's soft limit on open files to its hard limit (the simulator inherits it).
+fn check_limits(hosts: usize, forks: usize) -> Result<()> {
+    let needed = hosts + 4 * forks + 256;
+    let (soft, hard) = raise_nofile()?;
+    if (soft as usize) < needed {
+        bail!(
+            "{hosts} simulated hosts need about {needed} open files, the limit is {soft} (hard \
+             {hard}): raise it (ulimit -Hn) or simulate fewer hosts"
+        );
+    }
+    if let Ok(range) = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range") {
+        let bounds: Vec<usize> = range
+            .split_whitespace()
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        if let [low, high] = bounds[..] {
+            // Listeners take ephemeral ports; the controller's connections take others
+            // (TIME_WAIT ones are reused for other destinations).
+            let free = (high + 1).saturating_sub(low);
+            if free < hosts + 4 * forks + 1024 {
+                bail!(
+                    "{hosts} simulated hosts need about {} local ports, \
+                     net.ipv4.ip_local_port_range gives {free}",
+                    hosts + 4 * forks + 1024
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Sets the soft RLIMIT_NOFILE to the hard one; returns both.
+fn raise_nofile() -> Result<(u64, u64)> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a live local the call writes to.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        bail!("getrlimit: {}", std::io::Error::last_os_error());
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: a pointer to a live local, read by the call.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            limit = raised;
+        }
+    }
+    Ok((limit.rlim_cur as u64, limit.rlim_max as u64))
 }
 
 /// A fixed ed25519 key for the controller (a benchmark needs no secret).
@@ -236,6 +544,7 @@ fn write_client_key(path: &Path) -> Result<()> {
 
 /// `sim-serve`: N hosts answering the probe; stops when stdin closes (or after 30 min).
 pub fn serve(args: &ServeArgs) -> Result<()> {
+    raise_nofile()?;
     let fixture: ProbeFixture = serde_json::from_str(&std::fs::read_to_string(&args.probe)?)?;
     let client = russh::keys::load_secret_key(&args.key, None)?
         .public_key()
@@ -347,7 +656,7 @@ fn write_inventory(dir: &Path, ports: &[u16], gateway: &str) -> Result<PathBuf> 
 
 /// The figures of one run from postfleet's JSON summary: hosts in sync in one round trip,
 /// the first errors, mean phase timings.
-fn read_summary(summary: &Value, wall: Duration) -> Value {
+fn read_summary(summary: &Value) -> (usize, Vec<String>, Phases) {
     let hosts = summary["hosts"].as_object().cloned().unwrap_or_default();
     let in_sync = |h: &Value| {
         h["error"].is_null()
@@ -367,32 +676,8 @@ fn read_summary(summary: &Value, wall: Duration) -> Value {
             )
         })
         .collect();
-    let n = hosts.len().max(1) as f64;
-    let mean = |key: &str| {
-        hosts
-            .values()
-            .map(|h| {
-                h["timings"][key]
-                    .as_f64()
-                    .or(h[key].as_f64())
-                    .unwrap_or(0.0)
-            })
-            .sum::<f64>()
-            / n
-    };
-    let phases = Phases {
-        connect: mean("connect"),
-        facts: mean("facts"),
-        plan: mean("plan"),
-        apply: mean("apply"),
-        total: mean("duration"),
-    };
-    json!({
-        "wall_s": wall.as_secs_f64(),
-        "converged": hosts.values().filter(|h| in_sync(h)).count(),
-        "errors": errors,
-        "phases": phases,
-    })
+    let converged = hosts.values().filter(|h| in_sync(h)).count();
+    (converged, errors, Phases::from_summary(&hosts))
 }
 
 /// `--capture-probe`: converges h1 of the lab with this build, runs the facts probe on it

@@ -6,8 +6,9 @@
 use std::fs::{self, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
@@ -59,43 +60,187 @@ struct Entry {
     key: PublicKey,
 }
 
-/// Entries that apply to `host`:`port`, in file order. A missing file has none; lines that
-/// cannot be parsed (unknown key types, garbage) are skipped, as OpenSSH does.
-fn entries_for(text: &str, host: &str, port: u16) -> Vec<Entry> {
-    let name = host_entry_name(host, port);
-    let mut found = Vec::new();
-    for (index, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let mut fields = line.split_whitespace();
-        let mut first = fields.next().unwrap_or_default();
-        let mut marker = Marker::Plain;
-        if first.starts_with('@') {
-            marker = match first {
-                "@revoked" => Marker::Revoked,
-                "@cert-authority" => Marker::CertAuthority,
-                // An unknown marker: OpenSSH skips the line too.
-                _ => continue,
+/// One usable line of a known_hosts file, its key still in base64 (decoded when the line
+/// applies to a host being looked up).
+struct Line {
+    /// 1-based.
+    line: usize,
+    marker: Marker,
+    patterns: Box<str>,
+    blob: Box<str>,
+}
+
+/// A known_hosts file read once: lines whose patterns are all plain host names are found by
+/// name; the others (wildcards, negations, hashed names) are matched line by line, as before.
+/// A lookup thus costs the lines that may apply, not the whole file: with one line per host,
+/// looking up every host of a fleet is linear in the fleet, not quadratic.
+#[derive(Default)]
+struct Parsed {
+    lines: Vec<Line>,
+    /// Lowercased name (`host` or `[host]:port`) to the indexes of the lines naming it.
+    by_name: HashMap<Box<str>, Vec<usize>>,
+    /// Indexes of the lines that must be matched pattern by pattern.
+    scan: Vec<usize>,
+}
+
+impl Parsed {
+    fn parse(text: &str) -> Parsed {
+        let mut parsed = Parsed::default();
+        for (index, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let mut fields = line.split_whitespace();
+            let mut first = fields.next().unwrap_or_default();
+            let mut marker = Marker::Plain;
+            if first.starts_with('@') {
+                marker = match first {
+                    "@revoked" => Marker::Revoked,
+                    "@cert-authority" => Marker::CertAuthority,
+                    // An unknown marker: OpenSSH skips the line too.
+                    _ => continue,
+                };
+                first = fields.next().unwrap_or_default();
+            }
+            let (Some(_key_type), Some(blob)) = (fields.next(), fields.next()) else {
+                continue;
             };
-            first = fields.next().unwrap_or_default();
-        }
-        let (Some(_key_type), Some(blob)) = (fields.next(), fields.next()) else {
-            continue;
-        };
-        if !patterns_match(first, &name) {
-            continue;
-        }
-        if let Ok(key) = parse_public_key_base64(blob) {
-            found.push(Entry {
+            let at = parsed.lines.len();
+            parsed.lines.push(Line {
                 line: index + 1,
                 marker,
-                key,
+                patterns: first.into(),
+                blob: blob.into(),
             });
+            let literal = |p: &str| {
+                !p.is_empty() && !p.starts_with('!') && !p.starts_with("|1|") && !p.contains(['*', '?'])
+            };
+            if first.split(',').all(literal) {
+                for name in first.split(',') {
+                    let names = parsed
+                        .by_name
+                        .entry(name.to_ascii_lowercase().into())
+                        .or_default();
+                    // `a,a`: the line once.
+                    if names.last() != Some(&at) {
+                        names.push(at);
+                    }
+                }
+            } else {
+                parsed.scan.push(at);
+            }
+        }
+        parsed
+    }
+
+    /// Entries that apply to `host`:`port`, in file order; lines whose key cannot be parsed
+    /// (unknown key types, garbage) are skipped, as OpenSSH does.
+    fn entries_for(&self, host: &str, port: u16) -> Vec<Entry> {
+        let name = host_entry_name(host, port);
+        let mut applying: Vec<usize> = self
+            .by_name
+            .get(name.to_ascii_lowercase().as_str())
+            .cloned()
+            .unwrap_or_default();
+        let named = applying.len();
+        applying.extend(
+            self.scan
+                .iter()
+                .copied()
+                .filter(|&i| patterns_match(&self.lines[i].patterns, &name)),
+        );
+        if named > 0 && applying.len() > named {
+            applying.sort_unstable();
+        }
+        applying
+            .into_iter()
+            .filter_map(|i| {
+                let line = &self.lines[i];
+                let key = parse_public_key_base64(&line.blob).ok()?;
+                Some(Entry {
+                    line: line.line,
+                    marker: line.marker,
+                    key,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Entries of `text` that apply to `host`:`port`, in file order.
+#[cfg(test)]
+fn entries_for(text: &str, host: &str, port: u16) -> Vec<Entry> {
+    Parsed::parse(text).entries_for(host, port)
+}
+
+/// What identifies one version of a file: a change of any of these makes it read again.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Stamp {
+    fn of(meta: &fs::Metadata) -> Stamp {
+        use std::os::unix::fs::MetadataExt;
+        Stamp {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            len: meta.len(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
         }
     }
-    found
+}
+
+/// known_hosts files as last read, by path. Every connection looks its host up in the same
+/// file or two: reading and splitting the whole file for each (several times) made a run's
+/// host key checks quadratic in the fleet. A file is read again when its stamp changed
+/// (size, times, inode): our own appends ([`learn`]) and anyone else's writes are seen. A file
+/// changed less than [`SETTLED`] before it was read is not kept (file times are coarse: a
+/// second write within the same tick could leave the stamp as it was).
+static PARSED: Mutex<Option<HashMap<PathBuf, (Stamp, Arc<Parsed>)>>> = Mutex::new(None);
+
+/// How long before a read a file must have last changed for its parse to be kept.
+const SETTLED: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The file at `path`, parsed; a missing file has no lines.
+fn parsed(path: &Path) -> std::io::Result<Arc<Parsed>> {
+    let meta = match fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Arc::default()),
+        Err(e) => return Err(e),
+    };
+    let stamp = Stamp::of(&meta);
+    {
+        let cache = PARSED.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, hit)) = cache
+            .as_ref()
+            .and_then(|c| c.get(path))
+            .filter(|(s, _)| *s == stamp)
+        {
+            return Ok(hit.clone());
+        }
+    }
+    // Read after the stamp was taken: a write in between makes the next lookup read the file
+    // again (the stamp no longer matches), never keeps an old text.
+    let reading = std::time::SystemTime::now();
+    let parsed = Arc::new(Parsed::parse(&read_file(path)?));
+    let changed = std::time::UNIX_EPOCH
+        + std::time::Duration::new(stamp.ctime.0.max(0) as u64, stamp.ctime.1.max(0) as u32);
+    let settled = changed + SETTLED < reading;
+    let mut cache = PARSED.lock().unwrap_or_else(|p| p.into_inner());
+    let cache = cache.get_or_insert_with(HashMap::new);
+    if settled {
+        cache.insert(path.to_path_buf(), (stamp, parsed.clone()));
+    } else {
+        cache.remove(path);
+    }
+    Ok(parsed)
 }
 
 /// OpenSSH's rule: some pattern matches and no negated pattern does.
@@ -176,13 +321,17 @@ fn read_file(path: &Path) -> std::io::Result<String> {
 pub fn deciding_file<'a>(files: &'a [PathBuf], host: &str, port: u16) -> Option<&'a PathBuf> {
     files
         .iter()
-        .find(|f| !entries_for(&read_file(f).unwrap_or_default(), host, port).is_empty())
+        .find(|f| {
+            parsed(f)
+                .map(|p| !p.entries_for(host, port).is_empty())
+                .unwrap_or(false)
+        })
         .or(files.first())
 }
 
 /// Looks `key`, presented by `host`:`port`, up in the known_hosts file at `path`.
 pub fn check(path: &Path, host: &str, port: u16, key: &PublicKey) -> std::io::Result<Verdict> {
-    Ok(verdict(&entries_for(&read_file(path)?, host, port), key))
+    Ok(verdict(&parsed(path)?.entries_for(host, port), key))
 }
 
 fn verdict(entries: &[Entry], key: &PublicKey) -> Verdict {
@@ -212,9 +361,9 @@ fn verdict(entries: &[Entry], key: &PublicKey) -> Verdict {
 /// Key types the file knows for `host`:`port`, so the client can ask for those first (as
 /// OpenSSH does) instead of being shown a key type the file has never seen.
 pub fn known_algorithms(path: &Path, host: &str, port: u16) -> Vec<Algorithm> {
-    let text = read_file(path).unwrap_or_default();
+    let entries = parsed(path).map_or_else(|_| Vec::new(), |p| p.entries_for(host, port));
     let mut algorithms: Vec<Algorithm> = Vec::new();
-    for entry in entries_for(&text, host, port) {
+    for entry in entries {
         let algorithm = entry.key.algorithm();
         if entry.marker == Marker::Plain && !algorithms.contains(&algorithm) {
             algorithms.push(algorithm);
@@ -226,8 +375,8 @@ pub fn known_algorithms(path: &Path, host: &str, port: u16) -> Vec<Algorithm> {
 /// Lines of the `@cert-authority` entries that apply to `host`:`port`. When there is one, the
 /// host is expected to present a certificate: its plain keys are never learned.
 pub fn cert_authority_lines(path: &Path, host: &str, port: u16) -> Vec<usize> {
-    let text = read_file(path).unwrap_or_default();
-    entries_for(&text, host, port)
+    parsed(path)
+        .map_or_else(|_| Vec::new(), |p| p.entries_for(host, port))
         .into_iter()
         .filter(|e| e.marker == Marker::CertAuthority)
         .map(|e| e.line)
@@ -405,9 +554,8 @@ pub fn check_certificate(
     cert: &Certificate,
     now: u64,
 ) -> std::io::Result<Result<usize, CertProblem>> {
-    let text = read_file(path)?;
     Ok(judge_certificate(
-        &entries_for(&text, host, port),
+        &parsed(path)?.entries_for(host, port),
         host,
         cert,
         now,
@@ -707,6 +855,34 @@ mod tests {
         assert!(wildcard_match("m?.*", "mx.example"));
         assert!(!wildcard_match("m?.*", "mxx.example"));
         assert!(wildcard_match("*x*e", "mx.example"));
+    }
+
+    #[test]
+    fn named_and_pattern_lines_come_back_in_file_order() {
+        // Lines naming hosts are found by name, the others matched one by one: together, in
+        // the order of the file, names compared without case.
+        let (a, b, c) = (key(7), key(8), key(9));
+        let text = line("other,MX1", &a)
+            + &line("mx*", &b)
+            + "# a comment\n"
+            + &line("mx1,mx1", &c)
+            + &line("!mx1,*", &key(10));
+        let lines: Vec<usize> = entries_for(&text, "mx1", 22)
+            .iter()
+            .map(|e| e.line)
+            .collect();
+        assert_eq!(lines, vec![1, 2, 4]);
+        let lines: Vec<usize> = entries_for(&text, "zz", 22)
+            .iter()
+            .map(|e| e.line)
+            .collect();
+        assert_eq!(lines, vec![5]);
+        // Another port is another name: only the catch-all applies.
+        let lines: Vec<usize> = entries_for(&text, "mx1", 2222)
+            .iter()
+            .map(|e| e.line)
+            .collect();
+        assert_eq!(lines, vec![5]);
     }
 
     #[test]

@@ -39,6 +39,41 @@ fn play_slot(var: &PlayVar) -> Slot<'_> {
     }
 }
 
+/// The `groups` variable (every group with every member) for many hosts: built once, on
+/// first use, then lent to each host's context and taken back ([`GroupsSlot::take_back`])
+/// instead of being built (or cloned) for every host, which made rendering a fleet whose
+/// templates read `groups` quadratic in its size.
+#[derive(Debug, Default)]
+pub struct GroupsSlot {
+    value: Option<Value>,
+    /// The value is in a context (not to be confused with a variable of the user's own
+    /// named `groups`, which is left where it is).
+    lent: bool,
+}
+
+impl GroupsSlot {
+    fn lend(&mut self, inventory: &Inventory) -> Value {
+        self.lent = true;
+        self.value
+            .take()
+            .unwrap_or_else(|| serde_json::json!(inventory.groups))
+    }
+
+    fn give_back(&mut self, value: Option<Value>) {
+        if std::mem::take(&mut self.lent) {
+            self.value = value;
+        }
+    }
+
+    /// Takes `groups` back from a context [`play_context_with`] made with this slot.
+    pub fn take_back(&mut self, context: &mut tera::Context) {
+        if self.lent {
+            let value = context.remove("groups");
+            self.give_back(value);
+        }
+    }
+}
+
 /// The context for `play`'s templates on `host`.
 pub fn play_context(
     playbook: &Playbook,
@@ -46,6 +81,26 @@ pub fn play_context(
     host: &Host,
     play: &Play,
     extra_vars: &VarMap,
+) -> Result<tera::Context, InputError> {
+    play_context_with(
+        playbook,
+        inventory,
+        host,
+        play,
+        extra_vars,
+        &mut GroupsSlot::default(),
+    )
+}
+
+/// [`play_context`] with `groups` lent from `groups` (give it back with
+/// [`GroupsSlot::take_back`] once the context is no longer needed).
+pub fn play_context_with(
+    playbook: &Playbook,
+    inventory: &Inventory,
+    host: &Host,
+    play: &Play,
+    extra_vars: &VarMap,
+    groups: &mut GroupsSlot,
 ) -> Result<tera::Context, InputError> {
     let mut slots: BTreeMap<String, Slot> = BTreeMap::new();
     for var in &play.defaults {
@@ -64,12 +119,12 @@ pub fn play_context(
         Slot::Foreign(value) => value.to_string().contains("groups"),
         _ => false,
     });
-    for (name, value) in magic_vars(
-        inventory,
-        host,
-        playbook.templates.references("groups") || foreign_mentions_groups,
-    ) {
+    for (name, value) in magic_vars(host) {
         slots.insert(name, Slot::Ready(value));
+    }
+    // Costly on big fleets (every group with every member), hence only when used.
+    if playbook.templates.references("groups") || foreign_mentions_groups {
+        slots.insert("groups".to_string(), Slot::Ready(groups.lend(inventory)));
     }
 
     let pending: Vec<String> = slots
@@ -84,7 +139,16 @@ pub fn play_context(
         stack: Vec::new(),
     };
     for name in pending {
-        resolver.resolve(&name)?;
+        if let Err(error) = resolver.resolve(&name) {
+            if groups.lent {
+                let value = match resolver.slots.remove("groups") {
+                    Some(Slot::Ready(value)) => Some(value),
+                    _ => None,
+                };
+                groups.give_back(value);
+            }
+            return Err(error);
+        }
     }
     let vars: serde_json::Map<String, Value> = resolver
         .slots
@@ -99,8 +163,8 @@ pub fn play_context(
 }
 
 /// `inventory_hostname`, `inventory_hostname_short`, `group_names` (without `all` and
-/// `ungrouped`, sorted, as Ansible does) and, when a template reads it, `groups`.
-fn magic_vars(inventory: &Inventory, host: &Host, with_groups: bool) -> Vec<(String, Value)> {
+/// `ungrouped`, sorted, as Ansible does); `groups` is added by the caller when used.
+fn magic_vars(host: &Host) -> Vec<(String, Value)> {
     let short = host.name.split('.').next().unwrap_or(&host.name);
     let mut group_names: Vec<&String> = host
         .groups
@@ -108,19 +172,14 @@ fn magic_vars(inventory: &Inventory, host: &Host, with_groups: bool) -> Vec<(Str
         .filter(|g| *g != "all" && *g != "ungrouped")
         .collect();
     group_names.sort();
-    let mut vars = vec![
+    vec![
         (
             "inventory_hostname".to_string(),
             Value::from(host.name.clone()),
         ),
         ("inventory_hostname_short".to_string(), Value::from(short)),
         ("group_names".to_string(), serde_json::json!(group_names)),
-    ];
-    if with_groups {
-        // Costly on big fleets (every group with every member), hence only when used.
-        vars.push(("groups".to_string(), serde_json::json!(inventory.groups)));
-    }
-    vars
+    ]
 }
 
 /// How deep templated variables may refer to one another: deeper chains are refused (each

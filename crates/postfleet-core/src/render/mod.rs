@@ -10,7 +10,7 @@ use crate::playbook::Playbook;
 mod context;
 mod instance;
 
-pub use context::play_context;
+pub use context::{play_context, play_context_with, GroupsSlot};
 
 /// The desired state of `host`: every play whose pattern matches it, in order; a later play
 /// declaring the same instance overrides what it sets (parameters by name, master.cf
@@ -20,6 +20,23 @@ pub fn render_host(
     inventory: &Inventory,
     host: &Host,
     extra_vars: &VarMap,
+) -> Result<DesiredHost, InputError> {
+    render_host_with(
+        playbook,
+        inventory,
+        host,
+        extra_vars,
+        &mut GroupsSlot::default(),
+    )
+}
+
+/// [`render_host`] with `groups` built once for many hosts.
+fn render_host_with(
+    playbook: &Playbook,
+    inventory: &Inventory,
+    host: &Host,
+    extra_vars: &VarMap,
+    groups: &mut GroupsSlot,
 ) -> Result<DesiredHost, InputError> {
     let mut desired = DesiredHost::default();
     // Every config dir the host's instances have (the default instance's always): an
@@ -38,7 +55,24 @@ pub fn render_host(
         .iter()
         .filter(|play| play.hosts.matches(host))
     {
-        let context = play_context(playbook, inventory, host, play, extra_vars)?;
+        let mut context = play_context_with(playbook, inventory, host, play, extra_vars, groups)?;
+        let rendered = render_play(playbook, host, play, &context, &config_dirs, &mut desired);
+        groups.take_back(&mut context);
+        rendered?;
+    }
+    Ok(desired)
+}
+
+/// The instances of `play` on `host` into `desired`.
+fn render_play(
+    playbook: &Playbook,
+    host: &Host,
+    play: &crate::playbook::Play,
+    context: &tera::Context,
+    config_dirs: &[String],
+    desired: &mut DesiredHost,
+) -> Result<(), InputError> {
+    {
         for spec in &play.instances {
             let index = match desired.instances.iter().position(|i| i.name == spec.name) {
                 Some(index) => index,
@@ -54,14 +88,14 @@ pub fn render_host(
                 config_dirs.iter().filter(|d| **d != own).cloned().collect();
             let renderer = instance::Renderer {
                 templates: &playbook.templates,
-                context: &context,
+                context,
                 host: &host.name,
                 other_dirs: &other_dirs,
             };
             renderer.apply(spec, &mut desired.instances[index])?;
         }
     }
-    Ok(desired)
+    Ok(())
 }
 
 /// Renders every host in `hosts` (same order in the result) before anything else happens;
@@ -74,8 +108,9 @@ pub fn render_all(
 ) -> Result<Vec<DesiredHost>, Vec<InputError>> {
     let mut rendered = Vec::with_capacity(hosts.len());
     let mut errors = Vec::new();
+    let mut groups = GroupsSlot::default();
     for host in hosts {
-        match render_host(playbook, inventory, host, extra_vars) {
+        match render_host_with(playbook, inventory, host, extra_vars, &mut groups) {
             Ok(desired) => rendered.push(desired),
             Err(error) => errors.push(error),
         }

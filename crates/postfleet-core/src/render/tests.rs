@@ -546,6 +546,33 @@ fn render_all_collects_the_first_error_of_each_host() {
     assert!(rendered[2].instances.is_empty(), "db1 is not in mx");
 }
 
+#[test]
+fn render_all_gives_every_host_the_same_groups() {
+    // `groups` is built once for the run and lent to each host's context in turn: every host,
+    // a host after one that failed, and a templated variable that reads it, all see it whole.
+    let inv = inv();
+    let text = "- hosts: all\n  vars:\n    members: \"{{ groups.mx | join(sep='+') }}\"\n  \
+                instances:\n    - name: \"-\"\n      main_cf:\n        \
+                shown: \"{{ inventory_hostname }} {{ members }} {{ groups.other | length }}\"\n\
+                - hosts: mx\n  instances:\n    - name: \"-\"\n      main_cf:\n        \
+                again: \"{{ groups.mx | last }}\"\n";
+    let rendered = render_all(&pb(text), &inv, &inv.hosts, &VarMap::new()).unwrap();
+    let shown: Vec<String> = rendered
+        .iter()
+        .map(|d| param(&d.instances[0], "shown").unwrap())
+        .collect();
+    assert_eq!(shown, ["mx1 mx1+mx2 1", "mx2 mx1+mx2 1", "db1 mx1+mx2 1"]);
+    assert_eq!(param(&rendered[1].instances[0], "again").unwrap(), "mx2");
+    let failing = "- hosts: all\n  instances:\n    - name: \"-\"\n      main_cf:\n        \
+                   shown: \"{{ groups.mx | length }} {{ level }}\"\n";
+    // db1 (no `level`) fails first; the hosts after it render.
+    let mut hosts = inv.hosts.clone();
+    hosts.rotate_right(1);
+    let errors = render_all(&pb(failing), &inv, &hosts, &VarMap::new()).unwrap_err();
+    let failed: Vec<&str> = errors.iter().map(|e| e.host.as_deref().unwrap()).collect();
+    assert_eq!(failed, ["db1"]);
+}
+
 fn pb_with_relay() -> Playbook {
     pb(&showing("{{ relay }}", ""))
 }
