@@ -6,17 +6,13 @@ pf_gate() {  # CONFIG_DIR [CHECK...]
   pf_running "$1" || { echo "its master process is not running"; return 1; }
   pf_serves "$@"
 }
-# The gate once the master is known to run (pf_activate has just asked pf_running).
+# The gate once the master is known to run: pf_running has just read pf_vals.
 pf_serves() {  # CONFIG_DIR [CHECK...]
-  # Values as Postfix uses them ($name expanded), one postconf for all, one per line in the
-  # order asked. master_service_disable turns listeners off that master.cf still lists (e.g.
-  # "inet"). A listener that speaks TLS first (wrapper mode) or expects a PROXY header is
-  # checked for accepting the connection only: a plain SMTP client gets no greeting from it,
-  # by design.
-  pf_vals=$(postconf -c "$1" -x -h inet_interfaces inet_protocols master_service_disable \
-    smtpd_tls_wrappermode smtpd_upstream_proxy_protocol postscreen_upstream_proxy_protocol 2>/dev/null)
-  # $(...) dropped the empty values at the end: one newline back for each value.
-  pf_vals="$pf_vals$PF_NL$PF_NL$PF_NL$PF_NL$PF_NL$PF_NL"
+  # Values as Postfix uses them ($name expanded), read with the master's state by the
+  # pf_running just before (one per line, in its order). master_service_disable turns
+  # listeners off that master.cf still lists (e.g. "inet"). A listener that speaks TLS first
+  # (wrapper mode) or expects a PROXY header is checked for accepting the connection only: a
+  # plain SMTP client gets no greeting from it, by design.
   pf_where=${pf_vals%%"$PF_NL"*}; pf_vals=${pf_vals#*"$PF_NL"}
   pf_v6only=; [ "${pf_vals%%"$PF_NL"*}" = ipv6 ] && pf_v6only=1; pf_vals=${pf_vals#*"$PF_NL"}
   pf_off=${pf_vals%%"$PF_NL"*}; pf_vals=${pf_vals#*"$PF_NL"}

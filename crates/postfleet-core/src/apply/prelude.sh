@@ -60,9 +60,15 @@ pf_quote() {  # WORD
 # Is the instance's master process running? `postfix status` (through postmulti -x, some ten
 # processes) decides with `master -t` (exit 0: the master.pid lock is free, no master runs):
 # asked here directly. Without its queue or daemon directory an instance is not running.
+# The same postconf reads the health gate's parameters (pf_serves, gate.sh): left in pf_vals.
 pf_running() {  # CONFIG_DIR
-  pf_dirs=$(postconf -c "$1" -h queue_directory daemon_directory 2>/dev/null) || return 1
-  pf_queue=${pf_dirs%%"$PF_NL"*}; pf_daemons=${pf_dirs#*"$PF_NL"}
+  pf_vals=$(postconf -c "$1" -x -h queue_directory daemon_directory inet_interfaces inet_protocols \
+    master_service_disable smtpd_tls_wrappermode smtpd_upstream_proxy_protocol \
+    postscreen_upstream_proxy_protocol 2>/dev/null) || { pf_vals=; return 1; }
+  # $(...) dropped the empty values at the end: one newline back for each value.
+  pf_vals="$pf_vals$PF_NL$PF_NL$PF_NL$PF_NL$PF_NL$PF_NL$PF_NL$PF_NL"
+  pf_queue=${pf_vals%%"$PF_NL"*}; pf_vals=${pf_vals#*"$PF_NL"}
+  pf_daemons=${pf_vals%%"$PF_NL"*}; pf_vals=${pf_vals#*"$PF_NL"}
   [ -n "$pf_queue" ] && [ -d "$pf_queue" ] && [ -x "$pf_daemons/master" ] &&
     ! "$pf_daemons/master" -c "$1" -t >/dev/null 2>&1
 }
