@@ -15,9 +15,9 @@ pub use postfleet_lab::{Lab, LabHost, Mode, Release, SinkMessage};
 pub mod leftovers;
 
 /// The shared lab every integration test may use: `test`, or the lab named by
-/// POSTFLEET_test_lab (a run of the suites that must not touch the shared one).
+/// POSTFLEET_TEST_LAB (a run of the suites that must not touch the shared one).
 pub fn test_lab() -> String {
-    std::env::var("POSTFLEET_test_lab")
+    std::env::var("POSTFLEET_TEST_LAB")
         .ok()
         .filter(|name| !name.is_empty())
         .unwrap_or_else(|| "test".into())
