@@ -10,7 +10,13 @@ use std::path::Path;
 use common::{host_sh, json_lines, lab_ok, postfleet, Lab};
 use serde_json::Value;
 
-const LAB: &str = "roll";
+/// `roll`, or the lab named by POSTFLEET_ROLL_LAB.
+fn lab_name() -> String {
+    std::env::var("POSTFLEET_ROLL_LAB")
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "roll".into())
+}
 const HOSTS: [&str; 5] = ["h1", "h2", "h3", "h4", "h5"];
 
 fn playbook() -> String {
@@ -67,9 +73,9 @@ fn of_type<'a>(lines: &'a [Value], kind: &str) -> Vec<&'a Value> {
 }
 
 fn fresh_lab() -> Lab {
-    lab_ok(LAB, &["down", "--purge"]);
-    lab_ok(LAB, &["up", "--hosts", "5"]);
-    Lab::open(LAB).unwrap()
+    lab_ok(&lab_name(), &["down", "--purge"]);
+    lab_ok(&lab_name(), &["up", "--hosts", "5"]);
+    Lab::open(&lab_name()).unwrap()
 }
 
 #[test]
@@ -289,5 +295,5 @@ fn batches_stop_at_a_broken_canary_and_a_host_that_does_not_serve_is_rolled_back
     ]);
     assert_eq!(out.status.code(), Some(0), "{:?}", json_lines(&out));
     assert_eq!(host_sh(&lab, "h1", limit).1.trim(), "98");
-    lab_ok(LAB, &["down", "--purge"]);
+    lab_ok(&lab_name(), &["down", "--purge"]);
 }

@@ -14,8 +14,14 @@ pub use postfleet_lab::{Lab, LabHost, Mode, Release, SinkMessage};
 
 pub mod leftovers;
 
-/// The shared lab every integration test may use.
-pub const TEST_LAB: &str = "test";
+/// The shared lab every integration test may use: `test`, or the lab named by
+/// POSTFLEET_TEST_LAB (a run of the suites that must not touch the shared one).
+pub fn test_lab() -> String {
+    std::env::var("POSTFLEET_TEST_LAB")
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "test".into())
+}
 
 pub fn postfleet_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_postfleet"))
@@ -118,28 +124,30 @@ fn hosts_down(lab: &Lab) -> Vec<String> {
 /// plain). Safe to call from many tests and test binaries at once. A host another test is
 /// resetting is waited for; a host that stays down is reset.
 pub fn ensure_lab() -> Lab {
-    let _guard = lock(postfleet_lab::labs_dir().join(".test-lab-ensure.lock"));
-    if let Ok(lab) = Lab::open(TEST_LAB) {
+    let test_lab = test_lab();
+    let test_lab = test_lab.as_str();
+    let _guard = lock(postfleet_lab::labs_dir().join(format!(".{test_lab}-lab-ensure.lock")));
+    if let Ok(lab) = Lab::open(test_lab) {
         if has_test_shape(&lab) {
             if hosts_down(&lab).is_empty() {
                 return lab;
             }
             lab.wait_until_idle().expect("the test lab's lock");
-            let lab = Lab::open(TEST_LAB).expect("the test lab is there");
+            let lab = Lab::open(test_lab).expect("the test lab is there");
             let down = hosts_down(&lab);
             if !down.is_empty() {
                 let mut args = vec!["reset"];
                 args.extend(down.iter().map(String::as_str));
-                lab_ok(TEST_LAB, &args);
+                lab_ok(test_lab, &args);
             }
-            return Lab::open(TEST_LAB).expect("the test lab is there");
+            return Lab::open(test_lab).expect("the test lab is there");
         }
     }
-    lab_ok(TEST_LAB, &["down", "--purge"]);
-    lab_ok(TEST_LAB, &["up", "--hosts", "2", "--release", "trixie"]);
-    lab_ok(TEST_LAB, &["add", "--release", "bookworm"]);
-    lab_ok(TEST_LAB, &["add", "--mode", "plain", "--release", "trixie"]);
-    let lab = Lab::open(TEST_LAB).expect("the test lab is up");
+    lab_ok(test_lab, &["down", "--purge"]);
+    lab_ok(test_lab, &["up", "--hosts", "2", "--release", "trixie"]);
+    lab_ok(test_lab, &["add", "--release", "bookworm"]);
+    lab_ok(test_lab, &["add", "--mode", "plain", "--release", "trixie"]);
+    let lab = Lab::open(test_lab).expect("the test lab is up");
     assert!(
         has_test_shape(&lab) && hosts_down(&lab).is_empty(),
         "test lab has the wrong shape: {:?}",

@@ -4,17 +4,32 @@
 # 220 greeting (within 30 s). Prints what it saw of the first listener that does not.
 pf_gate() {  # CONFIG_DIR [CHECK...]
   pf_running "$1" || { echo "its master process is not running"; return 1; }
-  # Values as Postfix uses them ($name expanded).
-  pf_where=$(postconf -c "$1" -x -h inet_interfaces 2>/dev/null)
-  pf_v6only=; [ "$(postconf -c "$1" -x -h inet_protocols 2>/dev/null)" = ipv6 ] && pf_v6only=1
-  # master_service_disable turns listeners off that master.cf still lists (e.g. "inet").
-  pf_off=" $(postconf -c "$1" -x -h master_service_disable 2>/dev/null | tr ',' ' ') "
-  # A listener that speaks TLS first (wrapper mode) or expects a PROXY header is checked for
-  # accepting the connection only: a plain SMTP client gets no greeting from it, by design.
-  pf_wrap=$(postconf -c "$1" -x -h smtpd_tls_wrappermode 2>/dev/null)
-  pf_proxy=$(postconf -c "$1" -x -h smtpd_upstream_proxy_protocol 2>/dev/null)
-  pf_psproxy=$(postconf -c "$1" -x -h postscreen_upstream_proxy_protocol 2>/dev/null)
-  postconf -c "$1" -x -M 2>/dev/null | while read -r pf_service pf_type _ _ _ _ _ pf_command pf_args; do
+  pf_serves "$@"
+}
+# The gate once the master is known to run: pf_running has just read pf_vals.
+pf_serves() {  # CONFIG_DIR [CHECK...]
+  # Values as Postfix uses them ($name expanded), read with the master's state by the
+  # pf_running just before (one per line, in its order). master_service_disable turns
+  # listeners off that master.cf still lists (e.g. "inet"). A listener that speaks TLS first
+  # (wrapper mode) or expects a PROXY header is checked for accepting the connection only: a
+  # plain SMTP client gets no greeting from it, by design.
+  pf_where=${pf_vals%%"$PF_NL"*}; pf_vals=${pf_vals#*"$PF_NL"}
+  pf_v6only=; [ "${pf_vals%%"$PF_NL"*}" = ipv6 ] && pf_v6only=1; pf_vals=${pf_vals#*"$PF_NL"}
+  pf_off=${pf_vals%%"$PF_NL"*}; pf_vals=${pf_vals#*"$PF_NL"}
+  pf_wrap=${pf_vals%%"$PF_NL"*}; pf_vals=${pf_vals#*"$PF_NL"}
+  pf_proxy=${pf_vals%%"$PF_NL"*}; pf_vals=${pf_vals#*"$PF_NL"}
+  pf_psproxy=${pf_vals%%"$PF_NL"*}
+  # "a, b c" -> " a  b c ": commas are separators too.
+  pf_list=$pf_off pf_off=" "
+  while :; do
+    case $pf_list in
+      *,*) pf_off="$pf_off${pf_list%%,*} "; pf_list=${pf_list#*,} ;;
+      *) pf_off="$pf_off$pf_list "; break ;;
+    esac
+  done
+  # The services, read by this shell (a here-document, no pipeline subshell).
+  pf_services=$(postconf -c "$1" -x -M 2>/dev/null)
+  while read -r pf_service pf_type _ _ _ _ _ pf_command pf_args; do
     [ "$pf_type" = inet ] || continue
     case $pf_off in *" inet "* | *" $pf_service/inet "*) continue ;; esac
     case $pf_command in smtpd|postscreen) pf_expect=220 ;; *) pf_expect=- ;; esac
@@ -33,12 +48,17 @@ pf_gate() {  # CONFIG_DIR [CHECK...]
          case $pf_where in
            all|*localhost*|*loopback*|*127.0.0.1*|*::1*|'')
              pf_host=127.0.0.1; [ -n "$pf_v6only" ] && pf_host=::1 ;;
-           *) pf_host=$(printf '%s' "$pf_where" | tr ', ' '\n\n' | grep -v '^$' | head -n 1)
+           *) # the first address of the list (commas and blanks separate)
+              pf_host=$pf_where
+              while :; do case $pf_host in [,' ']*) pf_host=${pf_host#?} ;; *) break ;; esac; done
+              pf_host=${pf_host%%[,' ']*}
               pf_host=${pf_host#[}; pf_host=${pf_host%]} ;;
          esac ;;
     esac
     pf_probe "$pf_host" "$pf_port" "$pf_expect" || return 1
-  done || return 1
+  done <<PF_SERVICES
+$pf_services
+PF_SERVICES
   shift
   # The playbook's checks (verify:): `smtp HOST PORT CODE` or `command CMD`.
   while [ "$#" -gt 0 ]; do

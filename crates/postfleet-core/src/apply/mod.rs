@@ -75,6 +75,19 @@ fn steps_script(plan: &Plan) -> String {
         s.push_str(line.as_str());
         s.push('\n');
     };
+    // The cool-down reference of pf_settle, dated once per run, for the steps that need it.
+    if plan.steps.iter().any(|s| {
+        matches!(
+            s.action,
+            Action::InitMultiInstance
+                | Action::Create { .. }
+                | Action::SetEnabled(_)
+                | Action::WriteMainCf(_)
+                | Action::WriteMasterCf(_)
+        )
+    }) {
+        s.push_str("pf_settle_begin\n");
+    }
     let mut txn: Option<InstanceName> = None;
     let mut i = 0;
     while i < plan.steps.len() {
@@ -274,10 +287,7 @@ fn step_line(plan: &Plan, i: usize, step: &Step) -> Line {
             Line::new().text("pf_destroy").word(name.as_str()),
         ),
         Action::WriteFile(file) => {
-            let line = step_call("pf_write_step", i, summary)
-                .word(&file.path)
-                .word(format!("{:o}", file.mode))
-                .base64(&file.content);
+            let line = write_args(step_call("pf_write_step", i, summary), file);
             match file.map_type.as_ref().filter(|t| t.is_indexed()) {
                 Some(map_type) => line.word(&dir).word(format!("{map_type}:{}", file.path)),
                 None => line,
@@ -324,6 +334,52 @@ fn step_line(plan: &Plan, i: usize, step: &Step) -> Line {
             unreachable!("config steps are built by config_block")
         }
     }
+}
+
+/// `PATH MODE UMASK SUFFIX txt|b64 DATA`, the arguments of `pf_write` (prelude.sh): the temp
+/// file's name suffix is chosen here; a mode without execute or special bits is given as the
+/// umask that creates the file with it (no chmod); text without NUL is written by the shell's
+/// own printf, anything else goes as base64.
+fn write_args(line: Line, file: &crate::model::DesiredFile) -> Line {
+    let umask = if file.mode & 0o7111 == 0 {
+        format!("{:03o}", !file.mode & 0o777)
+    } else {
+        "-".to_string()
+    };
+    let line = line
+        .word(&file.path)
+        .word(format!("{:o}", file.mode))
+        .word(umask)
+        .word(temp_suffix(&file.path));
+    match std::str::from_utf8(&file.content) {
+        Ok(text) if !text.contains('\0') => line.text("txt").word(text),
+        _ => line.text("b64").base64(&file.content),
+    }
+}
+
+/// Six letters or digits for a temp file's name (`.postfleet-??????`), different for every
+/// file and every run (the std hasher's keys are random per process).
+fn temp_suffix(path: &str) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    static COUNT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write(path.as_bytes());
+    hasher.write_u64(COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    let mut n = hasher.finish();
+    (0..6)
+        .map(|_| {
+            let c = ALPHABET[(n % ALPHABET.len() as u64) as usize] as char;
+            n /= ALPHABET.len() as u64;
+            c
+        })
+        .collect()
 }
 
 fn master_line(service: &MasterService) -> Option<String> {
@@ -630,7 +686,9 @@ mod recover_tests {
             Line::new()
                 .text("pf_write")
                 .word(path(name))
-                .text("644")
+                .text("644 133")
+                .word(super::temp_suffix(name))
+                .text("b64")
                 .base64(text.as_bytes())
                 .build()
         };

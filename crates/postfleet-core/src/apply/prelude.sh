@@ -20,7 +20,7 @@ pf_report64() { pf_emit "@@step $1 $2 $3"; }  # message already base64
 pf_fail() { pf_report "$1" failed "$2"; pf_failed=1; }
 pf_fatal() { pf_emit "@@error $(pf_b64 "$1")"; exit 3; }
 
-mkdir -p "$PF_STATE/pending" 2>/dev/null || pf_fatal "cannot create $PF_STATE on the host (read-only or full disk?)"
+[ -d "$PF_STATE/pending" ] || mkdir -p "$PF_STATE/pending" 2>/dev/null || pf_fatal "cannot create $PF_STATE on the host (read-only or full disk?)"
 # One run at a time per host, whichever controller started it.
 exec 9>"$PF_STATE/lock" || pf_fatal "cannot open $PF_STATE/lock"
 flock -n 9 || pf_fatal "another postfleet run is applying changes to this host right now"
@@ -60,9 +60,15 @@ pf_quote() {  # WORD
 # Is the instance's master process running? `postfix status` (through postmulti -x, some ten
 # processes) decides with `master -t` (exit 0: the master.pid lock is free, no master runs):
 # asked here directly. Without its queue or daemon directory an instance is not running.
+# The same postconf reads the health gate's parameters (pf_serves, gate.sh): left in pf_vals.
 pf_running() {  # CONFIG_DIR
-  pf_dirs=$(postconf -c "$1" -h queue_directory daemon_directory 2>/dev/null) || return 1
-  pf_queue=${pf_dirs%%"$PF_NL"*}; pf_daemons=${pf_dirs#*"$PF_NL"}
+  pf_vals=$(postconf -c "$1" -x -h queue_directory daemon_directory inet_interfaces inet_protocols \
+    master_service_disable smtpd_tls_wrappermode smtpd_upstream_proxy_protocol \
+    postscreen_upstream_proxy_protocol 2>/dev/null) || { pf_vals=; return 1; }
+  # $(...) dropped the empty values at the end: one newline back for each value.
+  pf_vals="$pf_vals$PF_NL$PF_NL$PF_NL$PF_NL$PF_NL$PF_NL$PF_NL$PF_NL"
+  pf_queue=${pf_vals%%"$PF_NL"*}; pf_vals=${pf_vals#*"$PF_NL"}
+  pf_daemons=${pf_vals%%"$PF_NL"*}; pf_vals=${pf_vals#*"$PF_NL"}
   [ -n "$pf_queue" ] && [ -d "$pf_queue" ] && [ -x "$pf_daemons/master" ] &&
     ! "$pf_daemons/master" -c "$1" -t >/dev/null 2>&1
 }
@@ -71,12 +77,17 @@ pf_running() {  # CONFIG_DIR
 # case it is still being written ("cool down": 300 ms naps, 2 s in all). Every main.cf here is
 # whole when it gets its name (postconf and this script rename files into place), so a fresh
 # one is dated two seconds back: validation, postmap, reload and start then read it at once.
+# The reference is dated once per run, two seconds before the run began (pf_settle_begin):
+# it is older still when used later. The files are re-dated by one touch.
+pf_settle_begin() { touch -d '2 seconds ago' "$PF_STATE/two-seconds-ago" 2>/dev/null || :; }
 pf_settle() {  # FILE...
   pf_past="$PF_STATE/two-seconds-ago"
-  touch -d '2 seconds ago' "$pf_past" || return 0
+  [ -f "$pf_past" ] || return 0
   for f in "$@"; do
-    [ -f "$f" ] && [ "$f" -nt "$pf_past" ] && touch -c -m -r "$pf_past" "$f"
+    shift
+    [ -f "$f" ] && [ "$f" -nt "$pf_past" ] && set -- "$@" "$f"
   done
+  [ "$#" -eq 0 ] || touch -c -m -r "$pf_past" "$@"
   return 0
 }
 
@@ -103,12 +114,23 @@ pf_postmap() {  # CONFIG_DIR TYPE:PATH [MODE] (remembered so a rollback re-index
   return 0
 }
 
-# Atomic, private and durable write: a fresh temp file of mktemp's (mode 600 from the first
-# byte, a name nobody can plant a symlink at), its final mode, its data on disk, then the
-# rename.
-pf_write() {  # PATH MODE BASE64
-  tmp=$(mktemp "$1.postfleet-XXXXXX") || return 1
-  printf '%s' "$3" | base64 -d > "$tmp" && chmod "$2" "$tmp" && pf_save "$1" "$tmp" &&
+# Atomic, private and durable write: a fresh temp file (created exclusively, never through a
+# symlink), its final mode, its data on disk (synced), then the rename. The temp name is the
+# controller's (PATH.postfleet-SUFFIX, what the probe and the recovery look for), made with
+# noclobber (O_EXCL); should it exist, mktemp picks another. With a UMASK the file has its
+# final mode from its first byte (a mode without execute or special bits), else mode 600 until
+# its chmod. The data: `txt` is the text itself (written by the shell's printf), `b64` base64.
+pf_write() {  # PATH MODE UMASK(- for chmod) SUFFIX txt|b64 DATA
+  tmp="$1.postfleet-$4" pf_chmod=
+  if [ "$3" = - ]; then umask 077; pf_chmod=1; else umask "$3"; fi
+  if [ -e "$tmp" ] || [ -L "$tmp" ] || ! { set -C; : > "$tmp"; } 2>/dev/null; then
+    set +C; umask 022
+    tmp=$(mktemp "$1.postfleet-XXXXXX") || return 1
+    pf_chmod=1
+  fi
+  set +C; umask 022
+  if [ "$5" = txt ]; then printf '%s' "$6" > "$tmp"; else printf '%s' "$6" | base64 -d > "$tmp"; fi &&
+    { [ -z "$pf_chmod" ] || chmod "$2" "$tmp"; } && pf_save "$1" "$tmp" &&
     mv -f "$tmp" "$1" && return 0
   rm -f "$tmp"
   return 1
@@ -116,30 +138,54 @@ pf_write() {  # PATH MODE BASE64
 
 # Stage main.cf and master.cf of an instance in a scratch copy of its config dir
 # ($PF_STAGE, set by the caller: this runs in a command substitution).
+# One cp for all (-H: a file named on the command line is copied, not its symlink).
 pf_stage() {  # CONFIG_DIR
-  rm -rf "$PF_STAGE" && mkdir -m 755 "$PF_STAGE" || return 1
-  for f in main.cf master.cf dynamicmaps.cf; do
-    [ -e "$1/$f" ] && { cp -p "$1/$f" "$PF_STAGE/$f" || return 1; }
-  done
-  [ -d "$1/dynamicmaps.cf.d" ] && cp -rp "$1/dynamicmaps.cf.d" "$PF_STAGE/"
-  return 0
+  pf_from=$1
+  set --
+  for f in main.cf master.cf dynamicmaps.cf; do [ -e "$pf_from/$f" ] && set -- "$@" "$pf_from/$f"; done
+  [ -d "$pf_from/dynamicmaps.cf.d" ] && set -- "$@" "$pf_from/dynamicmaps.cf.d"
+  if [ -e "$PF_STAGE" ] || [ -L "$PF_STAGE" ]; then rm -rf "$PF_STAGE" || return 1; fi
+  mkdir -m 755 "$PF_STAGE" || return 1
+  [ "$#" -eq 0 ] || cp -RpH "$@" "$PF_STAGE/"
+}
+# Sets pf_text to what FILE holds, its trailing newlines dropped, as $(cat FILE) would: read
+# by the shell itself.
+pf_slurp() {  # FILE
+  pf_text=
+  { while IFS= read -r pf_l || [ -n "$pf_l" ]; do pf_text="$pf_text$pf_l$PF_NL"; done < "$1"; } 2>/dev/null
+  while :; do case $pf_text in *"$PF_NL") pf_text=${pf_text%"$PF_NL"} ;; *) break ;; esac; done
 }
 # postconf's complaints about the staged files are failures: nothing is moved into place.
 pf_validate() {  # CONFIG_DIR
   pf_settle "$PF_STAGE/main.cf"
-  err=$( { postconf -c "$PF_STAGE" -n >/dev/null; postconf -c "$PF_STAGE" -M >/dev/null;
-           postmap -c "$PF_STAGE" -q postfleet-validate static:ok >/dev/null; } 2>&1 )
-  # Every TYPE:/PATH table main.cf or a master.cf `-o` override names whose source file
-  # exists must open (its type supported, its index current): the tables of this run are in
-  # place already, main.cf moves last. (Tables a daemon creates at run time, e.g. a TLS
-  # session cache, have no source file and are not looked at.)
-  for map in $( { postconf -c "$PF_STAGE" -nh; postconf -c "$PF_STAGE" -Ph; } 2>/dev/null |
-                tr ' ,\t' '\n\n\n' | grep -E '^([a-z0-9_]+:)+/' | sort -u); do
+  # Their complaints are collected in a file, read by this shell.
+  pf_e="$PF_STATE/validate.err"
+  pf_n=$(postconf -c "$PF_STAGE" -n 2>"$pf_e")
+  pf_m=$(postconf -c "$PF_STAGE" -M 2>>"$pf_e")
+  postmap -c "$PF_STAGE" -q postfleet-validate static:ok >/dev/null 2>>"$pf_e"
+  pf_slurp "$pf_e"; err=$pf_text
+  # Every TYPE:/PATH table main.cf (`name = value`) or master.cf (`-o name=value`) names whose
+  # source file exists must open (its type supported, its index current): the tables of this
+  # run are in place already, main.cf moves last. A table this transaction has just indexed
+  # with postmap opened then: not asked again. (Tables a daemon creates at run time, e.g. a
+  # TLS session cache, have no source file and are not looked at.) Words are split by the
+  # shell itself (blanks, commas, "="), without globbing.
+  pf_built=
+  [ -n "$PF_TXN" ] && [ -f "$PF_TXN/maps" ] && pf_slurp "$PF_TXN/maps" && pf_built="$PF_NL$pf_text$PF_NL"
+  pf_seen=$PF_NL
+  set -f; pf_ifs=$IFS; IFS=" ,=	$PF_NL"
+  for map in $pf_n $pf_m; do
+    case $map in *:/*) ;; *) continue ;; esac
+    pf_types=${map%%:/*}
+    case $pf_types in ''|:*|*:|*::*|*[!a-z0-9_:]*) continue ;; esac  # (TYPE:)+/PATH
     while :; do case $map in proxy:*) map=${map#proxy:} ;; *) break ;; esac; done  # proxy:TYPE:/PATH
+    case $pf_seen$pf_built in *"$PF_NL$map$PF_NL"*) continue ;; esac
+    pf_seen="$pf_seen$map$PF_NL"
     [ -f "${map##*:}" ] || continue
     q=$(postmap -c "$PF_STAGE" -q postfleet-validate "$map" 2>&1 >/dev/null)
     [ -z "$q" ] || err="$err${err:+$PF_NL}$q"
   done
+  IFS=$pf_ifs; set +f
   [ -z "$err" ] && return 0
   printf '%s' "$err" | sed "s#$PF_STAGE#$1#g"
   return 1
@@ -217,11 +263,11 @@ pf_disable_stale() {  # UNIT
 pf_destroy() {  # NAME: the reload it was owed goes with it
   postmulti -i "$1" -e destroy && rm -f "$PF_STATE/pending/$1"
 }
-pf_write_step() {  # I MESSAGE64 PATH MODE BASE64 [CONFIG_DIR TYPE:PATH]: write, then index
+pf_write_step() {  # I MESSAGE64 PATH MODE UMASK SUFFIX txt|b64 DATA [CONFIG_DIR TYPE:PATH]: write, then index
   [ -z "$pf_failed" ] || return 0
-  if ! out=$(pf_write "$3" "$4" "$5" 2>&1); then
+  if ! out=$(pf_write "$3" "$4" "$5" "$6" "$7" "$8" 2>&1); then
     pf_fail "$1" "cannot write $3: $out"
-  elif [ -n "$6" ] && ! out=$(pf_postmap "$6" "$7" "$4" 2>&1); then
+  elif [ -n "$9" ] && ! out=$(pf_postmap "$9" "${10}" "$4" 2>&1); then
     pf_fail "$1" "postmap: $out"
   else
     pf_report64 "$1" changed "$2"
@@ -263,10 +309,9 @@ pf_activation() {  # start|reload|restart NAME CONFIG_DIR UNIT('' without system
 pf_activate() {  # I MESSAGE64 start|reload|restart NAME CONFIG_DIR UNIT('' without systemd) [CHECK...]
   [ -z "$pf_failed" ] || return 0
   if out=$(pf_activation "$3" "$4" "$5" "$6" 2>&1) && pf_running "$5" &&
-    { gate=$(pf_dir=$5; shift 6; pf_gate "$pf_dir" "$@" 2>&1) || { out="the instance does not serve: $gate"; false; }; }; then
+    { gate=$(pf_dir=$5; shift 6; pf_serves "$pf_dir" "$@" 2>&1) || { out="the instance does not serve: $gate"; false; }; }; then
     # The transaction commits before the debt goes: a kill in between costs one more reload.
-    pf_txn_end
-    rm -f "$PF_STATE/pending/$4"
+    pf_txn_end "$PF_STATE/pending/$4"
     pf_report64 "$1" changed "$2"
     return 0
   fi

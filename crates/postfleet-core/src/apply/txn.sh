@@ -6,7 +6,7 @@
 pf_txn_begin() {  # CONFIG_DIR INSTANCE OWED(reload|restart|-)
   [ -z "$pf_failed" ] || return 0
   PF_TXN="$1/.postfleet-backup" PF_TXN_DIR=$1 PF_TXN_NAME=$2
-  rm -rf "$PF_TXN" && mkdir -m 700 "$PF_TXN" && : > "$PF_TXN/list"
+  { ! [ -e "$PF_TXN" ] || rm -rf "$PF_TXN"; } && mkdir -m 700 "$PF_TXN" && : > "$PF_TXN/list"
   # A debt an earlier run left stays the instance's if this transaction is taken back.
   [ -f "$PF_STATE/pending/$2" ] && cp -p "$PF_STATE/pending/$2" "$PF_TXN/pending.before"
   [ "$3" = - ] || printf '%s %s\n' "$2" "$3" > "$PF_TXN/owed"
@@ -56,20 +56,26 @@ pf_restore() {  # CONFIG_DIR: put every saved file back, re-index restored table
   [ -f "$PF_TXN/maps" ] && while read -r map; do postmap -c "$1" "$map" 2>/dev/null; done < "$PF_TXN/maps"
   return 0
 }
-pf_txn_end() {
+pf_sync_dirs() {  # the directories of the files in the transaction's list
+  set --
+  while read -r _kind path; do set -- "$@" "${path%/*}"; done < "$PF_TXN/list"
+  sync "$@" 2>/dev/null
+}
+pf_txn_end() {  # [PATH...]: removed too, after the transaction's backup (in this order)
   if [ -n "$PF_TXN" ]; then
     # The renames of this transaction survive a power loss: sync the directories they were
     # made in (one process for all).
-    if [ -s "$PF_TXN/list" ]; then
-      set --
-      while read -r _kind path; do set -- "$@" "${path%/*}"; done < "$PF_TXN/list"
-      sync "$@" 2>/dev/null
-    fi
+    [ -s "$PF_TXN/list" ] && pf_sync_dirs
     # The commit: a backup without its list is only removed by a recovery, never put back.
-    rm -f "$PF_TXN/list"
-    rm -rf "$PF_TXN"
+    # One rm, its operands removed in order: the list first.
+    set -- "$PF_TXN/list" "$PF_TXN" "$@"
   fi
   PF_TXN=
+  for pf_arg in "$@"; do
+    shift
+    [ -e "$pf_arg" ] && set -- "$@" "$pf_arg"
+  done
+  [ "$#" -eq 0 ] || rm -rf "$@"
 }
 # Closes the open transaction: kept when every step went well; else every file it replaced
 # or created is put back, and the reload it recorded as owed is taken back with them.
