@@ -169,7 +169,7 @@ pub struct SimResult {
 }
 
 fn kilo(n: usize) -> String {
-    if n >= 1000 && n % 1000 == 0 {
+    if n >= 1000 && n.is_multiple_of(1000) {
         format!("{}k", n / 1000)
     } else {
         n.to_string()
@@ -255,7 +255,10 @@ impl SimResult {
             }
             for point in std::iter::once(&build.one).chain(&build.sizes) {
                 for e in point.errors.iter().take(3) {
-                    s.push_str(&format!("  {} at {} hosts: {e}\n", build.label, point.hosts));
+                    s.push_str(&format!(
+                        "  {} at {} hosts: {e}\n",
+                        build.label, point.hosts
+                    ));
                 }
             }
         }
@@ -530,7 +533,7 @@ fn raise_nofile() -> Result<(u64, u64)> {
             limit = raised;
         }
     }
-    Ok((limit.rlim_cur as u64, limit.rlim_max as u64))
+    Ok((limit.rlim_cur, limit.rlim_max))
 }
 
 /// A fixed ed25519 key for the controller (a benchmark needs no secret).
