@@ -169,11 +169,12 @@ pf_validate() {  # CONFIG_DIR
   # run are in place already, main.cf moves last. A table this transaction has just indexed
   # with postmap opened then: not asked again. (Tables a daemon creates at run time, e.g. a
   # TLS session cache, have no source file and are not looked at.) Words are split by the
-  # shell itself (blanks, commas, "="), without globbing.
+  # shell itself (blanks, commas, "=", and the braces of a `-o {name=value with blanks}`),
+  # without globbing.
   pf_built=
   [ -n "$PF_TXN" ] && [ -f "$PF_TXN/maps" ] && pf_slurp "$PF_TXN/maps" && pf_built="$PF_NL$pf_text$PF_NL"
   pf_seen=$PF_NL
-  set -f; pf_ifs=$IFS; IFS=" ,=	$PF_NL"
+  set -f; pf_ifs=$IFS; IFS=" ,={}	$PF_NL"
   for map in $pf_n $pf_m; do
     case $map in *:/*) ;; *) continue ;; esac
     pf_types=${map%%:/*}
