@@ -26,7 +26,9 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(about = "postfleet against the floor and Ansible, and against 1000 and 10000 simulated hosts")]
+#[command(
+    about = "postfleet against the floor and Ansible, and against 1000 and 10000 simulated hosts"
+)]
 struct Args {
     /// Lab hosts (h1..hN).
     #[arg(long, default_value_t = 10)]
@@ -54,7 +56,12 @@ struct Args {
     postfleet: Option<PathBuf>,
     /// Fleet sizes of the controller-scale run, e.g. 1000,10000 (each also measured against
     /// a 1-host run; 0: skip it).
-    #[arg(long, value_delimiter = ',', default_value = "1000,10000", value_name = "N,...")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1000,10000",
+        value_name = "N,..."
+    )]
     sim_hosts: Vec<usize>,
     /// Repetitions of each simulated run (each figure is the median).
     #[arg(long, default_value_t = 1)]
@@ -218,7 +225,11 @@ fn run(args: &Args) -> Result<()> {
         if let Some(before) = &args.sim_before {
             builds.push(("before".to_string(), before.clone()));
         }
-        let label = if args.sim_before.is_some() { "after" } else { "postfleet" };
+        let label = if args.sim_before.is_some() {
+            "after"
+        } else {
+            "postfleet"
+        };
         builds.push((label.to_string(), postfleet));
         results.simulator = Some(sim::run(
             &paths,

@@ -50,7 +50,10 @@ fn main() {
         ("groups, count", counted),
         ("groups, listed", listed),
     ];
-    println!("render_all, time per host (best of 3), {} groups", GROUPS.len());
+    println!(
+        "render_all, time per host (best of 3), {} groups",
+        GROUPS.len()
+    );
     print!("{:>8} {:>12}", "hosts", "inventory");
     for (name, _) in &playbooks {
         print!(" {name:>16}");
@@ -96,7 +99,8 @@ fn best_of<T>(reps: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
 /// N hosts, h1..hN, dealt round-robin into the groups, each with its address and port (as
 /// the simulated fleet has), `lab_gateway` for the newsletter playbook.
 fn inventory_text(n: usize) -> String {
-    let mut text = String::from("all:\n  vars:\n    ssh_user: root\n    lab_gateway: 10.0.0.1\n  children:\n");
+    let mut text =
+        String::from("all:\n  vars:\n    ssh_user: root\n    lab_gateway: 10.0.0.1\n  children:\n");
     for (g, group) in GROUPS.iter().enumerate() {
         text.push_str(&format!("    {group}:\n      hosts:\n"));
         for i in (1..=n).filter(|i| i % GROUPS.len() == g) {

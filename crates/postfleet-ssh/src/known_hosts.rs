@@ -3,10 +3,10 @@
 //! ([`check_certificate`]). Our own reader because russh's counts lines wrongly after
 //! comments, splits on single spaces only and knows no markers, wildcards or negations.
 
+use std::collections::HashMap;
 use std::fs::{self, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -114,7 +114,10 @@ impl Parsed {
                 blob: blob.into(),
             });
             let literal = |p: &str| {
-                !p.is_empty() && !p.starts_with('!') && !p.starts_with("|1|") && !p.contains(['*', '?'])
+                !p.is_empty()
+                    && !p.starts_with('!')
+                    && !p.starts_with("|1|")
+                    && !p.contains(['*', '?'])
             };
             if first.split(',').all(literal) {
                 for name in first.split(',') {
@@ -203,7 +206,10 @@ impl Stamp {
 /// (size, times, inode): our own appends ([`learn`]) and anyone else's writes are seen. A file
 /// changed less than [`SETTLED`] before it was read is not kept (file times are coarse: a
 /// second write within the same tick could leave the stamp as it was).
-static PARSED: Mutex<Option<HashMap<PathBuf, (Stamp, Arc<Parsed>)>>> = Mutex::new(None);
+static PARSED: Mutex<Option<ParsedFiles>> = Mutex::new(None);
+
+/// Each file's parse, with the stamp it was read at.
+type ParsedFiles = HashMap<PathBuf, (Stamp, Arc<Parsed>)>;
 
 /// How long before a read a file must have last changed for its parse to be kept.
 const SETTLED: std::time::Duration = std::time::Duration::from_secs(1);
