@@ -374,13 +374,24 @@ fn measure_builds(
     all_sizes.dedup();
     // runs[build][size][rep]
     let mut runs: Vec<Vec<Vec<SimPoint>>> = vec![vec![Vec::new(); all_sizes.len()]; builds.len()];
+    // Each size gets a known_hosts file of its own hosts, as a user's fleet of that size has,
+    // written before any run (postfleet keeps a parsed known_hosts only once it has settled).
+    let known_hosts = std::fs::read_to_string(dir.join("known_hosts"))?;
+    let known_lines: Vec<&str> = known_hosts.lines().collect();
+    let mut inventories = Vec::new();
+    for &n in &all_sizes {
+        let known = dir.join(format!("known_hosts-{n}"));
+        std::fs::write(&known, known_lines[..n].join("\n") + "\n")?;
+        inventories.push(write_inventory(dir, &ports[..n], &known, &fixture.gateway)?);
+    }
+    std::thread::sleep(Duration::from_secs(2));
     for rep in 0..reps {
         for (s, &n) in all_sizes.iter().enumerate() {
-            let inventory = write_inventory(dir, &ports[..n], &fixture.gateway)?;
+            let inventory = &inventories[s];
             let mut order: Vec<usize> = (0..builds.len()).collect();
             order.rotate_left((rep + s) % builds.len().max(1));
             for b in order {
-                let point = measure_one(paths, &builds[b].1, &inventory, n, forks)?;
+                let point = measure_one(paths, &builds[b].1, inventory, n, forks)?;
                 println!(
                     "  {} at {} hosts: wall {:.2} s, CPU {:.2} s, peak RSS {:.1} MB, {}/{} in sync",
                     builds[b].0,
@@ -437,6 +448,11 @@ fn measure_one(
     hosts: usize,
     forks: usize,
 ) -> Result<SimPoint> {
+    // The child's ru_maxrss counts this process's resident pages from before its exec (the
+    // fork): give freed heap (the last run's JSON) back first, so that the floor stays below
+    // postfleet's own peak even at 1 host.
+    // SAFETY: malloc_trim takes no pointers; glibc's allocator is this process's.
+    unsafe { libc::malloc_trim(0) };
     let cgroup = measure::RunCgroup::create("pfbench-sim")?;
     let cpu_before = cgroup.cpu();
     let mut cmd = Command::new(postfleet);
@@ -638,13 +654,19 @@ fn replace_word(text: &str, from: &str, to: &str) -> String {
     out
 }
 
-/// The simulated fleet as an inventory: every host on 127.0.0.1 at its port.
-fn write_inventory(dir: &Path, ports: &[u16], gateway: &str) -> Result<PathBuf> {
+/// The simulated fleet as an inventory: every host on 127.0.0.1 at its port, `known_hosts`
+/// listing them.
+fn write_inventory(
+    dir: &Path,
+    ports: &[u16],
+    known_hosts: &Path,
+    gateway: &str,
+) -> Result<PathBuf> {
     let mut inventory = format!(
         "all:\n  vars:\n    ssh_user: root\n    ssh_key_file: {}\n    ssh_known_hosts_file: {}\n    \
          lab_gateway: {gateway}\n  children:\n    mx:\n      hosts:\n",
         dir.join("client_ed25519").display(),
-        dir.join("known_hosts").display(),
+        known_hosts.display(),
     );
     for (i, port) in ports.iter().enumerate() {
         inventory.push_str(&format!(

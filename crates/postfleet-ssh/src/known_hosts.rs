@@ -208,7 +208,7 @@ impl Stamp {
 /// second write within the same tick could leave the stamp as it was).
 static PARSED: Mutex<Option<ParsedFiles>> = Mutex::new(None);
 
-/// Each file's stamp when it was read, and what it held.
+/// Each file's parse, with the stamp it was read at.
 type ParsedFiles = HashMap<PathBuf, (Stamp, Arc<Parsed>)>;
 
 /// How long before a read a file must have last changed for its parse to be kept.
