@@ -123,8 +123,12 @@ transport newsletter "newsletter route" "[$gw]:2527" | put_table "$news_dir" "$n
 if ! postmulti -l | grep -q "^$news .* y "; then
   postmulti -i "$news" -e enable && settle "$news_dir/main.cf"
 fi
-[ -n "$created" ] && systemctl daemon-reload
-[ "$(systemctl is-enabled "postfix@$news")" = enabled ] || systemctl enable -q "postfix@$news"
+# `systemctl enable` reloads systemd itself: a daemon-reload only when it is not needed.
+if [ "$(systemctl is-enabled "postfix@$news")" != enabled ]; then
+  systemctl enable -q "postfix@$news"
+elif [ -n "$created" ]; then
+  systemctl daemon-reload
+fi
 if ! systemctl is-active -q "postfix@$news"; then
   systemctl start "postfix@$news"
 elif [ -n "$restart_news" ]; then

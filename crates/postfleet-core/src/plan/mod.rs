@@ -430,21 +430,30 @@ fn plan_present(
     plan_stale_unit(inst, facts, driver, out);
     if inst.enabled {
         if let Driver::Systemd { .. } = driver {
-            if needs_daemon_reload && !*daemon_reload_done {
+            let file_state = unit_state
+                .as_ref()
+                .map_or(UnitFileState::Disabled, |u| u.file_state.clone());
+            let enable = matches!(file_state, UnitFileState::Disabled | UnitFileState::None);
+            // `systemctl enable` reloads systemd itself once it has linked the unit (unless
+            // told --no-reload): a daemon-reload right before it would run every generator
+            // twice.
+            if needs_daemon_reload && !*daemon_reload_done && !enable {
                 out.steps.push(Step {
                     instance: None,
                     action: Action::DaemonReload,
                     summary: "pick up new or changed instances".into(),
                     changes: vec![],
                 });
+            }
+            if needs_daemon_reload {
                 *daemon_reload_done = true;
             }
-            let file_state = unit_state
-                .as_ref()
-                .map_or(UnitFileState::Disabled, |u| u.file_state.clone());
-            if matches!(file_state, UnitFileState::Disabled | UnitFileState::None) {
-                out.steps
-                    .push(step(inst, Action::EnableUnit, "start at boot"));
+            if enable {
+                out.steps.push(step(
+                    inst,
+                    Action::EnableUnit,
+                    "start at boot (systemctl enable reloads systemd)",
+                ));
             }
         }
         // With systemd the unit must be active too: a master started by hand is not

@@ -170,7 +170,7 @@ fn fresh_host_gets_init_create_config_enable_start() {
             "postfix-news: main.cf",
             "postfix-news: master.cf",
             "postfix-news: enable instance",
-            "systemd daemon-reload",
+            // no daemon-reload of its own: `systemctl enable` reloads
             "postfix-news: enable unit",
             "postfix-news: start",
         ]
@@ -182,6 +182,24 @@ fn fresh_host_gets_init_create_config_enable_start() {
     assert_eq!(
         edit.params,
         [("relayhost".to_string(), Some("[10.0.0.1]:2527".to_string()))]
+    );
+}
+
+#[test]
+fn a_new_instance_whose_unit_is_already_enabled_gets_a_daemon_reload() {
+    let mut facts = fresh_host();
+    facts.units.insert(
+        "postfix@postfix-news.service".into(),
+        unit("inactive", "enabled"),
+    );
+    let plan = plan(&host(vec![newsletter()]), &facts, PlanOptions::default()).unwrap();
+    let titles = actions(&plan);
+    let reload = titles.iter().position(|t| t == "systemd daemon-reload");
+    let start = titles.iter().position(|t| t == "postfix-news: start");
+    assert!(reload.is_some() && reload < start, "{titles:?}");
+    assert!(
+        !titles.iter().any(|t| t.ends_with("enable unit")),
+        "{titles:?}"
     );
 }
 
