@@ -229,3 +229,95 @@ fn two_runs_of_one_inventory_exclude_each_other_across_sessions() {
     let mode = std::fs::metadata(&locks).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o700, "{rest}");
 }
+
+#[test]
+fn bash_loads_the_completions_and_they_offer_the_subcommands() {
+    let out = postfleet(&["completions", "bash"]);
+    assert_eq!(out.status.code(), Some(0));
+    let dir = tempfile::tempdir().unwrap();
+    let script = write(
+        dir.path(),
+        "postfleet.bash",
+        &String::from_utf8_lossy(&out.stdout),
+    );
+    // What `complete -p` says once sourced, and what completing `postfleet a` offers.
+    let probe = format!(
+        "source {script} && complete -p postfleet && \
+         COMP_WORDS=(postfleet a) COMP_CWORD=1 COMP_LINE='postfleet a' COMP_POINT=11 && \
+         _postfleet postfleet a postfleet && printf '%s\\n' \"${{COMPREPLY[@]}}\""
+    );
+    let ran = std::process::Command::new("bash")
+        .args(["--norc", "-c", &probe])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&ran.stdout);
+    assert!(
+        ran.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    assert!(said.contains("-F _postfleet postfleet"), "{said}");
+    assert!(said.lines().any(|l| l == "apply"), "{said}");
+    for shell in ["zsh", "fish"] {
+        let out = postfleet(&["completions", shell]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{shell}");
+        assert!(
+            text.contains("postfleet") && text.contains("apply"),
+            "{shell}: {text}"
+        );
+    }
+    // a shell it does not know is bad input
+    assert_eq!(postfleet(&["completions", "tcsh"]).status.code(), Some(4));
+}
+
+#[test]
+fn the_manual_page_renders_with_every_subcommand_and_the_exit_codes() {
+    let out = postfleet(&["man"]);
+    assert_eq!(out.status.code(), Some(0));
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("postfleet.1");
+    std::fs::write(&page, &out.stdout).unwrap();
+    let rendered = std::process::Command::new("man")
+        .arg("-l")
+        .arg(&page)
+        .env("MANPAGER", "cat")
+        .env("MANWIDTH", "100")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&rendered.stdout);
+    assert!(
+        rendered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rendered.stderr)
+    );
+    assert!(
+        !String::from_utf8_lossy(&rendered.stderr).contains("warning"),
+        "roff warnings: {}",
+        String::from_utf8_lossy(&rendered.stderr)
+    );
+    for wanted in [
+        "NAME",
+        "SYNOPSIS",
+        "Exit codes",
+        "--inventory",
+        "--max-fail-percentage",
+    ] {
+        assert!(text.contains(wanted), "{wanted} missing from:\n{text}");
+    }
+    for sub in [
+        "APPLY",
+        "PLAN",
+        "INVENTORY",
+        "STATUS",
+        "QUEUE",
+        "LOGS",
+        "LAB",
+        "COMPLETIONS",
+    ] {
+        assert!(
+            text.contains(&format!("POSTFLEET {sub}")),
+            "no section for {sub}:\n{text}"
+        );
+    }
+}

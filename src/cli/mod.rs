@@ -1,5 +1,6 @@
 //! Command line: parses arguments, runs the job, maps the outcome to an exit code.
 
+mod docs;
 mod lab;
 mod ops;
 mod run;
@@ -72,6 +73,13 @@ pub enum Command {
     },
     /// Throwaway real mail hosts on this machine, for tests, demos and rehearsals.
     Lab(lab::LabArgs),
+    /// Print the shell completion script: `source <(postfleet completions bash)`.
+    Completions {
+        #[arg(value_enum)]
+        shell: docs::Shell,
+    },
+    /// Print the manual page (roff): `postfleet man | man -l -`.
+    Man,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -281,5 +289,7 @@ pub fn main() -> ExitCode {
             lines,
         } => ops::logs(args, instances, &since, lines),
         Command::Lab(cmd) => lab::run(cmd),
+        Command::Completions { shell } => docs::completions(shell),
+        Command::Man => docs::man(),
     })
 }
