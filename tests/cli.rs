@@ -321,3 +321,24 @@ fn the_manual_page_renders_with_every_subcommand_and_the_exit_codes() {
         );
     }
 }
+
+#[test]
+fn bad_input_shows_the_offending_line_with_a_caret() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = write(dir.path(), "inv.yml", INVENTORY);
+    let pb = write(
+        dir.path(),
+        "site.yml",
+        "- hosts: mx\n  instances:\n    - name: postfix-a\n      tabels: []\n",
+    );
+    let (code, err) = stderr_of(&["plan", "-i", &inv, &pb]);
+    assert_eq!(code, 4, "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("error: ") && l.contains("site.yml:4:7"))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert_eq!(lines[at + 1], "  |", "{err}");
+    assert_eq!(lines[at + 2], "4 |       tabels: []", "{err}");
+    assert_eq!(lines[at + 3], "  |       ^", "{err}");
+}

@@ -14,8 +14,18 @@ use postfleet_core::inventory::{self, Host, Inventory, VarMap};
 use postfleet_core::outcome::fleet_exit;
 use postfleet_ssh::{HostKeyPolicy, SshOptions};
 
+/// Prints bad input: where and what, the offending line with a caret under the column, then
+/// the hint.
 pub(super) fn input_error(e: &InputError) -> Exit {
-    eprintln!("error: {e}");
+    let mut head = e.clone();
+    let hint = head.hint.take();
+    eprintln!("error: {head}");
+    if let Some(shown) = e.pos.as_ref().and_then(report::excerpt::excerpt) {
+        eprint!("{shown}");
+    }
+    if let Some(hint) = hint {
+        eprintln!("  hint: {hint}");
+    }
     Exit::BadInput
 }
 

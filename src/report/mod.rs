@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub mod diff;
+pub mod excerpt;
 pub mod grouped;
 pub mod json;
 pub mod plain;
