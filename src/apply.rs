@@ -516,7 +516,8 @@ async fn converge(
         Some(ScriptLine::End) => ended = true,
         _ => {}
     };
-    let result = session.run_script(&script, &mut on_line).await;
+    // The apply script carries file contents (tables may be secret): never in argv.
+    let result = session.run_script_private(&script, &mut on_line).await;
     let out = match result {
         Ok(out) => Some(out),
         // The script goes on without us (it ignores HUP and PIPE): reconnect, wait for it to

@@ -23,8 +23,14 @@ fn main() -> std::process::ExitCode {
 fn raise_open_files_limit() {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
     if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
-        if soft < hard {
-            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+        // An unlimited hard limit cannot be the soft one: Linux caps open files at
+        // fs.nr_open, and asking for more is refused (the limit would stay at 1024).
+        let cap = std::fs::read_to_string("/proc/sys/fs/nr_open")
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let wanted = cap.map_or(hard, |cap| hard.min(cap));
+        if soft < wanted {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, wanted, hard);
         }
     }
 }

@@ -661,6 +661,33 @@ async fn a_login_shell_that_cannot_take_an_inline_script_gets_it_on_stdin() {
     assert_eq!(ways, [true, false, false]);
 }
 
+#[tokio::test]
+async fn a_noisy_shell_startup_file_does_not_run_the_script_twice() {
+    let fx = Fixture::new();
+    let sim = start(vec![host("mx1", &fx).with_startup_noise("Welcome to mx1")]).await;
+    fx.trust_all(&sim);
+    let session = Session::connect(&fx.connection(&sim, 0, "root"), &fx.options())
+        .await
+        .unwrap();
+    let (lines, mut on_line) = collect_lines();
+    let output = session
+        .run_script("echo one\n", &mut on_line)
+        .await
+        .unwrap();
+    // what the script printed, nothing before it
+    assert_eq!(output.stdout, guard_stdin("echo one\n").as_bytes());
+    assert_eq!(lines.lock().unwrap().len(), 3);
+    assert_eq!(session.round_trips(), 1);
+    assert_eq!(sim.commands().len(), 1, "the script ran twice");
+    // and the private way never puts the script in the command line
+    session
+        .run_script_private("echo secret\n", &mut |_| {})
+        .await
+        .unwrap();
+    let last = sim.commands().pop().unwrap();
+    assert!(!last.inline && last.command == "/bin/sh -s", "{last:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn megabytes_flow_both_ways() {
     let fx = Fixture::new();

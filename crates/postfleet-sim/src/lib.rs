@@ -160,6 +160,8 @@ pub struct SimHost {
     /// The user's login shell cannot read a script inside the exec request (as csh could
     /// not): such a command fails without running, as a real one would.
     pub refuses_inline: bool,
+    /// What the user's shell startup files print before every command (a noisy ~/.bashrc).
+    pub startup_noise: Vec<u8>,
 }
 
 impl SimHost {
@@ -179,7 +181,13 @@ impl SimHost {
             fault: None,
             line_interval: Duration::ZERO,
             refuses_inline: false,
+            startup_noise: Vec::new(),
         }
+    }
+
+    pub fn with_startup_noise(mut self, noise: impl Into<Vec<u8>>) -> SimHost {
+        self.startup_noise = noise.into();
+        self
     }
 
     pub fn refusing_inline_scripts(mut self) -> SimHost {
@@ -872,12 +880,17 @@ async fn answer(
     } else if request.inline {
         // What the inline wrapper prints before the script's own output.
         let mut reply = (host.host.handler)(&request);
-        let mut stdout = format!("{}\n", postfleet_ssh::script::STARTED).into_bytes();
+        let mut stdout = host.host.startup_noise.clone();
+        stdout.extend(format!("{}\n", postfleet_ssh::script::STARTED).into_bytes());
         stdout.append(&mut reply.stdout);
         reply.stdout = stdout;
         reply
     } else {
-        (host.host.handler)(&request)
+        let mut reply = (host.host.handler)(&request);
+        let mut stdout = host.host.startup_noise.clone();
+        stdout.append(&mut reply.stdout);
+        reply.stdout = stdout;
+        reply
     };
     let status_first = fault == Some(Fault::ExitStatusFirst);
     if status_first {

@@ -30,19 +30,25 @@ pub fn inline_command(script: &str, become_root: bool) -> Option<String> {
         return None;
     }
     let sudo = if become_root { "sudo -n " } else { "" };
-    Some(format!(
+    let command = format!(
         "exec {sudo}/bin/sh -c {} postfleet {}",
         quote(&wrapper(script.len())),
         quote(script)
-    ))
+    );
+    // Quoting grows a script with many quotes or backslashes: the limit is on what is sent.
+    (command.len() <= INLINE_LIMIT).then_some(command)
 }
 
 /// What `/bin/sh -c` runs: checks the script arrived whole, says it started, runs it with
-/// stdin from /dev/null and no positional parameters (as `sh -s` would have).
+/// stdin from /dev/null and no positional parameters (as `sh -s` would have). As one brace
+/// group, as on stdin ([`guard_stdin`]): the whole script is parsed before any of it runs
+/// (`eval` alone would run the lines before a syntax error).
 fn wrapper(len: usize) -> String {
     format!(
         "if [ \"${{#1}}\" = {len} ]; then echo {STARTED}; {HOLDER}=$1; shift; \
-         eval \"${HOLDER}\" </dev/null; else exit {MANGLED}; fi"
+         eval \"{{
+${HOLDER}
+}}\" </dev/null; else exit {MANGLED}; fi"
     )
 }
 
@@ -212,7 +218,17 @@ mod tests {
     }
 
     #[test]
+    fn a_script_with_a_syntax_error_runs_none_of_its_lines() {
+        let command = inline_command("echo first\nif then\n", false).unwrap();
+        let (out, code) = run_with("sh", &command);
+        assert_eq!(out, format!("{STARTED}\n"));
+        assert_ne!(code, 0);
+    }
+
+    #[test]
     fn scripts_too_large_or_not_ascii_go_on_stdin() {
+        // small, but its quoting would not be
+        assert!(inline_command(&"'".repeat(INLINE_LIMIT / 2 + 1000), false).is_none());
         assert!(inline_command(&"#\n".repeat(INLINE_LIMIT), false).is_none());
         assert!(inline_command("echo caf\u{e9}\n", false).is_none());
         let (command, stdin) = stdin_command("echo hi\n", true);

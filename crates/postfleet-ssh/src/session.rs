@@ -333,7 +333,10 @@ impl Session {
 
     /// Runs `script` with `/bin/sh` (through `sudo -n` when the connection becomes root and
     /// the user is not root): inside the exec request when it fits, else on stdin
-    /// ([`crate::script`]). `on_line` sees each stdout line as it arrives.
+    /// ([`crate::script`]). `on_line` sees each stdout line as it arrives. A script inside
+    /// the exec request is in the remote shell's argv, which every local user of the host
+    /// can read and sudo logs: one that carries file contents or secrets goes through
+    /// [`Session::run_script_private`].
     pub async fn run_script(
         &self,
         script: &str,
@@ -346,13 +349,17 @@ impl Session {
                     if started {
                         on_line(line)
                     } else {
-                        started = line == script::STARTED;
+                        // after anything a shell startup file printed, with or without a newline
+                        started = line.ends_with(script::STARTED);
                     }
                 };
-                let mut output = self.run(&command, b"", &mut skip_marker).await?;
+                let shown = "/bin/sh -c (the script inside the exec request)";
+                let mut output = self.run(&command, shown, b"", &mut skip_marker).await?;
                 let marker = format!("{}\n", script::STARTED);
-                if output.stdout.starts_with(marker.as_bytes()) {
-                    output.stdout.drain(..marker.len());
+                // Anywhere: a startup file (~/.bashrc, ~/.zshenv) may have printed first, and
+                // the script has run all the same. Only its absence means nothing ran.
+                if let Some(at) = find(&output.stdout, marker.as_bytes()) {
+                    output.stdout.drain(..at + marker.len());
                     return Ok(output);
                 }
                 // The login shell did not hand the script to /bin/sh whole: nothing of it
@@ -360,8 +367,18 @@ impl Session {
                 self.inline_works.store(false, Ordering::Relaxed);
             }
         }
+        self.run_script_private(script, on_line).await
+    }
+
+    /// Runs `script` on the remote shell's stdin, never in its argv (one round trip more than
+    /// [`Session::run_script`]): for scripts that carry file contents or secrets.
+    pub async fn run_script_private(
+        &self,
+        script: &str,
+        on_line: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<ExecOutput, SshError> {
         let (command, stdin) = script::stdin_command(script, self.become_root);
-        self.run(command, stdin.as_bytes(), on_line).await
+        self.run(command, command, stdin.as_bytes(), on_line).await
     }
 
     /// The connection is gone (the server closed it, or it stopped answering).
@@ -382,9 +399,11 @@ impl Session {
         let _ = tokio::time::timeout(Duration::from_secs(2), goodbye).await;
     }
 
+    /// Runs `command` (`shown` in messages) with `stdin`.
     async fn run(
         &self,
         command: &str,
+        shown: &str,
         stdin: &[u8],
         on_line: &mut (dyn FnMut(&str) + Send),
     ) -> Result<ExecOutput, SshError> {
@@ -464,14 +483,14 @@ impl Session {
         if too_large {
             let _ = tokio::time::timeout(Duration::from_secs(1), writer.close()).await;
             return Err(SshError::Other(format!(
-                "{}: `{command}` printed more than {} MiB: stopped",
+                "{}: `{shown}` printed more than {} MiB: stopped",
                 self.target,
                 MAX_OUTPUT_BYTES >> 20
             )));
         }
         if refused {
             return Err(SshError::Other(format!(
-                "{} refused to run `{command}`",
+                "{} refused to run `{shown}`",
                 self.target
             )));
         }
@@ -557,6 +576,11 @@ const COMPRESSION: &[russh::compression::Name] = &[
     russh::compression::ZLIB,
     russh::compression::NONE,
 ];
+
+/// Where `needle` first occurs in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
 
 /// Host key algorithms to ask for: those known_hosts already has for the host first.
 fn host_key_preference(known: &[Algorithm]) -> Vec<Algorithm> {

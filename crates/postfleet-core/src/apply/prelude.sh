@@ -79,7 +79,8 @@ pf_running() {  # CONFIG_DIR
 # one is dated two seconds back: validation, postmap, reload and start then read it at once.
 # The reference is dated once per run, two seconds before the run began (pf_settle_begin):
 # it is older still when used later. The files are re-dated by one touch.
-pf_settle_begin() { touch -d '2 seconds ago' "$PF_STATE/two-seconds-ago" 2>/dev/null || :; }
+# A reference that could not be dated now must not date files back to an older run's time.
+pf_settle_begin() { touch -d '2 seconds ago' "$PF_STATE/two-seconds-ago" 2>/dev/null || rm -f "$PF_STATE/two-seconds-ago"; }
 pf_settle() {  # FILE...
   pf_past="$PF_STATE/two-seconds-ago"
   [ -f "$pf_past" ] || return 0
@@ -160,10 +161,12 @@ pf_validate() {  # CONFIG_DIR
   pf_settle "$PF_STAGE/main.cf"
   # Their complaints are collected in a file, read by this shell.
   pf_e="$PF_STATE/validate.err"
+  umask 077; : > "$pf_e"; umask 022
   pf_n=$(postconf -c "$PF_STAGE" -n 2>"$pf_e")
   pf_m=$(postconf -c "$PF_STAGE" -M 2>>"$pf_e")
   postmap -c "$PF_STAGE" -q postfleet-validate static:ok >/dev/null 2>>"$pf_e"
-  pf_slurp "$pf_e"; err=$pf_text
+  # (a warning may quote a parameter's value: the file does not stay)
+  pf_slurp "$pf_e"; err=$pf_text; : > "$pf_e"
   # Every TYPE:/PATH table main.cf (`name = value`) or master.cf (`-o name=value`) names whose
   # source file exists must open (its type supported, its index current): the tables of this
   # run are in place already, main.cf moves last. A table this transaction has just indexed
