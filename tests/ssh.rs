@@ -53,6 +53,13 @@ struct Fixture {
 }
 
 impl Fixture {
+    /// A connection as root to host 0 of `sim`.
+    async fn root_session(&self, sim: &Simulator) -> Session {
+        Session::connect(&self.connection(sim, 0, "root"), &self.options())
+            .await
+            .unwrap()
+    }
+
     fn new() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let key = PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519).unwrap();
@@ -152,9 +159,7 @@ async fn known_host_runs_a_script() {
     })])
     .await;
     fx.trust_all(&sim);
-    let session = Session::connect(&fx.connection(&sim, 0, "root"), &fx.options())
-        .await
-        .unwrap();
+    let session = fx.root_session(&sim).await;
     assert_eq!(session.round_trips(), 0);
 
     let (lines, mut on_line) = collect_lines();
@@ -361,9 +366,7 @@ async fn a_hashed_known_hosts_entry_is_accepted() {
         sim.host_public_key(0).to_openssh().unwrap()
     );
     std::fs::write(&fx.known_hosts, line).unwrap();
-    let session = Session::connect(&fx.connection(&sim, 0, "root"), &fx.options())
-        .await
-        .unwrap();
+    let session = fx.root_session(&sim).await;
     assert_eq!(runs_true(&session).await, Some(0));
 }
 
@@ -592,9 +595,7 @@ async fn stdout_lines_stream_in_order_before_the_command_ends() {
     .with_line_interval(Duration::from_millis(400))])
     .await;
     fx.trust_all(&sim);
-    let session = Session::connect(&fx.connection(&sim, 0, "root"), &fx.options())
-        .await
-        .unwrap();
+    let session = fx.root_session(&sim).await;
     let seen: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
     let sink = seen.clone();
     let mut on_line = move |line: &str| {
@@ -622,9 +623,7 @@ async fn an_exit_status_sent_before_the_output_loses_nothing() {
     .with_fault(Fault::ExitStatusFirst)])
     .await;
     fx.trust_all(&sim);
-    let session = Session::connect(&fx.connection(&sim, 0, "root"), &fx.options())
-        .await
-        .unwrap();
+    let session = fx.root_session(&sim).await;
     let output = session.run_script("true", &mut |_| {}).await.unwrap();
     assert_eq!(output.stdout, b"late output\n");
     assert_eq!(output.stderr, b"late error\n");
@@ -636,9 +635,7 @@ async fn a_login_shell_that_cannot_take_an_inline_script_gets_it_on_stdin() {
     let fx = Fixture::new();
     let sim = start(vec![host("mx1", &fx).refusing_inline_scripts()]).await;
     fx.trust_all(&sim);
-    let session = Session::connect(&fx.connection(&sim, 0, "root"), &fx.options())
-        .await
-        .unwrap();
+    let session = fx.root_session(&sim).await;
     let (lines, mut on_line) = collect_lines();
     let output = session
         .run_script("echo one\n", &mut on_line)
@@ -666,9 +663,7 @@ async fn a_noisy_shell_startup_file_does_not_run_the_script_twice() {
     let fx = Fixture::new();
     let sim = start(vec![host("mx1", &fx).with_startup_noise("Welcome to mx1")]).await;
     fx.trust_all(&sim);
-    let session = Session::connect(&fx.connection(&sim, 0, "root"), &fx.options())
-        .await
-        .unwrap();
+    let session = fx.root_session(&sim).await;
     let (lines, mut on_line) = collect_lines();
     let output = session
         .run_script("echo one\n", &mut on_line)
@@ -702,9 +697,7 @@ async fn megabytes_flow_both_ways() {
     )])
     .await;
     fx.trust_all(&sim);
-    let session = Session::connect(&fx.connection(&sim, 0, "root"), &fx.options())
-        .await
-        .unwrap();
+    let session = fx.root_session(&sim).await;
     let script = "#".repeat(4 << 20);
     let mut lines = 0;
     let output = session
@@ -828,9 +821,7 @@ async fn a_connection_dropped_mid_command_is_an_error_not_a_hang() {
     .with_fault(Fault::DropMidCommand)])
     .await;
     fx.trust_all(&sim);
-    let session = Session::connect(&fx.connection(&sim, 0, "root"), &fx.options())
-        .await
-        .unwrap();
+    let session = fx.root_session(&sim).await;
     let started = Instant::now();
     let error = session.run_script("true", &mut |_| {}).await.unwrap_err();
     assert!(matches!(error, SshError::Disconnected(_)), "{error:?}");
@@ -904,11 +895,7 @@ async fn concurrent_commands_share_one_connection_within_the_channel_bound() {
     ])
     .await;
     fx.trust_all(&sim);
-    let session = Arc::new(
-        Session::connect(&fx.connection(&sim, 0, "root"), &fx.options())
-            .await
-            .unwrap(),
-    );
+    let session = Arc::new(fx.root_session(&sim).await);
     let runs = (0..20).map(|i| {
         let session = session.clone();
         tokio::spawn(async move {
