@@ -74,9 +74,8 @@ pub struct SimCommand {
 impl SimCommand {
     /// Reads a script sent inside the exec request as if it had come on stdin.
     fn new(host: String, user: String, command: String, stdin: Vec<u8>) -> SimCommand {
-        match postfleet_ssh::script::script_of(&command, &stdin) {
-            Some((script, true)) => {
-                let sudo = command.starts_with("exec sudo -n ");
+        match postfleet_ssh::script::inline_script(&command) {
+            Some((script, sudo)) => {
                 let (command, stdin) = postfleet_ssh::script::stdin_command(&script, sudo);
                 SimCommand {
                     host,
@@ -86,7 +85,7 @@ impl SimCommand {
                     inline: true,
                 }
             }
-            _ => SimCommand {
+            None => SimCommand {
                 host,
                 user,
                 command,
@@ -877,17 +876,14 @@ async fn answer(
         SimReply::new("", "simulator: stdin too large\n", 1)
     } else if request.inline && host.host.refuses_inline {
         SimReply::new("", "Unmatched '.\n", 1)
-    } else if request.inline {
-        // What the inline wrapper prints before the script's own output.
-        let mut reply = (host.host.handler)(&request);
-        let mut stdout = host.host.startup_noise.clone();
-        stdout.extend(format!("{}\n", postfleet_ssh::script::STARTED).into_bytes());
-        stdout.append(&mut reply.stdout);
-        reply.stdout = stdout;
-        reply
     } else {
         let mut reply = (host.host.handler)(&request);
+        // What the shell prints before the script's own output: its startup files' noise,
+        // then, for a script inside the exec request, the wrapper's marker.
         let mut stdout = host.host.startup_noise.clone();
+        if request.inline {
+            stdout.extend(format!("{}\n", postfleet_ssh::script::STARTED).into_bytes());
+        }
         stdout.append(&mut reply.stdout);
         reply.stdout = stdout;
         reply

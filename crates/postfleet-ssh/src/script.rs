@@ -29,14 +29,19 @@ pub fn inline_command(script: &str, become_root: bool) -> Option<String> {
     if script.len() > INLINE_LIMIT || !script.is_ascii() {
         return None;
     }
-    let sudo = if become_root { "sudo -n " } else { "" };
-    let command = format!(
-        "exec {sudo}/bin/sh -c {} postfleet {}",
-        quote(&wrapper(script.len())),
-        quote(script)
-    );
+    let command = sh_c(&wrapper(script.len()), script, become_root);
     // Quoting grows a script with many quotes or backslashes: the limit is on what is sent.
     (command.len() <= INLINE_LIMIT).then_some(command)
+}
+
+/// `exec [sudo -n] /bin/sh -c WRAPPER postfleet SCRIPT`, both words quoted for the login shell.
+fn sh_c(wrapper: &str, script: &str, become_root: bool) -> String {
+    let sudo = if become_root { "sudo -n " } else { "" };
+    format!(
+        "exec {sudo}/bin/sh -c {} postfleet {}",
+        quote(wrapper),
+        quote(script)
+    )
 }
 
 /// What `/bin/sh -c` runs: checks the script arrived whole, says it started, runs it with
@@ -103,35 +108,22 @@ pub fn quote(text: &str) -> String {
     out
 }
 
-/// The script a command of ours carries, and whether it came inside the exec request (for
-/// a simulated host, which answers by script rather than by shell): the inverse of
-/// [`inline_command`] and [`stdin_command`].
-pub fn script_of(command: &str, stdin: &[u8]) -> Option<(String, bool)> {
-    if let Some(script) = script_of_stdin(command, stdin) {
-        return Some((script, false));
-    }
+/// The script an [`inline_command`] carries, and whether it runs through sudo: its inverse,
+/// for a simulated host, which answers by script rather than by shell. None for any other
+/// command (a [`stdin_command`] among them).
+pub fn inline_script(command: &str) -> Option<(String, bool)> {
     let rest = command.strip_prefix("exec ")?;
-    let rest = rest.strip_prefix("sudo -n ").unwrap_or(rest);
-    if let Some(rest) = rest.strip_prefix("/bin/sh -c ") {
-        let words = unquote_words(rest)?;
-        return match words.as_slice() {
-            [wrapped, name, script] if name == "postfleet" && *wrapped == wrapper(script.len()) => {
-                Some((script.clone(), true))
-            }
-            _ => None,
-        };
+    let (rest, become_root) = match rest.strip_prefix("sudo -n ") {
+        Some(rest) => (rest, true),
+        None => (rest, false),
+    };
+    let words = unquote_words(rest.strip_prefix("/bin/sh -c ")?)?;
+    match words.as_slice() {
+        [wrapped, name, script] if name == "postfleet" && *wrapped == wrapper(script.len()) => {
+            Some((script.clone(), become_root))
+        }
+        _ => None,
     }
-    None
-}
-
-/// The script of a [`stdin_command`]'s stdin.
-fn script_of_stdin(command: &str, stdin: &[u8]) -> Option<String> {
-    if command != "/bin/sh -s" && command != "sudo -n /bin/sh -s" {
-        return None;
-    }
-    let text = std::str::from_utf8(stdin).ok()?;
-    let body = text.strip_prefix("{\n")?.strip_suffix("} </dev/null\n")?;
-    Some(body.to_string())
 }
 
 /// Splits words quoted as [`quote`] writes them.
@@ -205,14 +197,7 @@ mod tests {
         let command = inline_command(TRICKY, false).unwrap();
         let wrapped = wrapper(TRICKY.len());
         let mangled = TRICKY.replace("\\\\", "\\");
-        let (out, code) = run_with(
-            "sh",
-            &format!(
-                "exec /bin/sh -c {} postfleet {}",
-                quote(&wrapped),
-                quote(&mangled)
-            ),
-        );
+        let (out, code) = run_with("sh", &sh_c(&wrapped, &mangled, false));
         assert_eq!((out.as_str(), code), ("", MANGLED as i32));
         assert!(command.len() > TRICKY.len());
     }
@@ -233,17 +218,18 @@ mod tests {
         assert!(inline_command("echo caf\u{e9}\n", false).is_none());
         let (command, stdin) = stdin_command("echo hi\n", true);
         assert_eq!(command, "sudo -n /bin/sh -s");
-        assert_eq!(
-            script_of(command, stdin.as_bytes()),
-            Some(("echo hi\n".to_string(), false))
-        );
+        assert_eq!(stdin, guard_stdin("echo hi\n"));
+        assert_eq!(inline_script(command), None);
     }
 
     #[test]
     fn a_simulator_reads_the_script_back() {
         for become_root in [false, true] {
             let command = inline_command(TRICKY, become_root).unwrap();
-            assert_eq!(script_of(&command, b""), Some((TRICKY.to_string(), true)));
+            assert_eq!(
+                inline_script(&command),
+                Some((TRICKY.to_string(), become_root))
+            );
         }
         assert_eq!(quote(""), "''");
         assert_eq!(quote("it's"), "'it'\\''s'");
