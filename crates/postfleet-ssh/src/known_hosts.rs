@@ -249,6 +249,12 @@ fn parsed(path: &Path) -> std::io::Result<Arc<Parsed>> {
     Ok(parsed)
 }
 
+/// The entries of the file at `path` for `host`:`port`; none when it cannot be read (for the
+/// lookups that only steer: which file decides, which key types to ask for).
+fn entries_or_none(path: &Path, host: &str, port: u16) -> Vec<Entry> {
+    parsed(path).map_or_else(|_| Vec::new(), |p| p.entries_for(host, port))
+}
+
 /// OpenSSH's rule: some pattern matches and no negated pattern does.
 fn patterns_match(patterns: &str, name: &str) -> bool {
     let mut matched = false;
@@ -327,11 +333,7 @@ fn read_file(path: &Path) -> std::io::Result<String> {
 pub fn deciding_file<'a>(files: &'a [PathBuf], host: &str, port: u16) -> Option<&'a PathBuf> {
     files
         .iter()
-        .find(|f| {
-            parsed(f)
-                .map(|p| !p.entries_for(host, port).is_empty())
-                .unwrap_or(false)
-        })
+        .find(|f| !entries_or_none(f, host, port).is_empty())
         .or(files.first())
 }
 
@@ -367,9 +369,8 @@ fn verdict(entries: &[Entry], key: &PublicKey) -> Verdict {
 /// Key types the file knows for `host`:`port`, so the client can ask for those first (as
 /// OpenSSH does) instead of being shown a key type the file has never seen.
 pub fn known_algorithms(path: &Path, host: &str, port: u16) -> Vec<Algorithm> {
-    let entries = parsed(path).map_or_else(|_| Vec::new(), |p| p.entries_for(host, port));
     let mut algorithms: Vec<Algorithm> = Vec::new();
-    for entry in entries {
+    for entry in entries_or_none(path, host, port) {
         let algorithm = entry.key.algorithm();
         if entry.marker == Marker::Plain && !algorithms.contains(&algorithm) {
             algorithms.push(algorithm);
@@ -381,8 +382,7 @@ pub fn known_algorithms(path: &Path, host: &str, port: u16) -> Vec<Algorithm> {
 /// Lines of the `@cert-authority` entries that apply to `host`:`port`. When there is one, the
 /// host is expected to present a certificate: its plain keys are never learned.
 pub fn cert_authority_lines(path: &Path, host: &str, port: u16) -> Vec<usize> {
-    parsed(path)
-        .map_or_else(|_| Vec::new(), |p| p.entries_for(host, port))
+    entries_or_none(path, host, port)
         .into_iter()
         .filter(|e| e.marker == Marker::CertAuthority)
         .map(|e| e.line)
