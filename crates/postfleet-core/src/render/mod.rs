@@ -72,28 +72,25 @@ fn render_play(
     config_dirs: &[String],
     desired: &mut DesiredHost,
 ) -> Result<(), InputError> {
-    {
-        for spec in &play.instances {
-            let index = match desired.instances.iter().position(|i| i.name == spec.name) {
-                Some(index) => index,
-                None => {
-                    desired
-                        .instances
-                        .push(crate::model::DesiredInstance::new(spec.name.clone()));
-                    desired.instances.len() - 1
-                }
-            };
-            let own = spec.name.config_dir();
-            let other_dirs: Vec<String> =
-                config_dirs.iter().filter(|d| **d != own).cloned().collect();
-            let renderer = instance::Renderer {
-                templates: &playbook.templates,
-                context,
-                host: &host.name,
-                other_dirs: &other_dirs,
-            };
-            renderer.apply(spec, &mut desired.instances[index])?;
-        }
+    for spec in &play.instances {
+        let index = match desired.instances.iter().position(|i| i.name == spec.name) {
+            Some(index) => index,
+            None => {
+                desired
+                    .instances
+                    .push(crate::model::DesiredInstance::new(spec.name.clone()));
+                desired.instances.len() - 1
+            }
+        };
+        let own = spec.name.config_dir();
+        let other_dirs: Vec<String> = config_dirs.iter().filter(|d| **d != own).cloned().collect();
+        let renderer = instance::Renderer {
+            templates: &playbook.templates,
+            context,
+            host: &host.name,
+            other_dirs: &other_dirs,
+        };
+        renderer.apply(spec, &mut desired.instances[index])?;
     }
     Ok(())
 }
