@@ -460,9 +460,18 @@ async fn converge(
             None,
         );
     }
+    for drift in &plan.drift {
+        summary.value.drift += 1;
+        reporter.event(&Event::Drift {
+            host: host.clone(),
+            drift: drift.clone(),
+        });
+    }
     report_converged_instances(job, &plan, reporter, summary);
 
-    if plan.steps.is_empty() {
+    // Nothing to change. Records alone (missing, or out of date after drift that matches the
+    // playbook) are written by an apply of their own; check mode writes nothing.
+    if plan.is_empty() || (opts.check && plan.steps.is_empty()) {
         return Ok(());
     }
     if opts.check {
@@ -484,7 +493,7 @@ async fn converge(
         phase: "applying".into(),
     });
     let t = Instant::now();
-    let script = script::build(&plan);
+    let script = script::build(&plan, &postfleet_core::drift::Stamp::now());
     let mut reported = vec![false; plan.steps.len()];
     let mut fatal: Option<String> = None;
     let mut ended = false;

@@ -817,7 +817,12 @@ fn an_apply_planned_on_facts_another_run_made_stale_is_refused() {
         "sha256sum /etc/postfix/main.cf /etc/postfix-out/main.cf /etc/postfix-out/master.cf";
     let after_b = host_ok(&lab, "h2", files);
     // ... then A's apply runs: refused, nothing touched.
-    let out = lab.exec("h2", &apply::build(&planned)).unwrap();
+    let out = lab
+        .exec(
+            "h2",
+            &apply::build(&planned, &postfleet_core::drift::Stamp::now()),
+        )
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let fatal = stdout
         .lines()

@@ -50,6 +50,9 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Show per-host diffs and steps without changing anything (= apply --check --diff).
     Plan(ApplyArgs),
+    /// Report what changed on the hosts outside postfleet since its last apply, changing
+    /// nothing (exit 5 when something drifted, 0 when nothing did).
+    Drift(ApplyArgs),
     /// Print the resolved hosts, their groups, connection settings and variables.
     Inventory(InventoryArgs),
     /// Instances per host: enabled, unit or process state, queue size.
@@ -277,8 +280,9 @@ pub fn main() -> ExitCode {
         }
     };
     exit_code(match cli.command {
-        Command::Apply(args) => run::apply(args, false),
-        Command::Plan(args) => run::apply(args, true),
+        Command::Apply(args) => run::apply(args, run::RunKind::Apply),
+        Command::Plan(args) => run::apply(args, run::RunKind::Plan),
+        Command::Drift(args) => run::apply(args, run::RunKind::Drift),
         Command::Inventory(args) => run::inventory(args),
         Command::Status(args) => ops::status(args),
         Command::Queue(cmd) => ops::queue(cmd),

@@ -176,9 +176,18 @@ fn lock_for(inventory: &Path) -> Result<Option<nix::fcntl::Flock<std::fs::File>>
     }
 }
 
-pub fn apply(args: ApplyArgs, plan_only: bool) -> Exit {
-    let check = args.check || plan_only;
-    let show_diff = args.diff || plan_only;
+/// What `apply` runs as: itself, `plan` (check mode with diffs), or `drift` (check mode that
+/// shows what drifted and no steps).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunKind {
+    Apply,
+    Plan,
+    Drift,
+}
+
+pub fn apply(args: ApplyArgs, kind: RunKind) -> Exit {
+    let check = args.check || kind != RunKind::Apply;
+    let show_diff = (args.diff || kind == RunKind::Plan) && kind != RunKind::Drift;
     let (inv, extra, hosts) = match load_targets(&args.target) {
         Ok(t) => t,
         Err(e) => return input_error(&e),
@@ -241,6 +250,9 @@ pub fn apply(args: ApplyArgs, plan_only: bool) -> Exit {
     if check && show_diff && !args.per_host && mode != OutputMode::Json {
         reporter = Arc::new(report::grouped::GroupedChanges::new(reporter));
     }
+    if kind == RunKind::Drift {
+        reporter = Arc::new(report::drift::DriftOnly::new(reporter));
+    }
     let ssh = ssh_options(&args.connect);
     // A passphrase prompt must not be drawn over by the progress bars.
     let prompt_reporter = reporter.clone();
@@ -295,7 +307,21 @@ pub fn apply(args: ApplyArgs, plan_only: bool) -> Exit {
     if args.timings {
         eprint!("{}", report::timings_table(&summaries));
     }
+    if kind == RunKind::Drift {
+        return drift_exit_code(&summaries, interrupted);
+    }
     exit_code(&summaries, interrupted, args.detailed_exitcode)
+}
+
+/// `drift`: 5 when a host drifted (and none failed), else as any fleet command.
+fn drift_exit_code(summaries: &[ApplyOutcome], interrupted: bool) -> Exit {
+    if interrupted {
+        return Exit::Interrupted;
+    }
+    match fleet_exit(summaries, |tally| tally.failed) {
+        Exit::Success if summaries.iter().any(|s| s.value.drift > 0) => Exit::Drift,
+        code => code,
+    }
 }
 
 /// The batches and the stop rule: the flags, else the plays' `serial:` and

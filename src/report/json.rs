@@ -13,6 +13,8 @@ use super::{ApplyOutcome, Event, Reporter, StepStatus, Timings};
 pub struct JsonReporter {
     out: Mutex<Box<dyn Write + Send>>,
     show_diff: bool,
+    /// Check mode (from the run's start event): how the host lines word their standing.
+    check: std::sync::atomic::AtomicBool,
 }
 
 impl JsonReporter {
@@ -21,6 +23,7 @@ impl JsonReporter {
         JsonReporter {
             out: Mutex::new(out),
             show_diff,
+            check: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -64,12 +67,28 @@ enum Line<'a> {
         reason: &'a str,
         not_attempted: &'a [String],
     },
+    /// A setting changed outside postfleet since its last apply on the host.
+    Drift {
+        host: &'a str,
+        instance: &'a str,
+        setting: String,
+        was: String,
+        now: String,
+        /// The last apply: when (UTC), which run (the host's apply count), by whom.
+        since: String,
+        run: u64,
+        by: &'a str,
+        message: String,
+    },
     Host {
         host: &'a str,
         #[serde(flatten)]
         counts: HostCounts<'a>,
     },
     Summary {
+        /// How the run stands: `in sync`, `drift fixed`, `changed`, `failed` (check mode:
+        /// `drifted`, `would change`).
+        status: &'static str,
         hosts: BTreeMap<&'a str, HostCounts<'a>>,
         totals: Totals,
         #[serde(serialize_with = "postfleet_core::outcome::ser_secs")]
@@ -79,9 +98,11 @@ enum Line<'a> {
 
 #[derive(Serialize)]
 struct HostCounts<'a> {
+    status: &'static str,
     ok: u32,
     changed: u32,
     failed: u32,
+    drift: u32,
     unreachable: bool,
     #[serde(serialize_with = "postfleet_core::outcome::ser_secs")]
     duration: Duration,
@@ -96,11 +117,13 @@ struct HostCounts<'a> {
 }
 
 impl<'a> HostCounts<'a> {
-    fn of(s: &'a ApplyOutcome) -> HostCounts<'a> {
+    fn of(s: &'a ApplyOutcome, check: bool) -> HostCounts<'a> {
         HostCounts {
+            status: s.standing(check),
             ok: s.value.ok,
             changed: s.value.changed,
             failed: s.failures(),
+            drift: s.value.drift,
             unreachable: s.unreachable(),
             duration: s.value.duration,
             round_trips: s.value.round_trips,
@@ -118,6 +141,7 @@ struct Totals {
     ok: u32,
     changed: u32,
     failed: u32,
+    drift: u32,
     /// Hosts, not steps.
     unreachable: usize,
 }
@@ -125,9 +149,24 @@ struct Totals {
 impl Reporter for JsonReporter {
     fn event(&self, event: &Event) {
         match event {
-            Event::RunStarted { hosts, check } => self.write_line(&Line::Start {
-                hosts: *hosts,
-                check: *check,
+            Event::RunStarted { hosts, check } => {
+                self.check
+                    .store(*check, std::sync::atomic::Ordering::Relaxed);
+                self.write_line(&Line::Start {
+                    hosts: *hosts,
+                    check: *check,
+                })
+            }
+            Event::Drift { host, drift } => self.write_line(&Line::Drift {
+                host,
+                instance: drift.instance.as_str(),
+                setting: drift.key.describe(),
+                was: drift.was_shown(),
+                now: drift.now_shown(),
+                since: postfleet_core::drift::utc(drift.since),
+                run: drift.generation,
+                by: &drift.by,
+                message: drift.message(host),
             }),
             // Phases are for watching people; machines get the results.
             Event::HostPhase { .. } => {}
@@ -171,29 +210,37 @@ impl Reporter for JsonReporter {
             }),
             Event::HostDone { summary } => self.write_line(&Line::Host {
                 host: &summary.host,
-                counts: HostCounts::of(summary),
+                counts: HostCounts::of(summary, self.check()),
             }),
         }
     }
 
     fn finish(&self, summaries: &[ApplyOutcome], elapsed: Duration) {
-        self.write_line(&summary_line(summaries, elapsed));
+        self.write_line(&summary_line(summaries, elapsed, self.check()));
     }
 }
 
-fn summary_line(summaries: &[ApplyOutcome], elapsed: Duration) -> Line<'_> {
+impl JsonReporter {
+    fn check(&self) -> bool {
+        self.check.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+fn summary_line(summaries: &[ApplyOutcome], elapsed: Duration, check: bool) -> Line<'_> {
     let hosts = summaries
         .iter()
-        .map(|s| (s.host.as_str(), HostCounts::of(s)))
+        .map(|s| (s.host.as_str(), HostCounts::of(s, check)))
         .collect();
     let totals = Totals {
         hosts: summaries.len(),
         ok: summaries.iter().map(|s| s.value.ok).sum(),
         changed: summaries.iter().map(|s| s.value.changed).sum(),
         failed: summaries.iter().map(|s| s.failures()).sum(),
+        drift: summaries.iter().map(|s| s.value.drift).sum(),
         unreachable: summaries.iter().filter(|s| s.unreachable()).count(),
     };
     Line::Summary {
+        status: postfleet_core::outcome::run_standing(summaries, check),
         hosts,
         totals,
         elapsed,
@@ -318,6 +365,7 @@ mod tests {
         assert_eq!(
             summary["hosts"]["mx1"],
             json!({
+                "status": "changed", "drift": 0,
                 "ok": 5, "changed": 1, "failed": 0, "unreachable": false,
                 "not_attempted": false, "duration": 1.234, "round_trips": 3,
                 "timings": {"connect": 0.1, "facts": 0.2, "plan": 0.001, "apply": 0.9},
@@ -327,8 +375,58 @@ mod tests {
         assert_eq!(summary["hosts"]["mx2"]["unreachable"], true);
         assert_eq!(
             summary["totals"],
-            json!({"hosts": 2, "ok": 5, "changed": 1, "failed": 0, "unreachable": 1})
+            json!({"hosts": 2, "ok": 5, "changed": 1, "failed": 0, "drift": 0, "unreachable": 1})
         );
+        // a host that could not be reached fails the run
+        assert_eq!(summary["status"], "failed");
+        assert_eq!(summary["hosts"]["mx2"]["status"], "unreachable");
         assert_eq!(summary["elapsed"], 10.5);
+    }
+
+    #[test]
+    fn drift_lines_say_what_changed_since_when_and_the_summary_counts_them() {
+        use postfleet_core::drift::{Drift, Key, Value as Was};
+        let buf = SharedBuf::default();
+        let reporter = JsonReporter::new(Box::new(buf.clone()), false);
+        let drift = Drift {
+            instance: postfleet_core::model::InstanceName::default_instance(),
+            key: Key::Param("relayhost".into()),
+            was: Was::Shown("[a]:25".into()),
+            now: Was::Shown("[b]:25".into()),
+            since: 0,
+            generation: 4,
+            by: "root@bastion".into(),
+        };
+        reporter.event(&Event::Drift {
+            host: "mx03".into(),
+            drift,
+        });
+        let fixed = ApplyOutcome {
+            host: "mx03".into(),
+            value: ApplyTally {
+                changed: 2,
+                drift: 1,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        reporter.finish(&[fixed], Duration::from_secs(1));
+        let lines: Vec<Value> = buf
+            .text()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines[0]["type"], "drift");
+        assert_eq!(lines[0]["setting"], "main.cf `relayhost`");
+        assert_eq!(lines[0]["was"], "[a]:25");
+        assert_eq!(lines[0]["now"], "[b]:25");
+        assert_eq!(lines[0]["since"], "1970-01-01 00:00:00 UTC");
+        assert_eq!(lines[0]["run"], 4);
+        assert!(lines[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("main.cf `relayhost` on mx03 changed outside postfleet"));
+        assert_eq!(lines[1]["status"], "drift fixed");
+        assert_eq!(lines[1]["totals"]["drift"], 1);
     }
 }

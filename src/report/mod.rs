@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub mod diff;
+pub mod drift;
 pub mod excerpt;
 pub mod grouped;
 pub mod json;
@@ -40,6 +41,11 @@ pub enum Event {
         message: Option<String>,
         /// A unified diff, already redacted, shown with --diff.
         diff: Option<String>,
+    },
+    /// A setting of a host was changed outside postfleet since its last apply.
+    Drift {
+        host: String,
+        drift: postfleet_core::drift::Drift,
     },
     /// The host is done (converged, failed or unreachable).
     HostDone { summary: ApplyOutcome },

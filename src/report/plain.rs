@@ -100,6 +100,13 @@ pub fn event_lines(event: &Event, show_diff: bool, verbosity: u8, colour: bool) 
         Event::HostPhase { host, phase } => {
             (verbosity > 0).then(|| format!("{host} | PHASE | {} | -\n", one_line(phase)))
         }
+        Event::Drift { host, drift } => Some(format!(
+            "{host} | {} | {}: {} | {}\n",
+            paint("DRIFT", Colour::Yellow, colour),
+            drift.instance,
+            one_line(&drift.key.describe()),
+            one_line(&drift.message(host))
+        )),
         Event::Step {
             host,
             name,
@@ -136,6 +143,9 @@ pub fn event_lines(event: &Event, show_diff: bool, verbosity: u8, colour: bool) 
                 summary.value.round_trips,
                 human_duration(summary.value.duration)
             );
+            if summary.value.drift > 0 {
+                message.push_str(&format!(" drift={}", summary.value.drift));
+            }
             if let Some(error) = summary.error() {
                 message.push_str("; error: ");
                 message.push_str(&one_line(error));

@@ -221,7 +221,10 @@ impl Reporter for ProgressReporter {
                 self.update_counts(&mut state);
             }
             Event::HostPhase { host, phase } => self.host_phase(&mut state, host, phase),
-            Event::BatchStart { .. } | Event::BatchEnd { .. } | Event::RolloutStopped { .. } => {
+            Event::BatchStart { .. }
+            | Event::BatchEnd { .. }
+            | Event::RolloutStopped { .. }
+            | Event::Drift { .. } => {
                 if let Some(text) =
                     super::plain::event_lines(event, false, self.verbosity, self.colour)
                 {

@@ -67,10 +67,22 @@ pub fn render(summaries: &[ApplyOutcome], elapsed: Duration, colour: bool) -> St
         human_duration(elapsed),
     ]);
 
-    // A rollout in batches: each host's batch first.
-    let batched = summaries.iter().any(|s| s.value.batch > 0);
     let mut headers = HEADERS.to_vec();
     let mut aligns = ALIGNS.to_vec();
+    // Drift found on some host: how much, after FAILED (the column only then).
+    if summaries.iter().any(|s| s.value.drift > 0) {
+        let at = 4;
+        headers.insert(at, "DRIFT");
+        aligns.insert(at, Align::Right);
+        for (row, summary) in rows.iter_mut().zip(summaries) {
+            row.insert(at, count(summary.value.drift, Colour::Yellow));
+        }
+        if let Some(totals) = rows.last_mut() {
+            totals.insert(at, count(total(|s| s.value.drift), Colour::Yellow));
+        }
+    }
+    // A rollout in batches: each host's batch first.
+    let batched = summaries.iter().any(|s| s.value.batch > 0);
     if batched {
         headers.insert(0, "BATCH");
         aligns.insert(0, Align::Right);

@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod apply;
+pub mod drift;
 pub mod error;
 pub mod exit;
 pub mod facts;

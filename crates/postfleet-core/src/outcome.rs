@@ -127,6 +127,8 @@ pub struct ApplyTally {
     pub changed: u32,
     /// Steps that failed.
     pub failed: u32,
+    /// Settings found changed outside postfleet since its last apply (see `drift`).
+    pub drift: u32,
     /// SSH commands (channel round trips) this run used on the host.
     pub round_trips: u32,
     pub duration: Duration,
@@ -173,6 +175,43 @@ impl ApplyOutcome {
     /// Failures as the recap counts them.
     pub fn failures(&self) -> u32 {
         self.failures_with(self.value.failed)
+    }
+
+    /// How the host stands after the run, in the words a scheduled run's log uses: `in
+    /// sync`, `drift fixed` (changed, and something had been changed outside postfleet),
+    /// `changed`, or how it failed; with `check`, `drifted` and `would change` instead.
+    pub fn standing(&self, check: bool) -> &'static str {
+        match (self.verdict(), self.value.drift > 0, check) {
+            (Verdict::NotAttempted, ..) => "not attempted",
+            (Verdict::Unreachable, ..) => "unreachable",
+            (Verdict::Failed, ..) => "failed",
+            (Verdict::Changed, true, false) => "drift fixed",
+            (Verdict::Changed, false, false) => "changed",
+            (_, true, true) => "drifted",
+            (Verdict::Changed, false, true) => "would change",
+            (Verdict::Ok, ..) => "in sync",
+        }
+    }
+}
+
+/// How a whole run stands: the worst of its hosts (failed, unreachable or not attempted
+/// hosts make it `failed`), else `drift fixed`, `changed` or `in sync` (with `check`:
+/// `drifted`, `would change`).
+pub fn run_standing(outcomes: &[ApplyOutcome], check: bool) -> &'static str {
+    let words: Vec<&str> = outcomes.iter().map(|o| o.standing(check)).collect();
+    let any = |w: &str| words.contains(&w);
+    if any("failed") || any("unreachable") || any("not attempted") {
+        "failed"
+    } else if any("drift fixed") {
+        "drift fixed"
+    } else if any("drifted") {
+        "drifted"
+    } else if any("changed") {
+        "changed"
+    } else if any("would change") {
+        "would change"
+    } else {
+        "in sync"
     }
 }
 

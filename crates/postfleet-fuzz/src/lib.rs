@@ -113,7 +113,13 @@ pub fn facts(data: &[u8]) {
     };
     for force in [false, true] {
         if let Ok(plan) = plan::plan(desired(), &facts, plan::PlanOptions { force }) {
-            let _ = postfleet_core::apply::build(&plan);
+            let _ = postfleet_core::apply::build(
+                &plan,
+                &postfleet_core::drift::Stamp {
+                    at: 0,
+                    by: "fuzz@c".into(),
+                },
+            );
         }
     }
 }

@@ -24,7 +24,7 @@ const GATE: &str = include_str!("gate.sh");
 /// under a supervisor shell that waits for it (guard.sh): when the steps' shell is killed
 /// with an instance's transaction open, the supervisor puts that instance's files back at
 /// once.
-pub fn build(plan: &Plan) -> String {
+pub fn build(plan: &Plan, stamp: &crate::drift::Stamp) -> String {
     let mut dirs: Vec<String> = Vec::new();
     let mut paths: Vec<&str> = Vec::new();
     for step in &plan.steps {
@@ -38,7 +38,12 @@ pub fn build(plan: &Plan) -> String {
             }
         }
     }
-    supervised(crate::scripts::PREAMBLE, &steps_script(plan), &dirs, &paths)
+    supervised(
+        crate::scripts::PREAMBLE,
+        &steps_script(plan, stamp),
+        &dirs,
+        &paths,
+    )
 }
 
 /// `steps` run by a shell in a session of its own, under the supervisor of guard.sh;
@@ -65,7 +70,7 @@ fn supervised(preamble: &str, steps: &str, dirs: &[String], paths: &[&str]) -> S
 }
 
 /// The steps of a plan, as the script the supervisor runs (see [`build`]).
-fn steps_script(plan: &Plan) -> String {
+fn steps_script(plan: &Plan, stamp: &crate::drift::Stamp) -> String {
     let mut s = format!(
         "{}PF_PLANNED_AT={}\n{PRELUDE}{TXN}{GATE}",
         crate::scripts::PREAMBLE,
@@ -135,8 +140,44 @@ fn steps_script(plan: &Plan) -> String {
         }
         i += 1;
     }
-    s.push_str("pf_txn_close\n[ -z \"$pf_failed\" ] || exit 2\npf_emit @@end\n");
+    s.push_str("pf_txn_close\n");
+    for line in record_lines(plan, stamp) {
+        push(&mut s, line);
+    }
+    s.push_str("[ -z \"$pf_failed\" ] || exit 2\npf_emit @@end\n");
     s
+}
+
+/// `pf_applied NAME LAST FILE [TEXT]` for every record the plan leaves (prelude.sh): LAST is
+/// the index of the instance's last step, -1 when it has none.
+fn record_lines(plan: &Plan, stamp: &crate::drift::Stamp) -> Vec<Line> {
+    plan.records
+        .iter()
+        .map(|due| {
+            let last = plan
+                .steps
+                .iter()
+                .rposition(|s| s.instance.as_ref() == Some(&due.instance))
+                .map_or(-1, |i| i as i64);
+            let line = Line::new()
+                .text("pf_applied")
+                .word(due.instance.as_str())
+                .word(last.to_string())
+                .word(crate::drift::record_file(&due.instance));
+            match &due.items {
+                Some(items) => line.word(
+                    crate::drift::Record {
+                        at: stamp.at,
+                        generation: plan.generation + 1,
+                        by: stamp.by.clone(),
+                        items: items.clone(),
+                    }
+                    .render(),
+                ),
+                None => line,
+            }
+        })
+        .collect()
 }
 
 /// Steps that change an instance's files: they run inside its transaction (txn.sh).
@@ -600,6 +641,49 @@ mod recover_tests {
         std::fs::create_dir_all(&state).unwrap();
         std::fs::create_dir_all(&backup).unwrap();
         (root, state, dir, backup)
+    }
+
+    /// `pf_applied` (prelude.sh), run by /bin/sh: a record is written only for an instance
+    /// whose steps all came before the first failure and whose transaction was kept.
+    #[test]
+    fn records_are_written_only_for_instances_left_as_planned() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path();
+        let body = format!(
+            "PF_STATE={}\nPF_PLANNED_AT=0\n{PRELUDE}{TXN}\n\
+             pf_applied postfix-a -1 postfix-a 'no step'\n\
+             pf_fail 4 boom\n\
+             pf_applied postfix-b 3 postfix-b 'before the failure'\n\
+             pf_applied postfix-c 4 postfix-c 'failed'\n\
+             pf_undone=' postfix-d '\n\
+             pf_applied postfix-d 1 postfix-d 'taken back'\n\
+             pf_applied postfix-e 2 postfix-e\n",
+            state.display()
+        );
+        std::fs::create_dir_all(state.join("applied")).unwrap();
+        std::fs::write(state.join("applied/postfix-e"), "old").unwrap();
+        std::fs::write(state.join("applied/postfix-c"), "old").unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&body)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let read = |f: &str| std::fs::read_to_string(state.join("applied").join(f)).ok();
+        assert_eq!(read("postfix-a").as_deref(), Some("no step"));
+        assert_eq!(read("postfix-b").as_deref(), Some("before the failure"));
+        assert_eq!(read("postfix-c").as_deref(), Some("old"));
+        assert_eq!(read("postfix-d"), None);
+        assert_eq!(
+            read("postfix-e"),
+            None,
+            "a destroyed instance keeps no record"
+        );
+        let names: Vec<String> = std::fs::read_dir(state.join("applied"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| !n.starts_with('.')), "{names:?}");
     }
 
     /// The recovery script, run by /bin/sh on plain files with `state` as its state dir.

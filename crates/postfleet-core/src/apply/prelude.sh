@@ -6,7 +6,7 @@ trap '' HUP PIPE
 umask 022
 PF_NL='
 '
-pf_failed=
+pf_failed= pf_failed_at= pf_undone=
 pf_b64() { printf '%s' "$1" | base64 -w0; }
 # Every report line also goes to $PF_STATE/last-apply once this run holds the lock: if the
 # connection drops, the run goes on (HUP and PIPE are ignored) and the controller reconnects
@@ -17,7 +17,7 @@ pf_emit() {
 }
 pf_report() { pf_emit "@@step $1 $2 $(pf_b64 "$3")"; }
 pf_report64() { pf_emit "@@step $1 $2 $3"; }  # message already base64
-pf_fail() { pf_report "$1" failed "$2"; pf_failed=1; }
+pf_fail() { pf_report "$1" failed "$2"; pf_failed=1; pf_failed_at=${pf_failed_at:-$1}; }
 pf_fatal() { pf_emit "@@error $(pf_b64 "$1")"; exit 3; }
 
 [ -d "$PF_STATE/pending" ] || mkdir -p "$PF_STATE/pending" 2>/dev/null || pf_fatal "cannot create $PF_STATE on the host (read-only or full disk?)"
@@ -71,6 +71,17 @@ pf_running() {  # CONFIG_DIR
   pf_daemons=${pf_vals%%"$PF_NL"*}; pf_vals=${pf_vals#*"$PF_NL"}
   [ -n "$pf_queue" ] && [ -d "$pf_queue" ] && [ -x "$pf_daemons/master" ] &&
     ! "$pf_daemons/master" -c "$1" -t >/dev/null 2>&1
+}
+
+# What this apply leaves of an instance, for the next run to find drift with
+# ($PF_STATE/applied/FILE): written only when every step of the instance went well (its last
+# step, LAST, came before the first failure; -1: it had none) and its transaction was kept.
+pf_applied() {  # NAME LAST FILE [TEXT]: without TEXT the instance keeps no record (destroyed)
+  case $pf_undone in *" $1 "*) return 0 ;; esac
+  [ -z "$pf_failed" ] || [ "$2" -lt "${pf_failed_at:-0}" ] || return 0
+  if [ "$#" -lt 4 ]; then rm -f "$PF_STATE/applied/$3"; return 0; fi
+  [ -d "$PF_STATE/applied" ] || mkdir -m 700 "$PF_STATE/applied" || return 0
+  printf '%s' "$4" > "$PF_STATE/applied/.$3.tmp" && mv -f "$PF_STATE/applied/.$3.tmp" "$PF_STATE/applied/$3"
 }
 
 # Postfix programs pause before reading a main.cf changed within the last two seconds, in

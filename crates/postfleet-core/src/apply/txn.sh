@@ -83,6 +83,7 @@ pf_txn_close() {
   [ -n "$PF_TXN" ] || return 0
   if [ -n "$pf_failed" ]; then
     pf_restore "$PF_TXN_DIR"
+    pf_undone="$pf_undone $PF_TXN_NAME "
     if [ -f "$PF_TXN/pending.before" ]; then
       mv -f "$PF_TXN/pending.before" "$PF_STATE/pending/$PF_TXN_NAME"
     else

@@ -182,6 +182,9 @@ pub struct HostFacts {
     pub interrupted: Vec<String>,
     /// Scratch copies and temp files an interrupted apply left behind.
     pub leftovers: Vec<String>,
+    /// What the last apply left, per instance (`$PF_STATE/applied/`), to find drift with.
+    /// A record that cannot be read is left out (nothing to compare with).
+    pub applied: BTreeMap<InstanceName, crate::drift::Record>,
 }
 
 impl HostFacts {
@@ -273,6 +276,7 @@ pub fn parse(output: &str) -> Result<HostFacts, String> {
         files: BTreeMap::new(),
         interrupted: Vec::new(),
         leftovers: Vec::new(),
+        applied: BTreeMap::new(),
     };
     let mut complete = false;
     for line in output.lines() {
@@ -372,6 +376,16 @@ pub fn parse(output: &str) -> Result<HostFacts, String> {
             "mapfresh" => {
                 if let Some(file) = facts.files.get_mut(field(1)) {
                     file.map_fresh = Some(field(2) == "yes");
+                }
+            }
+            "applied" => {
+                let record = crate::drift::instance_of_record_file(field(1)).zip(
+                    decode_text(field(2))
+                        .ok()
+                        .and_then(|text| crate::drift::Record::parse(&text)),
+                );
+                if let Some((name, record)) = record {
+                    facts.applied.insert(name, record);
                 }
             }
             "end" => complete = true,

@@ -145,4 +145,8 @@ for spec in "$@"; do
     rec "file${TAB}$path${TAB}missing"
   fi
 done
+# What the last apply left of each instance (drift is what changed since).
+for applied in "$PF_STATE"/applied/*; do
+  [ -f "$applied" ] && rec "applied${TAB}${applied##*/}${TAB}$(b64file "$applied")"
+done
 rec "end"

@@ -181,6 +181,28 @@ pub struct Plan {
     /// The host's apply generation the facts were read at: the apply refuses to run if
     /// another run has applied since (its plan would be made for a host that is no more).
     pub generation: u64,
+    /// What changed on the host outside postfleet since the last apply (reported whether or
+    /// not the steps put it right).
+    pub drift: Vec<crate::drift::Drift>,
+    /// The records of what this apply leaves (`$PF_STATE/applied/`), for the instances it
+    /// touches and those whose record is missing or out of date: written by the apply, each
+    /// only when its instance's steps all went well.
+    pub records: Vec<RecordDue>,
+}
+
+/// The record one instance gets from an apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordDue {
+    pub instance: InstanceName,
+    /// The settings it leaves; None: the instance is wanted absent and keeps no record.
+    pub items: Option<Vec<(crate::drift::Key, crate::drift::Value)>>,
+}
+
+impl Plan {
+    /// Nothing to run on the host: no step and no record to write.
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty() && self.records.is_empty()
+    }
 }
 
 /// Host-level problem that prevents planning at all.
@@ -244,10 +266,31 @@ pub fn plan(
             ),
             InstanceState::Absent => plan_absent(inst, current, facts, &driver, opts, &mut out)?,
         }
-        if out.steps.len() > before {
+        let touched = out.steps.len() > before;
+        if touched {
             out.drivers.insert(inst.name.clone(), driver);
             out.config_dirs.insert(inst.name.clone(), config_dir);
             out.checks.insert(inst.name.clone(), inst.verify.clone());
+        }
+        // Drift is measured against what the last apply left, not against the playbook.
+        let recorded = facts.applied.get(&inst.name);
+        if let Some(record) = recorded {
+            out.drift
+                .extend(crate::drift::detect(&inst.name, record, facts));
+        }
+        let items = crate::drift::desired_items(inst);
+        let stale = match (&items, recorded) {
+            (Some(items), Some(record)) => record.items != *items,
+            (Some(_), None) | (None, Some(_)) => true,
+            (None, None) => false,
+        };
+        // A refused instance is left as it is: a record would say it was converged.
+        let refused = out.refusals.iter().any(|r| r.instance == inst.name);
+        if (touched || stale) && !refused {
+            out.records.push(RecordDue {
+                instance: inst.name.clone(),
+                items,
+            });
         }
     }
     Ok(out)

@@ -112,6 +112,7 @@ fn fresh_host() -> HostFacts {
         files: BTreeMap::new(),
         interrupted: Vec::new(),
         leftovers: Vec::new(),
+        applied: BTreeMap::new(),
     }
 }
 
@@ -465,7 +466,13 @@ fn apply_scripts_are_valid_shell() {
         .unwrap(),
     ];
     for p in cases {
-        let script = crate::apply::build(&p);
+        let script = crate::apply::build(
+            &p,
+            &crate::drift::Stamp {
+                at: 0,
+                by: "t@c".into(),
+            },
+        );
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("apply.sh");
         std::fs::write(&path, &script).unwrap();
@@ -524,4 +531,124 @@ fn a_secret_parameter_never_shows_in_the_diff_of_main_cf() {
         new.contains("smtp_sasl_password_maps = (hidden, changed)"),
         "{new}"
     );
+}
+
+/// The record an apply of `inst` would leave, as the probe reads it back.
+fn recorded(inst: &DesiredInstance) -> crate::drift::Record {
+    crate::drift::Record {
+        at: 100,
+        generation: 3,
+        by: "root@bastion".into(),
+        items: crate::drift::desired_items(inst).unwrap(),
+    }
+}
+
+#[test]
+fn an_apply_records_what_it_leaves_of_every_instance_it_touches() {
+    let plan = plan(
+        &host(vec![newsletter()]),
+        &fresh_host(),
+        PlanOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(plan.records.len(), 1);
+    assert_eq!(plan.records[0].instance, name("postfix-news"));
+    assert_eq!(
+        plan.records[0].items,
+        crate::drift::desired_items(&newsletter())
+    );
+    assert!(
+        plan.drift.is_empty(),
+        "no record yet: nothing to compare with"
+    );
+}
+
+#[test]
+fn a_converged_host_with_its_record_needs_nothing_not_even_a_record() {
+    let mut facts = converged_host();
+    facts
+        .applied
+        .insert(name("postfix-news"), recorded(&newsletter()));
+    let plan = plan(&host(vec![newsletter()]), &facts, PlanOptions::default()).unwrap();
+    assert!(plan.is_empty(), "{plan:?}");
+    assert!(plan.drift.is_empty());
+}
+
+#[test]
+fn a_converged_host_without_a_record_gets_one_and_no_step() {
+    let plan = plan(
+        &host(vec![newsletter()]),
+        &converged_host(),
+        PlanOptions::default(),
+    )
+    .unwrap();
+    assert!(plan.steps.is_empty());
+    assert_eq!(plan.records.len(), 1);
+    let script = crate::apply::build(
+        &plan,
+        &crate::drift::Stamp {
+            at: 9,
+            by: "a@b".into(),
+        },
+    );
+    assert!(
+        script.contains("pf_applied postfix-news -1 postfix-news"),
+        "{script}"
+    );
+}
+
+#[test]
+fn a_hand_edit_is_drift_and_is_put_right() {
+    let mut facts = converged_host();
+    facts
+        .applied
+        .insert(name("postfix-news"), recorded(&newsletter()));
+    facts
+        .instances
+        .get_mut(&name("postfix-news"))
+        .unwrap()
+        .main_cf =
+        Some("queue_directory = /var/spool/postfix-news\nrelayhost = [10.9.9.9]:25\n".into());
+    let plan = plan(&host(vec![newsletter()]), &facts, PlanOptions::default()).unwrap();
+    assert_eq!(plan.drift.len(), 1);
+    assert_eq!(plan.drift[0].was_shown(), "[10.0.0.1]:2527");
+    assert_eq!(plan.drift[0].now_shown(), "[10.9.9.9]:25");
+    assert_eq!(
+        actions(&plan),
+        ["postfix-news: main.cf", "postfix-news: reload"]
+    );
+    assert_eq!(plan.records.len(), 1);
+}
+
+#[test]
+fn a_playbook_change_is_not_drift() {
+    let mut facts = converged_host();
+    facts
+        .applied
+        .insert(name("postfix-news"), recorded(&newsletter()));
+    let mut changed = newsletter();
+    changed
+        .main_cf_params
+        .insert("relayhost".into(), Some("[10.0.0.2]:2527".into()));
+    let plan = plan(&host(vec![changed]), &facts, PlanOptions::default()).unwrap();
+    assert!(plan.drift.is_empty());
+    assert_eq!(
+        actions(&plan),
+        ["postfix-news: main.cf", "postfix-news: reload"]
+    );
+}
+
+#[test]
+fn a_refused_instance_keeps_its_old_record() {
+    let mut facts = converged_host();
+    facts
+        .instances
+        .get_mut(&name("postfix-news"))
+        .unwrap()
+        .queue_size = Some(3);
+    let mut gone = newsletter();
+    gone.state = InstanceState::Absent;
+    let plan = plan(&host(vec![gone]), &facts, PlanOptions::default()).unwrap();
+    assert_eq!(plan.refusals.len(), 1, "{plan:?}");
+    assert!(plan.records.is_empty());
 }
