@@ -81,7 +81,10 @@ pf_applied() {  # NAME LAST FILE [TEXT]: without TEXT the instance keeps no reco
   [ -z "$pf_failed" ] || [ "$2" -lt "${pf_failed_at:-0}" ] || return 0
   if [ "$#" -lt 4 ]; then rm -f "$PF_STATE/applied/$3"; return 0; fi
   [ -d "$PF_STATE/applied" ] || mkdir -m 700 "$PF_STATE/applied" || return 0
+  # Private (values of the config), whole when it gets its name.
+  umask 077
   printf '%s' "$4" > "$PF_STATE/applied/.$3.tmp" && mv -f "$PF_STATE/applied/.$3.tmp" "$PF_STATE/applied/$3"
+  umask 022
 }
 
 # Postfix programs pause before reading a main.cf changed within the last two seconds, in
