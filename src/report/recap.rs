@@ -253,6 +253,27 @@ mx10 (unreachable): connect to 10.0.0.10:22: timed out after 10s
     }
 
     #[test]
+    fn drift_gets_a_column_only_when_there_is_some() {
+        let mut hosts = fleet();
+        assert!(!render(&hosts, Duration::from_secs(1), false).contains("DRIFT"));
+        hosts[0].value.drift = 2;
+        let text = render(&hosts, Duration::from_secs(1), false);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[0].starts_with("HOST             OK  CHANGED  FAILED  DRIFT  UNREACHABLE"),
+            "{text}"
+        );
+        assert!(
+            lines[1].starts_with("mx1              12        3       0      2"),
+            "{text}"
+        );
+        assert!(
+            lines[5].starts_with("total: 3 hosts   16        4       1      2"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn a_failed_step_without_host_error_is_still_explained() {
         let text = render(
             &[summary("mx1", 1, 0, 1, 10)],

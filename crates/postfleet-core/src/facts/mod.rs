@@ -279,6 +279,7 @@ pub fn parse(output: &str) -> Result<HostFacts, String> {
         applied: BTreeMap::new(),
     };
     let mut complete = false;
+    let mut applied_lines: BTreeMap<String, String> = BTreeMap::new();
     for line in output.lines() {
         let f: Vec<&str> = line.split('\t').collect();
         let field = |i: usize| f.get(i).copied().unwrap_or("");
@@ -379,13 +380,12 @@ pub fn parse(output: &str) -> Result<HostFacts, String> {
                 }
             }
             "applied" => {
-                let record = crate::drift::instance_of_record_file(field(1)).zip(
-                    decode_text(field(2))
-                        .ok()
-                        .and_then(|text| crate::drift::Record::parse(&text)),
-                );
-                if let Some((name, record)) = record {
-                    facts.applied.insert(name, record);
+                // One line of a record, which has tabs of its own.
+                let mut parts = line.splitn(3, '\t').skip(1);
+                if let (Some(file), Some(text)) = (parts.next(), parts.next()) {
+                    let lines = applied_lines.entry(file.to_string()).or_default();
+                    lines.push_str(text);
+                    lines.push('\n');
                 }
             }
             "end" => complete = true,
@@ -394,6 +394,14 @@ pub fn parse(output: &str) -> Result<HostFacts, String> {
     }
     if !complete {
         return Err("the facts probe did not finish (output cut short)".into());
+    }
+    // A record that cannot be read is left out: there is nothing to compare with.
+    for (file, text) in applied_lines {
+        let record =
+            crate::drift::instance_of_record_file(&file).zip(crate::drift::Record::parse(&text));
+        if let Some((name, record)) = record {
+            facts.applied.insert(name, record);
+        }
     }
     Ok(facts)
 }
@@ -424,6 +432,32 @@ mod tests {
         assert!(
             script.contains(" - postfix-news -- \"hash:/etc/postfix-news/it's\"\n"),
             "{script}"
+        );
+    }
+
+    #[test]
+    fn records_come_line_by_line_and_a_bad_one_is_left_out() {
+        let record = crate::drift::Record {
+            at: 5,
+            generation: 2,
+            by: "root@b".into(),
+            items: vec![(
+                crate::drift::Key::Param("relayhost".into()),
+                crate::drift::Value::Shown("[r]:25".into()),
+            )],
+        };
+        let mut out = String::new();
+        for line in record.render().lines() {
+            out.push_str(&format!("applied\tpostfix-news\t{line}\n"));
+        }
+        out.push_str("applied\tdefault\tnot a record\nend\n");
+        let facts = parse(&out).unwrap();
+        assert_eq!(facts.applied.len(), 1);
+        assert_eq!(
+            facts
+                .applied
+                .get(&InstanceName::parse("postfix-news").unwrap()),
+            Some(&record)
         );
     }
 

@@ -145,8 +145,12 @@ for spec in "$@"; do
     rec "file${TAB}$path${TAB}missing"
   fi
 done
-# What the last apply left of each instance (drift is what changed since).
+# What the last apply left of each instance (drift is what changed since): line by line,
+# read by this shell (records are tab-separated ASCII).
 for applied in "$PF_STATE"/applied/*; do
-  [ -f "$applied" ] && rec "applied${TAB}${applied##*/}${TAB}$(b64file "$applied")"
+  [ -f "$applied" ] || continue
+  while IFS= read -r line || [ -n "$line" ]; do
+    rec "applied${TAB}${applied##*/}${TAB}$line"
+  done < "$applied"
 done
 rec "end"
