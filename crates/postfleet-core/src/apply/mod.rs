@@ -643,6 +643,40 @@ mod recover_tests {
         (root, state, dir, backup)
     }
 
+    /// A state directory another user owns (e.g. a controller account's home on a host that
+    /// is also managed) is refused before anything is written in it.
+    #[test]
+    fn a_state_dir_that_is_not_roots_own_is_refused() {
+        let uid = std::process::Command::new("id").arg("-u").output().unwrap();
+        if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+            eprintln!("skipped: needs root to hand the directory to another user");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        std::fs::create_dir(&state).unwrap();
+        std::os::unix::fs::chown(&state, Some(65534), Some(65534)).unwrap();
+        let body = format!(
+            "PF_STATE={}\nPF_PLANNED_AT=0\n{PRELUDE}echo reached\n",
+            state.display()
+        );
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&body)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "{out:?}");
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            said.starts_with("@@error ") && !said.contains("reached"),
+            "{said}"
+        );
+        assert!(
+            std::fs::read_dir(&state).unwrap().next().is_none(),
+            "something was written"
+        );
+    }
+
     /// `pf_applied` (prelude.sh), run by /bin/sh: a record is written only for an instance
     /// whose steps all came before the first failure and whose transaction was kept.
     #[test]
