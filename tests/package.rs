@@ -115,7 +115,7 @@ fn the_service_is_one_apply_as_the_postfleet_user_in_its_configuration_directory
         ("Group", "postfleet"),
         ("WorkingDirectory", "/etc/postfleet/%i"),
         ("EnvironmentFile", "/etc/postfleet/%i/env"),
-        ("StateDirectory", "postfleet"),
+        ("StateDirectory", "postfleet-controller"),
         ("SuccessExitStatus", "5"),
         ("StandardOutput", "journal"),
         ("ProtectSystem", "strict"),
@@ -125,6 +125,15 @@ fn the_service_is_one_apply_as_the_postfleet_user_in_its_configuration_directory
     ] {
         assert_eq!(one(&unit, "Service", key), value, "{key}");
     }
+    // The postfleet user's home is not the directory postfleet's root scripts keep their
+    // state in on a managed host (this machine may be one).
+    let home = format!("/var/lib/{}", one(&unit, "Service", "StateDirectory"));
+    assert_ne!(home, postfleet_core::scripts::STATE_DIR);
+    let postinst = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/debian/postinst"),
+    )
+    .unwrap();
+    assert!(postinst.contains(&format!("--home {home} ")), "{postinst}");
     // Outbound TCP stays possible.
     let families = words(one(&unit, "Service", "RestrictAddressFamilies"));
     for family in ["AF_INET", "AF_INET6"] {
