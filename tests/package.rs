@@ -5,6 +5,8 @@
 //! `scripts/build-deb` makes a .deb holding every promised path (when cargo-deb is installed:
 //! `scripts/build-deb --install-tool`, which scripts/test runs).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -320,43 +322,14 @@ fn systemd_analyze_verifies_the_units() {
     );
 }
 
-/// The target directory the binary under test was built in (`.../debug/postfleet`).
-fn target_dir() -> PathBuf {
-    bin().parent().and_then(Path::parent).unwrap().to_path_buf()
-}
-
 #[test]
 fn the_deb_holds_every_promised_path() {
-    let target = target_dir();
-    let cargo_deb = target.join("tools/bin/cargo-deb");
-    if !cargo_deb.exists() {
+    let Some(deb) = common::build_deb() else {
         eprintln!(
-            "skipped: cargo-deb is not in {} (scripts/build-deb --install-tool installs it)",
-            cargo_deb.display()
+            "skipped: cargo-deb is not installed (scripts/build-deb --install-tool installs it)"
         );
         return;
-    }
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new(repo.join("scripts/build-deb"))
-        .arg("--binary")
-        .arg(bin())
-        .current_dir(repo)
-        .env("CARGO_TARGET_DIR", &target)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "scripts/build-deb: {}\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let deb = PathBuf::from(stdout.trim().lines().last().expect("the .deb's path"));
-    assert!(
-        deb.extension().is_some_and(|e| e == "deb") && deb.is_file(),
-        "{stdout}"
-    );
+    };
 
     let dpkg_deb = |args: &[&str]| {
         let out = Command::new("dpkg-deb")
@@ -458,7 +431,12 @@ fn the_deb_holds_every_promised_path() {
     assert!(out.status.success());
     for script in ["postinst", "prerm", "postrm"] {
         let text = std::fs::read_to_string(control.join(script)).unwrap();
-        let ours = std::fs::read_to_string(repo.join("packaging/debian").join(script)).unwrap();
+        let ours = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("packaging/debian")
+                .join(script),
+        )
+        .unwrap();
         assert_eq!(text, ours, "{script}");
         let syntax = Command::new("sh")
             .arg("-n")

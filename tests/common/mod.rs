@@ -233,3 +233,39 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 pub fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// The .deb of the binary under test, made by `scripts/build-deb --binary` (the debug build:
+/// no release build in the tests); None when cargo-deb is not installed in the target
+/// directory's tools (`scripts/build-deb --install-tool`, which scripts/test runs).
+pub fn build_deb() -> Option<PathBuf> {
+    let bin = postfleet_bin();
+    let target = bin
+        .parent()
+        .and_then(std::path::Path::parent)?
+        .to_path_buf();
+    if !target.join("tools/bin/cargo-deb").exists() {
+        return None;
+    }
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(repo.join("scripts/build-deb"))
+        .arg("--binary")
+        .arg(&bin)
+        .current_dir(repo)
+        .env("CARGO_TARGET_DIR", &target)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("scripts/build-deb runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "scripts/build-deb: {}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deb = PathBuf::from(stdout.trim().lines().last().expect("the .deb's path"));
+    assert!(
+        deb.extension().is_some_and(|e| e == "deb") && deb.is_file(),
+        "{stdout}"
+    );
+    Some(deb)
+}
