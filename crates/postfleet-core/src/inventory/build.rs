@@ -116,13 +116,16 @@ impl Builder {
     }
 
     /// The group called `name`, if declared.
-    #[allow(dead_code)] // used by the front ends to come
     pub(crate) fn find_group(&self, name: &str) -> Option<GroupId> {
         self.group_index.get(name).copied()
     }
 
+    /// The name of `group`.
+    pub(crate) fn group_name(&self, group: GroupId) -> &str {
+        &self.groups[group].name
+    }
+
     /// The host called `name`, if declared.
-    #[allow(dead_code)] // used by the front ends to come
     pub(crate) fn find_host(&self, name: &str) -> Option<HostId> {
         self.host_index.get(name).copied()
     }
@@ -188,7 +191,6 @@ impl Builder {
     }
 
     /// The variables of `group_vars/GROUP` beside inventory source `source`.
-    #[allow(dead_code)] // used by the front ends to come
     pub(crate) fn group_file_vars(&mut self, source: usize, group: GroupId, defs: Vec<VarDef>) {
         self.groups[group]
             .file_vars
@@ -198,7 +200,6 @@ impl Builder {
     }
 
     /// The variables of `host_vars/HOST` beside inventory source `source`.
-    #[allow(dead_code)] // used by the front ends to come
     pub(crate) fn host_file_vars(&mut self, source: usize, host: HostId, defs: Vec<VarDef>) {
         self.hosts[host]
             .file_vars
@@ -208,7 +209,6 @@ impl Builder {
     }
 
     /// Every group's name, by id.
-    #[allow(dead_code)] // used by the front ends to come
     pub(crate) fn group_names(&self) -> impl Iterator<Item = (GroupId, &str)> {
         self.groups
             .iter()
@@ -217,17 +217,11 @@ impl Builder {
     }
 
     /// Every host's name, by id.
-    #[allow(dead_code)] // used by the front ends to come
     pub(crate) fn host_names(&self) -> impl Iterator<Item = (HostId, &str)> {
         self.hosts
             .iter()
             .enumerate()
             .map(|(h, e)| (h, e.name.as_str()))
-    }
-
-    #[allow(dead_code)] // used by the front ends to come
-    pub(crate) fn has_hosts(&self) -> bool {
-        !self.hosts.is_empty()
     }
 
     /// The ordering key of a position: file read order, line, column.
@@ -279,7 +273,7 @@ impl Builder {
 
     /// As Ansible reconciles an inventory: a group without a parent is a child of `all`; a
     /// host in no group but `all` is in `ungrouped`, and a host in another group is not.
-    fn reconcile(&mut self) {
+    pub(crate) fn reconcile(&mut self) {
         for g in 1..self.groups.len() {
             if self.groups[g].parents.is_empty() {
                 self.groups[g].parents.push(ALL);

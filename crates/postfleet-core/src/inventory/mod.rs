@@ -10,10 +10,14 @@ use crate::error::{InputError, SourcePos};
 mod build;
 mod connection;
 pub mod extra_vars;
+mod ini;
+mod json;
+mod literal;
 mod load;
 mod pattern;
 mod ranges;
 mod show;
+mod vars_files;
 pub(crate) mod yaml;
 mod yaml_inv;
 
@@ -117,3 +121,6 @@ pub struct Inventory {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod format_tests;

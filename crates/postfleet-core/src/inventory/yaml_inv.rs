@@ -60,8 +60,8 @@ impl Walker<'_> {
         let Some(doc) = doc else { return Ok(()) };
         for (host_key, vars) in doc.hosts.0 {
             let pos = self.pos(&host_key);
-            let names =
-                ranges::expand(&host_key.value).map_err(|m| InputError::new(m).at(pos.clone()))?;
+            let names = ranges::expand(&host_key.value)
+                .map_err(|m| InputError::new(m).at(pos.clone()).hint(ranges::RANGE_HINT))?;
             let defs = self.var_defs(vars)?;
             for name in names {
                 let host = self.builder.host(group, &name, &pos)?;
