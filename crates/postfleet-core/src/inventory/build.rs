@@ -281,13 +281,15 @@ impl Builder {
         }
         let ungrouped = self.group_index.get("ungrouped").copied();
         if let Some(u) = ungrouped {
-            for h in 0..self.hosts.len() {
-                let groups = &mut self.hosts[h].direct_groups;
+            let mut leaving = vec![false; self.hosts.len()];
+            for (h, host) in self.hosts.iter_mut().enumerate() {
+                let groups = &mut host.direct_groups;
                 if groups.iter().any(|&g| g != ALL && g != u) && groups.contains(&u) {
                     groups.retain(|&g| g != u);
-                    self.groups[u].hosts.retain(|&member| member != h);
+                    leaving[h] = true;
                 }
             }
+            self.groups[u].hosts.retain(|&h| !leaving[h]);
         }
         let lonely: Vec<HostId> = (0..self.hosts.len())
             .filter(|&h| self.hosts[h].direct_groups.iter().all(|&g| g == ALL))

@@ -275,6 +275,12 @@ fn ini_errors_point_at_the_offending_token_with_a_hint() {
 }
 
 #[test]
+fn a_byte_order_mark_is_not_part_of_the_first_line() {
+    let inv = ini("\u{feff}[mx]\nmx1\n");
+    assert_eq!(host(&inv, "mx1").groups, ["all", "mx"]);
+}
+
+#[test]
 fn ini_vars_of_all_and_ungrouped_need_no_section() {
     let inv = ini("h\n[all:vars]\na=1\n[ungrouped:vars]\nb=2\n");
     assert_eq!(host(&inv, "h").vars["a"], json!(1));
@@ -535,6 +541,8 @@ fn a_directory_reads_its_files_by_name_and_skips_the_rest() {
     }
     write(d, "group_vars/mx.yml", "level: gv\n");
     write(d, "host_vars/mx1.yml", "mine: 1\n");
+    // a link back up is not followed round and round
+    std::os::unix::fs::symlink(d, d.join("sub/loop")).unwrap();
     let inv = load_paths(&[d.to_path_buf()]);
     assert_eq!(order(&inv), ["mx1", "web1", "db1", "edge1"]);
     // a directory source's group_vars/ and host_vars/ are its own

@@ -28,7 +28,7 @@ pub fn load_all(paths: &[PathBuf], extra_vars: &VarMap) -> Result<Inventory, Inp
         }
         if path.is_dir() {
             let mut files = Vec::new();
-            directory_files(path, &mut files)?;
+            directory_files(path, &mut files, &mut Vec::new())?;
             for file in files {
                 read_path(&file, &mut builder)?;
             }
@@ -70,15 +70,25 @@ fn ignored(name: &str) -> bool {
     name.starts_with('.') || NAMES.contains(&name) || EXTENSIONS.iter().any(|e| name.ends_with(e))
 }
 
-/// Every inventory file under `dir`, by name, subdirectories where they sort.
-fn directory_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), InputError> {
+/// Every inventory file under `dir`, by name, subdirectories where they sort; a directory
+/// already on the way down (a symbolic link back up) is not entered again.
+fn directory_files(
+    dir: &Path,
+    out: &mut Vec<PathBuf>,
+    entered: &mut Vec<PathBuf>,
+) -> Result<(), InputError> {
+    let real = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    if entered.contains(&real) {
+        return Ok(());
+    }
+    entered.push(real);
     for path in vars_files::list(dir)? {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
         if name.as_deref().is_none_or(ignored) {
             continue;
         }
         if path.is_dir() {
-            directory_files(&path, out)?;
+            directory_files(&path, out, entered)?;
         } else {
             out.push(path);
         }
@@ -105,7 +115,7 @@ pub(crate) fn detect(text: &str) -> Format {
         return Format::Script;
     }
     for (index, raw) in text.lines().enumerate() {
-        let line = raw.trim().trim_start_matches('\u{feff}');
+        let line = raw.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
@@ -157,6 +167,7 @@ fn looks_like_yaml_key(line: &str) -> bool {
 /// One inventory file into `builder`, in the format its content says.
 fn read_file(text: &str, path: &Path, builder: &mut Builder) -> Result<(), InputError> {
     builder.start_file(path);
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     match detect(text) {
         Format::Script => Err(InputError::new(
             "this is an inventory script (it starts with #!): postfleet does not run inventory scripts",
