@@ -348,6 +348,64 @@ fn json_as_ansible_inventory_lists_it() {
     assert_eq!(port.from, "/srv/fleet/inv.json:5:33 (ansible_port)");
 }
 
+/// What ansible-core 2.19 prints for `ansible-inventory -i hosts.ini --list` (its `_meta`
+/// has a `profile`).
+const LIST_JSON_2_19: &str = r#"{
+    "_meta": {
+        "hostvars": {
+            "mx1": {
+                "ansible_port": 2222,
+                "level": 1,
+                "relay": "r"
+            },
+            "mx2": {
+                "level": 1,
+                "relay": "r"
+            }
+        },
+        "profile": "inventory_legacy"
+    },
+    "all": {
+        "children": [
+            "ungrouped",
+            "mx"
+        ]
+    },
+    "mx": {
+        "hosts": [
+            "mx1",
+            "mx2"
+        ]
+    }
+}
+"#;
+
+#[test]
+fn json_printed_by_ansible_core_2_19_is_read_and_its_meta_profile_ignored() {
+    let inv = parse(
+        LIST_JSON_2_19,
+        Path::new("/srv/fleet/inv.json"),
+        &VarMap::new(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(order(&inv), ["mx1", "mx2"]);
+    assert_eq!(host(&inv, "mx1").groups, ["all", "mx"]);
+    assert_eq!(host(&inv, "mx1").vars["ansible_port"], json!(2222));
+    assert_eq!(host(&inv, "mx2").vars["relay"], json!("r"));
+    // in a group, an unknown key is still an error, at the key
+    let e = parse(
+        "{\"mx\": {\"hosts\": [\"a\"], \"profile\": 1}}",
+        Path::new("/srv/fleet/inv.json"),
+        &VarMap::new(),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("/srv/fleet/inv.json:1:25: unknown key `profile` in group 'mx'"),
+        "{e}"
+    );
+}
+
 #[test]
 fn json_errors_have_positions() {
     let file = Path::new("/srv/fleet/inv.json");

@@ -12,7 +12,8 @@
 //!
 //! Every key but `_meta` is a group: `hosts` (names), `children` (group names) and `vars`, or
 //! a plain list of host names. `_meta.hostvars` gives hosts their vars; a host named only
-//! there is not a host (as Ansible's script plugin has it). JSON is YAML: it is read with the
+//! there is not a host, and other keys of `_meta` (ansible-core 2.19 prints `profile`) are
+//! ignored, as Ansible's script plugin has it. JSON is YAML: it is read with the
 //! YAML parser, which knows where everything is. A JSON file in the YAML inventory's shape
 //! (`hosts` and `children` as mappings) is read as YAML.
 
@@ -20,8 +21,8 @@ use std::collections::HashSet;
 use std::fmt;
 use std::path::Path;
 
-use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
-use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::value::SeqAccessDeserializer;
+use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::Value;
 use serde_saphyr::Spanned;
@@ -34,18 +35,16 @@ use crate::error::InputError;
 const SHAPE_HINT: &str = "the JSON of `ansible-inventory --list` is an object: `_meta` (`hostvars`: host -> vars) and groups, each with `hosts` (a list of names), `children` (a list of group names) and `vars` (an object), or a list of host names";
 
 /// One group, or `_meta`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 struct GroupDoc {
-    #[serde(default)]
     hosts: Option<Vec<Spanned<String>>>,
-    #[serde(default)]
     children: Option<Vec<Spanned<String>>>,
-    #[serde(default)]
     vars: OrderedMap<Spanned<Value>>,
     /// `_meta` only.
-    #[serde(default)]
     hostvars: OrderedMap<OrderedMap<Spanned<Value>>>,
+    /// Any other key, where it is: an error in a group; in `_meta` ignored, as Ansible does
+    /// (ansible-core 2.19 prints `_meta.profile` there).
+    other: Vec<Spanned<String>>,
 }
 
 /// A top-level value: a group object, a list of host names, or null (an empty group).
@@ -65,8 +64,21 @@ impl<'de> Deserialize<'de> for Entry {
                 )
             }
 
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Entry, A::Error> {
-                GroupDoc::deserialize(MapAccessDeserializer::new(map)).map(Entry)
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entry, A::Error> {
+                let mut doc = GroupDoc::default();
+                while let Some(key) = map.next_key::<Spanned<String>>()? {
+                    match key.value.as_str() {
+                        "hosts" => doc.hosts = map.next_value()?,
+                        "children" => doc.children = map.next_value()?,
+                        "vars" => doc.vars = map.next_value()?,
+                        "hostvars" => doc.hostvars = map.next_value()?,
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                            doc.other.push(key);
+                        }
+                    }
+                }
+                Ok(Entry(doc))
             }
 
             fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Entry, A::Error> {
@@ -123,6 +135,14 @@ pub(crate) fn read(text: &str, file: &Path, builder: &mut Builder) -> Result<(),
             }
             hostvars = doc.hostvars;
             continue;
+        }
+        if let Some(key) = doc.other.first() {
+            return Err(InputError::new(format!(
+                "unknown key `{}` in group '{}': a group has `hosts`, `children` and `vars`",
+                key.value, name.value
+            ))
+            .at(pos(key))
+            .hint(SHAPE_HINT));
         }
         if let Some((key, _)) = doc.hostvars.0.first() {
             return Err(InputError::new(format!(
