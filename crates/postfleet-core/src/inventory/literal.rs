@@ -6,7 +6,7 @@
 //! `r'\d'`, `'a' 'b'` is `'ab'`), `True`, `False`, `None`, and lists, tuples, sets and dicts of
 //! those (`1, 2` is a tuple). A `#` outside a string starts a comment. What JSON cannot hold
 //! (a complex number, an integer past 64 bits, an infinite float) stays text, as do `0644`
-//! and `yes`, which are not Python literals.
+//! and `yes`, which are not Python literals, and brackets nested deeper than Python parses.
 
 use serde_json::{Map, Number, Value};
 
@@ -33,13 +33,20 @@ enum Token {
     Imaginary,
     Str(String),
     Bytes(String),
+    /// `...`: Ansible turns it back into the text "...".
+    Ellipsis,
     Name(String),
     Punct(char),
 }
 
+/// Python's tokenizer refuses brackets nested deeper than this ("too many nested
+/// parentheses"): the value then stays text. It also keeps the parser's recursion short.
+const MAX_NESTING: usize = 200;
+
 fn tokenize(text: &str) -> Option<Vec<Token>> {
     let chars: Vec<char> = text.chars().collect();
     let mut tokens = Vec::new();
+    let mut nesting = 0;
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
@@ -48,6 +55,14 @@ fn tokenize(text: &str) -> Option<Vec<Token>> {
         } else if c == '#' {
             break;
         } else if "[](){},:+-".contains(c) {
+            if "([{".contains(c) {
+                nesting += 1;
+                if nesting > MAX_NESTING {
+                    return None;
+                }
+            } else if ")]}".contains(c) {
+                nesting = usize::saturating_sub(nesting, 1);
+            }
             tokens.push(Token::Punct(c));
             i += 1;
         } else if c.is_ascii_digit()
@@ -78,8 +93,7 @@ fn tokenize(text: &str) -> Option<Vec<Token>> {
             }
             tokens.push(Token::Name(word));
         } else if c == '.' && chars.get(i + 1) == Some(&'.') && chars.get(i + 2) == Some(&'.') {
-            // Ellipsis: Ansible turns it back into the text "...".
-            tokens.push(Token::Str("...".into()));
+            tokens.push(Token::Ellipsis);
             i += 3;
         } else {
             return None;
@@ -336,6 +350,10 @@ impl Parser<'_> {
                 self.complex_tail(number)
             }
             Token::Str(_) | Token::Bytes(_) => self.strings(),
+            Token::Ellipsis => {
+                self.at += 1;
+                Some(Lit::Value(Value::String("...".into())))
+            }
             Token::Name(name) => {
                 self.at += 1;
                 match name.as_str() {
@@ -588,6 +606,8 @@ mod tests {
             "",
             "not True",
             "'a' b'b'",
+            "... 'a'",
+            "'a' ...",
             "smtp.example.org:25",
             "[relay.example.net]:25",
         ] {
@@ -645,6 +665,23 @@ mod tests {
             Some(json!([1, [2, {"k": [3]}]]))
         );
         assert_eq!(literal("[1, 2] 3"), None);
+        assert_eq!(literal("[...]"), Some(json!(["..."])));
         assert_eq!(literal("{'a' 1}"), None);
+    }
+
+    #[test]
+    fn nesting_deeper_than_python_allows_stays_text_without_deep_recursion() {
+        let nested = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        let mut want = json!([]);
+        for _ in 1..200 {
+            want = json!([want]);
+        }
+        assert_eq!(literal(&nested(200)), Some(want));
+        // Python: "too many nested parentheses", so Ansible keeps the text
+        assert_eq!(literal(&nested(201)), None);
+        // far deeper, closed or not: text, and no stack overflow
+        let deep = "(".repeat(1_000_000);
+        assert_eq!(value(&deep), json!(deep));
+        assert_eq!(literal(&nested(1_000_000)), None);
     }
 }
