@@ -234,19 +234,38 @@ impl Builder {
         (file, pos.line, pos.column)
     }
 
-    /// Group depths (all = 0; a group is one deeper than its deepest parent).
+    /// Group depths (all = 0; a group is one deeper than its deepest parent). A walk with
+    /// its own stack: a chain of `children:` may be as long as the inventory.
     fn depths(&self) -> Result<Vec<usize>, InputError> {
-        #[derive(Clone, Copy, PartialEq)]
-        enum Mark {
-            New,
-            Visiting,
-            Done(usize),
-        }
-        fn visit(b: &Builder, g: usize, marks: &mut [Mark]) -> Result<usize, InputError> {
-            match marks[g] {
-                Mark::Done(depth) => return Ok(depth),
-                Mark::Visiting => {
-                    let group = &b.groups[g];
+        let mut depth: Vec<Option<usize>> = vec![None; self.groups.len()];
+        let mut on_path = vec![false; self.groups.len()];
+        for start in 0..self.groups.len() {
+            if depth[start].is_some() {
+                continue;
+            }
+            on_path[start] = true;
+            // (group, index of the next parent to look at)
+            let mut stack = vec![(start, 0)];
+            while let Some((g, next)) = stack.pop() {
+                let parents = &self.groups[g].parents;
+                let Some(&parent) = parents.get(next) else {
+                    // every parent is done: they were walked before coming back here
+                    depth[g] = Some(
+                        parents
+                            .iter()
+                            .filter_map(|&p| depth[p])
+                            .max()
+                            .map_or(0, |d| d + 1),
+                    );
+                    on_path[g] = false;
+                    continue;
+                };
+                stack.push((g, next + 1));
+                if depth[parent].is_some() {
+                    continue;
+                }
+                if on_path[parent] {
+                    let group = &self.groups[parent];
                     let mut error = InputError::new(format!(
                         "group '{}' is its own ancestor (a loop through `children:`)",
                         group.name
@@ -255,20 +274,11 @@ impl Builder {
                     error.pos = group.first.clone();
                     return Err(error);
                 }
-                Mark::New => {}
+                on_path[parent] = true;
+                stack.push((parent, 0));
             }
-            marks[g] = Mark::Visiting;
-            let mut depth = 0;
-            for &parent in &b.groups[g].parents {
-                depth = depth.max(visit(b, parent, marks)? + 1);
-            }
-            marks[g] = Mark::Done(depth);
-            Ok(depth)
         }
-        let mut marks = vec![Mark::New; self.groups.len()];
-        (0..self.groups.len())
-            .map(|g| visit(self, g, &mut marks))
-            .collect()
+        Ok(depth.into_iter().map(|d| d.unwrap_or(0)).collect())
     }
 
     /// As Ansible reconciles an inventory: a group without a parent is a child of `all`; a
@@ -473,4 +483,44 @@ pub(crate) fn check_var_name(name: &str, at: &SourcePos) -> Result<(), InputErro
             .at(at.clone())
             .hint("use letters, digits and '_' (not starting with a digit)"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chain_of_children_as_long_as_the_inventory_has_its_depths_without_deep_recursion() {
+        // g0 > g1 > ... > gN, declared deepest first: the walk starts at the bottom.
+        const N: usize = 200_000;
+        let at = SourcePos::new(Path::new("/srv/fleet/hosts.ini"), 1, 1);
+        let mut b = Builder::new();
+        let mut child = b.group(&format!("g{N}"), &at).unwrap();
+        b.host(child, "h", &at).unwrap();
+        for i in (0..N).rev() {
+            let parent = b.group(&format!("g{i}"), &at).unwrap();
+            b.child(parent, child, &at).unwrap();
+            child = parent;
+        }
+        b.reconcile();
+        let depths = b.depths().unwrap();
+        assert_eq!(depths[b.find_group(&format!("g{N}")).unwrap()], N + 1);
+        assert_eq!(depths[b.find_group("g0").unwrap()], 1);
+        assert_eq!(depths[ALL], 0);
+    }
+
+    #[test]
+    fn a_loop_of_children_is_an_error_at_the_group() {
+        let at = |line| SourcePos::new(Path::new("/srv/fleet/hosts.ini"), line, 1);
+        let mut b = Builder::new();
+        let a = b.group("a", &at(1)).unwrap();
+        let bb = b.group("b", &at(2)).unwrap();
+        let c = b.group("c", &at(3)).unwrap();
+        b.child(a, bb, &at(4)).unwrap();
+        b.child(bb, c, &at(5)).unwrap();
+        b.child(c, a, &at(6)).unwrap();
+        let e = b.depths().unwrap_err();
+        assert!(e.message.contains("is its own ancestor"), "{e}");
+        assert!(e.to_string().starts_with("/srv/fleet/hosts.ini:"), "{e}");
+    }
 }
