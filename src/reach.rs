@@ -128,12 +128,16 @@ pub struct CliSettings {
     pub accept_new: bool,
 }
 
-/// Resolves every host (errors name the host and the file and line at fault).
+/// Resolves every host (errors name the host and the file and line at fault); a host whose
+/// `ansible_connection` is not SSH is bad input.
 pub fn resolve_all(
     hosts: &[Host],
     choice: &ConfigChoice,
     cli: CliSettings,
 ) -> Result<HashMap<String, Reach>, InputError> {
+    for host in hosts {
+        host.check_reachable()?;
+    }
     let local = local_user();
     hosts
         .iter()

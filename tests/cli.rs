@@ -347,3 +347,311 @@ fn bad_input_shows_the_offending_line_with_a_caret() {
     assert_eq!(lines[at + 2], "4 |       tabels: []", "{err}");
     assert_eq!(lines[at + 3], "  |       ^", "{err}");
 }
+
+// ---- inventory formats through the binary
+
+/// `postfleet inventory --json` on `args`: the exit code, the parsed output and stderr.
+fn inventory_json(args: &[&str]) -> (i32, serde_json::Value, String) {
+    let mut all = vec!["inventory", "--json", "--ssh-config", "none"];
+    all.extend_from_slice(args);
+    let out = postfleet(&all);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let json = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    (out.status.code().unwrap_or(-1), json, stderr)
+}
+
+/// The listing without the `from` of each connection setting (it names the file).
+fn without_from(mut listing: serde_json::Value) -> serde_json::Value {
+    if let Some(hosts) = listing["hosts"].as_object_mut() {
+        for host in hosts.values_mut() {
+            if let Some(settings) = host["connection"].as_object_mut() {
+                for setting in settings.values_mut() {
+                    if let Some(setting) = setting.as_object_mut() {
+                        setting.remove("from");
+                    }
+                }
+            }
+        }
+    }
+    listing
+}
+
+const SAME_YAML: &str = "\
+all:
+  vars:
+    relay: all-relay
+  hosts:
+    bastion:
+      ansible_host: 192.0.2.1
+  children:
+    mx:
+      vars:
+        level: mx
+        relay_port: 25
+      hosts:
+        mx[01:02].lab:
+        mx03.lab:
+          ansible_port: 2222
+          level: host
+      children:
+        mx_eu:
+          vars:
+            level: eu
+            zone: eu-west
+          hosts:
+            mx04.lab:
+    newsletter:
+      vars:
+        throttle: 5
+        enabled: true
+      hosts:
+        mx02.lab:
+";
+
+const SAME_INI: &str = "\
+bastion ansible_host=192.0.2.1
+
+[mx]
+mx[01:02].lab
+mx03.lab:2222 level=host
+
+[mx:vars]
+level=mx
+relay_port=25
+
+[mx:children]
+mx_eu
+
+[mx_eu]
+mx04.lab
+
+[mx_eu:vars]
+level = eu
+zone = eu-west
+
+[newsletter]
+mx02.lab
+
+[newsletter:vars]
+throttle=5
+enabled=True
+
+[all:vars]
+relay=all-relay
+";
+
+/// As `ansible-inventory --list --export` prints it (json.dumps, indent=4).
+const SAME_JSON: &str = r#"{
+    "_meta": {
+        "hostvars": {
+            "bastion": {
+                "ansible_host": "192.0.2.1"
+            },
+            "mx03.lab": {
+                "ansible_port": 2222,
+                "level": "host"
+            }
+        }
+    },
+    "all": {
+        "children": [
+            "ungrouped",
+            "mx",
+            "newsletter"
+        ],
+        "vars": {
+            "relay": "all-relay"
+        }
+    },
+    "ungrouped": {
+        "hosts": [
+            "bastion"
+        ]
+    },
+    "mx": {
+        "hosts": [
+            "mx01.lab",
+            "mx02.lab",
+            "mx03.lab"
+        ],
+        "children": [
+            "mx_eu"
+        ],
+        "vars": {
+            "level": "mx",
+            "relay_port": 25
+        }
+    },
+    "mx_eu": {
+        "hosts": [
+            "mx04.lab"
+        ],
+        "vars": {
+            "level": "eu",
+            "zone": "eu-west"
+        }
+    },
+    "newsletter": {
+        "hosts": [
+            "mx02.lab"
+        ],
+        "vars": {
+            "enabled": true,
+            "throttle": 5
+        }
+    }
+}
+"#;
+
+#[test]
+fn one_inventory_in_yaml_ini_and_ansible_inventory_json_resolves_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut listings = Vec::new();
+    // the file names do not tell the format: the content does
+    for (name, text) in [
+        ("fleet-a", SAME_YAML),
+        ("fleet-b", SAME_INI),
+        ("fleet-c", SAME_JSON),
+    ] {
+        let path = write(dir.path(), name, text);
+        let (code, listing, stderr) = inventory_json(&["-i", &path]);
+        assert_eq!(code, 0, "{name}: {stderr}");
+        listings.push((name, without_from(listing)));
+    }
+    let (_, yaml) = &listings[0];
+    let hosts: Vec<&String> = yaml["hosts"].as_object().unwrap().keys().collect();
+    assert_eq!(
+        hosts,
+        ["bastion", "mx01.lab", "mx02.lab", "mx03.lab", "mx04.lab"]
+    );
+    assert_eq!(
+        yaml["hosts"]["mx03.lab"]["connection"]["port"]["value"],
+        "2222"
+    );
+    assert_eq!(
+        yaml["hosts"]["bastion"]["connection"]["address"]["value"],
+        "192.0.2.1"
+    );
+    assert_eq!(yaml["hosts"]["mx04.lab"]["vars"]["level"], "eu");
+    assert_eq!(
+        yaml["hosts"]["mx02.lab"]["groups"],
+        serde_json::json!(["all", "mx", "newsletter"])
+    );
+    assert_eq!(yaml["groups"]["ungrouped"], serde_json::json!(["bastion"]));
+    for (name, listing) in &listings[1..] {
+        assert_eq!(listing, yaml, "{name} differs from the YAML");
+    }
+}
+
+#[test]
+fn a_directory_with_group_vars_and_host_vars_resolves_through_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("group_vars")).unwrap();
+    std::fs::create_dir_all(d.join("host_vars")).unwrap();
+    write(d, "10-hosts.ini", "[mx]\nmx1 level=inline\nmx2\n");
+    write(d, "20-more.yml", "edge:\n  hosts:\n    edge1:\n");
+    write(d, "README.md", "not an inventory\n");
+    write(d, "group_vars/all.yml", "relay: gv-all\n");
+    write(
+        d,
+        "group_vars/mx.yml",
+        "level: gv-mx\nansible_user: deploy\n",
+    );
+    write(d, "host_vars/mx1.yml", "level: hv-mx1\n");
+    let (code, listing, stderr) = inventory_json(&["-i", d.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    let hosts = &listing["hosts"];
+    assert_eq!(hosts["mx1"]["vars"]["level"], "hv-mx1");
+    assert_eq!(hosts["mx2"]["vars"]["level"], "gv-mx");
+    assert_eq!(hosts["edge1"]["vars"]["relay"], "gv-all");
+    assert_eq!(hosts["mx2"]["connection"]["user"]["value"], "deploy");
+    let from = hosts["mx2"]["connection"]["user"]["from"].as_str().unwrap();
+    assert!(
+        from.ends_with("group_vars/mx.yml:2:15 (ansible_user)"),
+        "{from}"
+    );
+    // two sources, by -i twice or a comma-separated POSTFLEET_INVENTORY
+    let extra = write(d, "../extra.ini", "[mx]\nmx3\n[mx:vars]\nlevel=later\n");
+    let (code, listing, stderr) =
+        inventory_json(&["-i", d.to_str().unwrap(), "-i", extra.as_str()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(listing["hosts"]["mx3"]["vars"]["level"], "gv-mx");
+    let out = std::process::Command::new(common::postfleet_bin())
+        .args(["inventory", "--json", "--ssh-config", "none"])
+        .env("POSTFLEET_INVENTORY", format!("{},{extra}", d.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let by_env: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(by_env, listing);
+}
+
+#[test]
+fn an_ini_error_shows_file_line_column_with_a_caret_and_exits_4() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = write(dir.path(), "hosts", "[mx]\nmx1 a=1 oops\n");
+    let (code, err) = stderr_of(&["inventory", "-i", &inv]);
+    assert_eq!(code, 4, "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!("error: {inv}:2:9: expected NAME=VALUE after the host, got 'oops'")
+    );
+    assert_eq!(lines[1], "  |", "{err}");
+    assert_eq!(lines[2], "2 | mx1 a=1 oops", "{err}");
+    assert_eq!(lines[3], "  |         ^", "{err}");
+    assert!(
+        lines[4].starts_with("  hint: a host line is HOST[:PORT]"),
+        "{err}"
+    );
+    // a script is refused, with what to do instead
+    let script = write(
+        dir.path(),
+        "ec2.py",
+        "#!/usr/bin/env python3\nprint('{}')\n",
+    );
+    let (code, err) = stderr_of(&["inventory", "-i", &script]);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("ansible-inventory -i"), "{err}");
+}
+
+#[test]
+fn a_host_with_ansible_connection_local_is_listed_but_not_worked_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = write(
+        dir.path(),
+        "hosts.ini",
+        "[mx]\nnowhere1 ansible_host=127.0.0.1 ansible_port=1\n[ctl]\nlocal1 ansible_connection=local\n",
+    );
+    let (code, listing, stderr) = inventory_json(&["-i", &inv]);
+    assert_eq!(code, 0, "{stderr}");
+    let shown = &listing["hosts"]["local1"]["connection"]["type"];
+    assert_eq!(shown["value"], "local", "{listing}");
+    assert_eq!(shown["supported"], false);
+    let pb = write(
+        dir.path(),
+        "site.yml",
+        "- hosts: ctl\n  instances:\n    - name: \"-\"\n",
+    );
+    for command in ["plan", "apply"] {
+        let (code, err) = stderr_of(&[command, "-i", &inv, &pb, "--output", "plain"]);
+        assert_eq!(code, 4, "{command}: {err}");
+        assert!(
+            err.contains(&format!(
+                "{inv}:4:27: host local1: ansible_connection=local is not supported: postfleet reaches hosts over SSH only"
+            )),
+            "{command}: {err}"
+        );
+        assert!(err.contains("4 | local1 ansible_connection=local"), "{err}");
+        assert!(err.contains("hint: leave the host out"), "{err}");
+    }
+    // status selects every host
+    let (code, err) = stderr_of(&["status", "-i", &inv, "--limit", "local1"]);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("ansible_connection=local"), "{err}");
+}

@@ -33,7 +33,7 @@ Examples:
     version,
     about = "Converge fleets of Postfix hosts, multi-instance included, over SSH",
     long_about = "Converge fleets of Postfix hosts, multi-instance included, over SSH.\n\n\
-        An inventory (Ansible's YAML shape) says which hosts and how to reach them; a playbook \
+        An inventory (Ansible's YAML, INI or JSON) says which hosts and how to reach them; a playbook \
         declares Postfix instances (main.cf parameters, master.cf services, lookup tables, \
         templates). postfleet gathers facts in one round trip per host, plans locally, and \
         applies the changes in one more round trip: a second run changes nothing.",
@@ -97,9 +97,19 @@ pub enum Output {
 
 #[derive(Debug, Args)]
 pub struct TargetArgs {
-    /// Inventory file (YAML, Ansible's shape).
-    #[arg(short = 'i', long, env = "POSTFLEET_INVENTORY", value_name = "FILE")]
-    pub inventory: std::path::PathBuf,
+    /// Inventory: a file in Ansible's YAML or INI format or the JSON of `ansible-inventory
+    /// --list` (told apart by content), or a directory of them (read by name). Repeat -i, or
+    /// separate with commas (in POSTFLEET_INVENTORY too), to merge several: a later one wins.
+    /// The group_vars/ and host_vars/ beside each are read.
+    #[arg(
+        short = 'i',
+        long,
+        env = "POSTFLEET_INVENTORY",
+        value_name = "PATH",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub inventory: Vec<std::path::PathBuf>,
     /// Only these hosts: names, groups, globs; `a:b` union, `a:&b` intersection, `!a` exclusion.
     #[arg(short = 'l', long, value_name = "PATTERN")]
     pub limit: Option<String>,

@@ -34,7 +34,7 @@ pub(super) fn load_targets(
     target: &TargetArgs,
 ) -> Result<(Inventory, VarMap, Vec<Host>), InputError> {
     let extra = inventory::extra_vars::parse(&target.extra_vars)?;
-    let inv = inventory::load(&target.inventory, &extra)?;
+    let inv = inventory::load_all(&target.inventory, &extra)?;
     let hosts: Vec<Host> = match &target.limit {
         Some(pattern) => inventory::select(&inv, pattern)?
             .into_iter()
@@ -51,7 +51,13 @@ pub fn inventory(args: InventoryArgs) -> Exit {
         Err(e) => return input_error(&e),
     };
     let choice = ConfigChoice::from_flag(args.ssh_config.file.as_deref());
-    let reaches = match reach::resolve_all(&hosts, &choice, reach::CliSettings::default()) {
+    // Hosts with a connection other than SSH are listed with it, not resolved.
+    let over_ssh: Vec<Host> = hosts
+        .iter()
+        .filter(|h| h.connection.unsupported.is_none())
+        .cloned()
+        .collect();
+    let reaches = match reach::resolve_all(&over_ssh, &choice, reach::CliSettings::default()) {
         Ok(r) => r,
         Err(e) => return input_error(&e),
     };
@@ -61,6 +67,16 @@ pub fn inventory(args: InventoryArgs) -> Exit {
             .map(|r| r.shown.as_slice())
             .unwrap_or(&[]);
         let mut map = serde_json::Map::new();
+        if let Some(unsupported) = &host.connection.unsupported {
+            map.insert(
+                "type".into(),
+                serde_json::json!({
+                    "value": unsupported.setting.value,
+                    "from": unsupported.setting.from,
+                    "supported": false,
+                }),
+            );
+        }
         for s in shown {
             map.insert(
                 s.setting.to_string(),
@@ -151,10 +167,35 @@ fn private_dir(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// One run per inventory at a time on this machine (a cron job that overlaps itself).
-fn lock_for(inventory: &Path) -> Result<Option<nix::fcntl::Flock<std::fs::File>>, String> {
+/// One run per inventory at a time on this machine (a cron job that overlaps itself): a lock
+/// per source, so runs that share any source exclude each other. `Ok(Err(source))`: that
+/// source is locked by another run.
+type Locks = Vec<nix::fcntl::Flock<std::fs::File>>;
+
+fn lock_all(sources: &[PathBuf]) -> Result<Result<Locks, PathBuf>, String> {
+    let mut unique: Vec<(PathBuf, PathBuf)> = sources
+        .iter()
+        .map(|s| {
+            (
+                std::fs::canonicalize(s).unwrap_or_else(|_| s.clone()),
+                s.clone(),
+            )
+        })
+        .collect();
+    unique.sort();
+    unique.dedup_by(|a, b| a.0 == b.0);
+    let mut locks = Vec::with_capacity(unique.len());
+    for (canonical, given) in unique {
+        match lock_for(&canonical)? {
+            Some(lock) => locks.push(lock),
+            None => return Ok(Err(given)),
+        }
+    }
+    Ok(Ok(locks))
+}
+
+fn lock_for(abs: &Path) -> Result<Option<nix::fcntl::Flock<std::fs::File>>, String> {
     use sha2::Digest;
-    let abs = std::fs::canonicalize(inventory).unwrap_or_else(|_| inventory.to_path_buf());
     let digest = sha2::Sha256::digest(abs.to_string_lossy().as_bytes());
     let tag: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
     let dir = lock_dir(
@@ -222,12 +263,16 @@ pub fn apply(args: ApplyArgs, kind: RunKind) -> Exit {
         );
         return Exit::BadInput;
     }
-    let _lock = match lock_for(&args.target.inventory) {
-        Ok(Some(lock)) => lock,
-        Ok(None) => {
+    // An ansible_connection postfleet does not have, on a host the run would work on.
+    if let Some(e) = jobs.iter().find_map(|j| j.host.check_reachable().err()) {
+        return input_error(&e);
+    }
+    let _locks = match lock_all(&args.target.inventory) {
+        Ok(Ok(locks)) => locks,
+        Ok(Err(busy)) => {
             eprintln!(
                 "error: another postfleet run is working on {} right now; try again when it ends",
-                args.target.inventory.display()
+                busy.display()
             );
             return Exit::Locked;
         }

@@ -5,6 +5,9 @@
 /// fleet, and would exhaust memory before anything could be said.
 pub(crate) const MAX_NAMES: u64 = 100_000;
 
+/// What a host range may be, for errors about one.
+pub(crate) const RANGE_HINT: &str = "a host range is [START:END] or [START:END:STEP], of numbers (mx[01:12]) or single letters (db-[a:f])";
+
 /// The names `pattern` stands for; a name without brackets stands for itself.
 pub(crate) fn expand(pattern: &str) -> Result<Vec<String>, String> {
     let count = count_names(pattern)?;
