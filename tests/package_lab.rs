@@ -28,7 +28,8 @@ impl Drop for Installed<'_> {
              dpkg --purge postfleet >/dev/null 2>&1; \
              rm -rf /etc/postfleet /etc/systemd/system/postfleet-apply@.timer.d \
                     /var/lib/postfleet-controller; \
-             userdel postfleet >/dev/null 2>&1; systemctl daemon-reload",
+             userdel postfleet >/dev/null 2>&1; systemctl daemon-reload; \
+             systemctl reset-failed postfleet-apply@fleet.service >/dev/null 2>&1",
         );
     }
 }
@@ -61,10 +62,16 @@ fn last_run_lines(lab: &Lab, since_cursor: &str) -> Vec<Value> {
              --after-cursor '{since_cursor}'"
         ),
     );
-    out.lines()
+    let lines: Vec<Value> = out
+        .lines()
         .filter(|l| l.starts_with('{'))
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect()
+        .collect();
+    assert!(
+        lines.last().is_some_and(|l| l["type"] == "summary"),
+        "the run's journal holds no JSON summary:\n{out}"
+    );
+    lines
 }
 
 /// The journal's cursor now: later reads see only what comes after.
@@ -223,6 +230,13 @@ fn the_package_on_a_bastion_runs_the_fleet_on_its_timer_and_reports_drift() {
            > /etc/systemd/system/postfleet-apply@.timer.d/soon.conf && \
          systemctl daemon-reload",
     );
+    // What systemd remembers of an earlier run (a test before this one) is not this run.
+    host_sh(
+        &lab,
+        BASTION,
+        "systemctl reset-failed postfleet-apply@fleet.service",
+    );
+    let (_, _, before) = service_result(&lab);
     let mark = cursor(&lab);
     host_ok(
         &lab,
@@ -231,7 +245,7 @@ fn the_package_on_a_bastion_runs_the_fleet_on_its_timer_and_reports_drift() {
     );
     let listed = host_ok(&lab, BASTION, "systemctl list-timers --all --no-pager");
     assert!(listed.contains("postfleet-apply@fleet.timer"), "{listed}");
-    let (result, status) = wait_for_run(&lab, "");
+    let (result, status) = wait_for_run(&lab, &before);
     let lines = last_run_lines(&lab, &mark);
     let first = summary(&lines);
     assert_eq!(result, "success", "{lines:?}");
@@ -281,7 +295,6 @@ fn the_package_on_a_bastion_runs_the_fleet_on_its_timer_and_reports_drift() {
     assert_eq!(drift[0]["setting"], "main.cf `relayhost`");
     assert_eq!(drift[0]["was"], relay);
     assert_eq!(drift[0]["now"], "[192.0.2.9]:25");
-    assert!(drift[0]["by"].as_str().unwrap().starts_with("postfleet@"));
     let fixed = summary(&lines);
     assert_eq!(fixed["status"], "drift fixed", "{fixed}");
     assert_eq!(fixed["hosts"]["h1"]["status"], "drift fixed");
@@ -299,7 +312,11 @@ fn the_package_on_a_bastion_runs_the_fleet_on_its_timer_and_reports_drift() {
             h3.address
         ),
     );
+    // ... while h1, edited by hand again, is still put right: the drift is now measured
+    // against what the timer's run left there.
+    host_ok(&lab, "h1", "postconf -e 'relayhost = [192.0.2.10]:25'");
     let (_, _, third_exit) = service_result(&lab);
+    let mark = cursor(&lab);
     host_sh(
         &lab,
         BASTION,
@@ -311,4 +328,13 @@ fn the_package_on_a_bastion_runs_the_fleet_on_its_timer_and_reports_drift() {
         ("exit-code", "3"),
         "a host that cannot be reached fails the unit"
     );
+    let lines = last_run_lines(&lab, &mark);
+    let failed = summary(&lines);
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert_eq!(failed["hosts"]["h3"]["status"], "unreachable", "{failed}");
+    assert_eq!(failed["hosts"]["h1"]["status"], "drift fixed", "{failed}");
+    let drift: Vec<&Value> = lines.iter().filter(|l| l["type"] == "drift").collect();
+    assert_eq!(drift.len(), 1, "{lines:?}");
+    assert_eq!(drift[0]["was"], relay);
+    assert_eq!(drift[0]["by"], "postfleet@h2", "{:?}", drift[0]);
 }
