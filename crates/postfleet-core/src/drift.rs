@@ -331,10 +331,12 @@ pub fn desired_items(inst: &DesiredInstance) -> Option<Vec<(Key, Value)>> {
     Some(items)
 }
 
-/// What the host has now for `key` of instance `name`, from the facts.
-fn current(facts: &HostFacts, name: &InstanceName, key: &Key) -> Value {
+/// What the host has now for `key` of instance `name`, from the facts; None when the facts
+/// do not say: the probe reads only the files today's playbook owns, so a file it no longer
+/// owns is not known (and not drift: a playbook change is none).
+fn current(facts: &HostFacts, name: &InstanceName, key: &Key) -> Option<Value> {
     let inst = facts.instances.get(name);
-    match key {
+    Some(match key {
         Key::Param(param) => {
             let value = inst
                 .and_then(|i| i.main_cf.as_deref())
@@ -343,7 +345,7 @@ fn current(facts: &HostFacts, name: &InstanceName, key: &Key) -> Value {
         }
         Key::Service(service) => {
             let Some(text) = inst.and_then(|i| i.master_cf.as_deref()) else {
-                return Value::Absent;
+                return Some(Value::Absent);
             };
             let found: Vec<mastercf::Entry> = mastercf::entries(text)
                 .into_iter()
@@ -359,24 +361,25 @@ fn current(facts: &HostFacts, name: &InstanceName, key: &Key) -> Value {
                 }
             }
         }
-        Key::File(path) => match facts.files.get(path) {
-            Some(crate::facts::FileFacts {
+        Key::File(path) => match facts.files.get(path)? {
+            crate::facts::FileFacts {
                 content: Some(content),
                 mode,
                 ..
-            }) => file_value(content, mode.unwrap_or(0)),
+            } => file_value(content, mode.unwrap_or(0)),
             _ => Value::Absent,
         },
-    }
+    })
 }
 
-/// The drift of one instance: every recorded setting the host no longer has as recorded.
+/// The drift of one instance: every recorded setting the host no longer has as recorded
+/// (of those the facts tell).
 pub fn detect(name: &InstanceName, record: &Record, facts: &HostFacts) -> Vec<Drift> {
     record
         .items
         .iter()
         .filter_map(|(key, was)| {
-            let now = current(facts, name, key);
+            let now = current(facts, name, key)?;
             (now != *was).then(|| Drift {
                 instance: name.clone(),
                 key: key.clone(),

@@ -219,3 +219,14 @@ fn record_files_name_their_instance() {
     assert_eq!(instance_of_record_file("postfix-"), None);
     assert_eq!(instance_of_record_file("-"), None);
 }
+
+/// The probe reads only the files today's playbook owns: a recorded file the playbook no
+/// longer owns is not looked at, so it is no drift (a playbook change is none); one it still
+/// owns that is gone is.
+#[test]
+fn a_file_the_playbook_no_longer_owns_is_not_drift() {
+    let rec = record(desired_items(&instance()).unwrap());
+    let mut facts = facts_with(MAIN, MASTER, None);
+    facts.files.clear();
+    assert_eq!(detect(&name("postfix-bulk"), &rec, &facts), vec![]);
+}
