@@ -66,8 +66,13 @@ pub enum Value {
     /// A value that may not be shown (a secret-looking parameter or service argument): its
     /// SHA-256.
     Hidden(String),
-    /// A file: its mode and the SHA-256 of its content.
-    File { mode: u32, sha256: String },
+    /// A file: its mode and the SHA-256 of its content; `secret` (the playbook's `secret:
+    /// true`): the checksum is never shown either.
+    File {
+        mode: u32,
+        sha256: String,
+        secret: bool,
+    },
 }
 
 impl Value {
@@ -76,7 +81,11 @@ impl Value {
             Value::Absent => "-".into(),
             Value::Shown(text) => format!("v:{}", b64(text.as_bytes())),
             Value::Hidden(sum) => format!("h:{sum}"),
-            Value::File { mode, sha256 } => format!("f:{mode:o}:{sha256}"),
+            Value::File {
+                mode,
+                sha256,
+                secret,
+            } => format!("{}:{mode:o}:{sha256}", if *secret { "s" } else { "f" }),
         }
     }
 
@@ -93,18 +102,20 @@ impl Value {
                 Some(Value::Shown(String::from_utf8(bytes).ok()?))
             }
             "h" => Some(Value::Hidden(rest.to_string())),
-            "f" => {
+            "f" | "s" => {
                 let (mode, sum) = rest.split_once(':')?;
                 Some(Value::File {
                     mode: u32::from_str_radix(mode, 8).ok()?,
                     sha256: sum.to_string(),
+                    secret: kind == "s",
                 })
             }
             _ => None,
         }
     }
 
-    /// For a message: the value, "(hidden)", "unset", or a file's mode and checksum.
+    /// For a message: the value, "(hidden)", "unset", or a file's mode and checksum (a
+    /// secret file's mode only).
     fn describe(&self, key: &Key) -> String {
         match (self, key) {
             (Value::Absent, Key::File(_)) => "missing".into(),
@@ -112,7 +123,13 @@ impl Value {
             (Value::Shown(text), _) if text.is_empty() => "empty".into(),
             (Value::Shown(text), _) => text.clone(),
             (Value::Hidden(_), _) => crate::secrets::HIDDEN.into(),
-            (Value::File { mode, sha256 }, _) => {
+            (
+                Value::File {
+                    mode, secret: true, ..
+                },
+                _,
+            ) => format!("mode {mode:o}, content {}", crate::secrets::HIDDEN),
+            (Value::File { mode, sha256, .. }, _) => {
                 format!("mode {mode:o}, sha256 {}", &sha256[..sha256.len().min(12)])
             }
         }
@@ -261,10 +278,11 @@ fn service_value(words: &[String]) -> Value {
     }
 }
 
-fn file_value(content: &[u8], mode: u32) -> Value {
+fn file_value(content: &[u8], mode: u32, secret: bool) -> Value {
     Value::File {
         mode,
         sha256: sha256(content),
+        secret,
     }
 }
 
@@ -323,7 +341,7 @@ pub fn desired_items(inst: &DesiredInstance) -> Option<Vec<(Key, Value)>> {
     for file in &inst.files {
         items.push((
             Key::File(file.path.clone()),
-            file_value(&file.content, file.mode),
+            file_value(&file.content, file.mode, file.secret),
         ));
     }
     items.sort_by(|a, b| a.0.cmp(&b.0));
@@ -333,8 +351,9 @@ pub fn desired_items(inst: &DesiredInstance) -> Option<Vec<(Key, Value)>> {
 
 /// What the host has now for `key` of instance `name`, from the facts; None when the facts
 /// do not say: the probe reads only the files today's playbook owns, so a file it no longer
-/// owns is not known (and not drift: a playbook change is none).
-fn current(facts: &HostFacts, name: &InstanceName, key: &Key) -> Option<Value> {
+/// owns is not known (and not drift: a playbook change is none). A file is as secret now
+/// as `was`, its recorded value.
+fn current(facts: &HostFacts, name: &InstanceName, key: &Key, was: &Value) -> Option<Value> {
     let inst = facts.instances.get(name);
     Some(match key {
         Key::Param(param) => {
@@ -366,7 +385,10 @@ fn current(facts: &HostFacts, name: &InstanceName, key: &Key) -> Option<Value> {
                 content: Some(content),
                 mode,
                 ..
-            } => file_value(content, mode.unwrap_or(0)),
+            } => {
+                let secret = matches!(was, Value::File { secret: true, .. });
+                file_value(content, mode.unwrap_or(0), secret)
+            }
             _ => Value::Absent,
         },
     })
@@ -379,7 +401,7 @@ pub fn detect(name: &InstanceName, record: &Record, facts: &HostFacts) -> Vec<Dr
         .items
         .iter()
         .filter_map(|(key, was)| {
-            let now = current(facts, name, key)?;
+            let now = current(facts, name, key, was)?;
             (now != *was).then(|| Drift {
                 instance: name.clone(),
                 key: key.clone(),

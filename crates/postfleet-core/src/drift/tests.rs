@@ -230,3 +230,34 @@ fn a_file_the_playbook_no_longer_owns_is_not_drift() {
     facts.files.clear();
     assert_eq!(detect(&name("postfix-bulk"), &rec, &facts), vec![]);
 }
+
+/// A `secret: true` file shows no checksum of its content in a drift message or the JSON
+/// (only its mode), before or after; the record on the host keeps the checksum to compare.
+#[test]
+fn a_secret_file_shows_no_checksum() {
+    let mut inst = instance();
+    inst.files[0].secret = true;
+    inst.files[0].mode = 0o600;
+    let rec = record(desired_items(&inst).unwrap());
+    assert_eq!(Record::parse(&rec.render()), Some(rec.clone()));
+    let facts = facts_with(MAIN, MASTER, Some((b"orange.fr smtp:\n", 0o600)));
+    let drift = detect(&name("postfix-bulk"), &rec, &facts);
+    assert_eq!(drift.len(), 1, "{drift:?}");
+    let Value::File { sha256, .. } = &drift[0].now else {
+        panic!("{drift:?}");
+    };
+    let message = drift[0].message("mx03");
+    assert!(
+        message.ends_with("was mode 600, content (hidden), now mode 600, content (hidden)"),
+        "{message}"
+    );
+    for shown in [message, drift[0].was_shown(), drift[0].now_shown()] {
+        assert!(
+            !shown.contains(&sha256[..6]) && !shown.contains("sha256"),
+            "{shown}"
+        );
+    }
+    // as the apply left it: no drift
+    let facts = facts_with(MAIN, MASTER, Some((b"orange.fr slow:\n", 0o600)));
+    assert_eq!(detect(&name("postfix-bulk"), &rec, &facts), vec![]);
+}
