@@ -11,9 +11,11 @@ use crate::model::{InstanceName, MasterService};
 use crate::plan::{mastercf, Action, ConfigEdit, Driver, Plan, Step};
 use postfleet_shell::{quote, Line};
 
-const PRELUDE: &str = include_str!("prelude.sh");
+/// The apply's first lines; they and the recovery's check the state directory alike
+/// (state.sh).
+const PRELUDE: &str = concat!(include_str!("state.sh"), include_str!("prelude.sh"));
 const TXN: &str = include_str!("txn.sh");
-const RECOVER: &str = include_str!("recover.sh");
+const RECOVER: &str = concat!(include_str!("state.sh"), include_str!("recover.sh"));
 const GUARD: &str = include_str!("guard.sh");
 /// The health gate after an activation (`pf_gate`, `pf_probe`): functions only.
 const GATE: &str = include_str!("gate.sh");
@@ -644,37 +646,63 @@ mod recover_tests {
     }
 
     /// A state directory another user owns (e.g. a controller account's home on a host that
-    /// is also managed) is refused before anything is written in it.
+    /// is also managed), or one root owns that others or another group may write to, is
+    /// refused by the apply and the recovery before anything is written in it; root's own,
+    /// group root's to write too, is used.
     #[test]
     fn a_state_dir_that_is_not_roots_own_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
         let uid = std::process::Command::new("id").arg("-u").output().unwrap();
         if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
             eprintln!("skipped: needs root to hand the directory to another user");
             return;
         }
-        let dir = tempfile::tempdir().unwrap();
-        let state = dir.path().join("state");
-        std::fs::create_dir(&state).unwrap();
-        std::os::unix::fs::chown(&state, Some(65534), Some(65534)).unwrap();
-        let body = format!(
-            "PF_STATE={}\nPF_PLANNED_AT=0\n{PRELUDE}echo reached\n",
-            state.display()
-        );
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(&body)
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(3), "{out:?}");
-        let said = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            said.starts_with("@@error ") && !said.contains("reached"),
-            "{said}"
-        );
-        assert!(
-            std::fs::read_dir(&state).unwrap().next().is_none(),
-            "something was written"
-        );
+        // (owner, group, mode, used)
+        let cases = [
+            (65534, 65534, 0o755, false),
+            (0, 0, 0o777, false),
+            (0, 0, 0o1777, false),
+            (0, 65534, 0o775, false),
+            (0, 0, 0o775, true),
+            (0, 65534, 0o755, true),
+        ];
+        for (owner, group, mode, used) in cases {
+            for what in ["apply", "recovery"] {
+                let dir = tempfile::tempdir().unwrap();
+                let state = dir.path().join("state");
+                std::fs::create_dir(&state).unwrap();
+                std::os::unix::fs::chown(&state, Some(owner), Some(group)).unwrap();
+                std::fs::set_permissions(&state, std::fs::Permissions::from_mode(mode)).unwrap();
+                let body = match what {
+                    "apply" => format!(
+                        "PF_STATE={}\nPF_PLANNED_AT=0\n{PRELUDE}echo reached\n",
+                        state.display()
+                    ),
+                    _ => format!("PF_STATE={}\n{TXN}{RECOVER}", state.display()),
+                };
+                let out = std::process::Command::new("sh")
+                    .arg("-c")
+                    .arg(&body)
+                    .output()
+                    .unwrap();
+                let case = format!("{what}, owner {owner}, group {group}, mode {mode:o}");
+                let said = String::from_utf8_lossy(&out.stdout);
+                // Both take the host's lock there first.
+                let wrote = std::fs::read_dir(&state).unwrap().next().is_some();
+                if used {
+                    assert!(out.status.success() && wrote, "{case}: {out:?}");
+                    continue;
+                }
+                assert_eq!(out.status.code(), Some(3), "{case}: {out:?}");
+                assert!(!wrote, "{case}: something was written");
+                if what == "apply" {
+                    assert!(
+                        said.starts_with("@@error ") && !said.contains("reached"),
+                        "{case}: {said}"
+                    );
+                }
+            }
+        }
     }
 
     /// `pf_applied` (prelude.sh), run by /bin/sh: a record is written only for an instance

@@ -21,9 +21,8 @@ pf_fail() { pf_report "$1" failed "$2"; pf_failed=1; pf_failed_at=${pf_failed_at
 pf_fatal() { pf_emit "@@error $(pf_b64 "$1")"; exit 3; }
 
 [ -d "$PF_STATE" ] || mkdir -p "$PF_STATE/pending" 2>/dev/null || pf_fatal "cannot create $PF_STATE on the host (read-only or full disk?)"
-# Files are written there as root: a directory another user owns could hold their links.
-[ -O "$PF_STATE" ] && ! [ -L "$PF_STATE" ] ||
-  pf_fatal "$PF_STATE on the host is not root's own directory: postfleet will not write there (make it root's, mode 755)"
+pf_state_ours ||
+  pf_fatal "$PF_STATE on the host is not root's own directory, or others may write to it: postfleet will not write there (make it root's, mode 755)"
 [ -d "$PF_STATE/pending" ] || mkdir "$PF_STATE/pending" 2>/dev/null || pf_fatal "cannot create $PF_STATE/pending on the host (read-only or full disk?)"
 # One run at a time per host, whichever controller started it.
 exec 9>"$PF_STATE/lock" || pf_fatal "cannot open $PF_STATE/lock"
