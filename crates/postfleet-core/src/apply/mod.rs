@@ -748,6 +748,49 @@ mod recover_tests {
         assert!(names.iter().all(|n| !n.starts_with('.')), "{names:?}");
     }
 
+    /// The transaction a failure takes back (pf_txn_close, txn.sh) leaves its instance no
+    /// record, though its steps came before the failure; one closed before the failure
+    /// gets its record: private, in a private directory.
+    #[test]
+    fn an_instance_whose_files_were_put_back_gets_no_record() {
+        use std::os::unix::fs::PermissionsExt;
+        let (_root, state, dir, _backup) = host_dirs();
+        let kept = state.parent().unwrap().join("postfix-k");
+        std::fs::create_dir_all(&kept).unwrap();
+        std::fs::write(dir.join("main.cf"), "old\n").unwrap();
+        let body = format!(
+            "PF_STATE={state}\nPF_PLANNED_AT=0\n{PRELUDE}{TXN}\n\
+             pf_txn_begin {kept} postfix-k -\n\
+             pf_write {kept}/main.cf 644 022 AAAAAA txt kept\n\
+             pf_txn_close\n\
+             pf_txn_begin {dir} postfix-x -\n\
+             pf_write {dir}/main.cf 644 022 BBBBBB txt new\n\
+             pf_fail 5 boom\n\
+             pf_txn_close\n\
+             pf_applied postfix-k 0 postfix-k 'kept'\n\
+             pf_applied postfix-x 1 postfix-x 'put back'\n",
+            state = state.display(),
+            kept = kept.display(),
+            dir = dir.display(),
+        );
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&body)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("main.cf")).unwrap(),
+            "old\n"
+        );
+        assert!(!state.join("applied/postfix-x").exists());
+        let record = state.join("applied/postfix-k");
+        assert_eq!(std::fs::read_to_string(&record).unwrap(), "kept");
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&record), 0o600);
+        assert_eq!(mode(&state.join("applied")), 0o700);
+    }
+
     /// The recovery script, run by /bin/sh on plain files with `state` as its state dir.
     fn run_recovery(state: &std::path::Path, args: &[String]) -> std::process::Output {
         let body = format!("PF_STATE={}\n{TXN}{RECOVER}", state.display());
