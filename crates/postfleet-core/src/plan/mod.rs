@@ -654,6 +654,10 @@ fn plan_config_file<T: Clone>(
         return None;
     }
     let new = edit(base.unwrap_or(""), &edits);
+    // The template with the wanted items over it is what the host has already.
+    if live == Some(new.as_str()) {
+        return None;
+    }
     Some(FilePlan {
         base: template.filter(|_| template_differs).map(str::to_string),
         restart: live.is_some_and(|l| needs_restart(l, &new)),

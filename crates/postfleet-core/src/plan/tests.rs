@@ -652,3 +652,27 @@ fn a_refused_instance_keeps_its_old_record() {
     assert_eq!(plan.refusals.len(), 1, "{plan:?}");
     assert!(plan.records.is_empty());
 }
+
+/// A template with parameters set over it: once the host has the result, a run plans
+/// nothing (it used to compare the bare template with the live file, which has the
+/// parameters too, and wrote main.cf and reloaded at every run).
+#[test]
+fn a_template_with_parameters_over_it_converges() {
+    let mut desired = DesiredInstance::new(name("-"));
+    desired.main_cf = Some(DEFAULT_MAIN.into());
+    desired
+        .main_cf_params
+        .insert("relayhost".into(), Some("[x]:25".into()));
+    let first = plan(
+        &host(vec![desired.clone()]),
+        &fresh_host(),
+        PlanOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(actions(&first), ["-: main.cf", "-: reload"]);
+    let mut facts = fresh_host();
+    facts.instances.get_mut(&name("-")).unwrap().main_cf =
+        Some(first.steps[0].changes[0].new.clone());
+    let again = plan(&host(vec![desired]), &facts, PlanOptions::default()).unwrap();
+    assert_eq!(actions(&again), Vec::<String>::new());
+}
