@@ -253,6 +253,50 @@ mod tests {
         }
     }
 
+    /// Every standing a host can have, and the run's: the worst host's, drift before
+    /// changes.
+    #[test]
+    fn standings_say_how_a_host_and_the_run_ended() {
+        let host =
+            |changed: u32, drift: u32, failed: u32, problem: Option<HostProblem>| HostOutcome {
+                host: "h".into(),
+                value: ApplyTally {
+                    changed,
+                    drift,
+                    failed,
+                    ..Default::default()
+                },
+                problem,
+            };
+        let unreachable = || Some(HostProblem::Unreachable("x".into()));
+        for (outcome, apply, check) in [
+            (host(0, 0, 0, None), "in sync", "in sync"),
+            (host(2, 0, 0, None), "changed", "would change"),
+            (host(2, 1, 0, None), "drift fixed", "drifted"),
+            // drift that matches the playbook: recorded, nothing to put right
+            (host(0, 1, 0, None), "in sync", "drifted"),
+            (host(2, 1, 1, None), "failed", "failed"),
+            (host(0, 0, 0, unreachable()), "unreachable", "unreachable"),
+        ] {
+            assert_eq!(outcome.standing(false), apply, "{outcome:?}");
+            assert_eq!(outcome.standing(true), check, "{outcome:?}");
+        }
+        let run = |hosts: &[ApplyOutcome]| (run_standing(hosts, false), run_standing(hosts, true));
+        assert_eq!(run(&[]), ("in sync", "in sync"));
+        assert_eq!(
+            run(&[host(0, 0, 0, None), host(1, 0, 0, None)]),
+            ("changed", "would change")
+        );
+        assert_eq!(
+            run(&[host(1, 0, 0, None), host(1, 1, 0, None)]),
+            ("drift fixed", "drifted")
+        );
+        assert_eq!(
+            run(&[host(1, 1, 0, None), host(0, 0, 0, unreachable())]),
+            ("failed", "failed")
+        );
+    }
+
     #[test]
     fn a_host_that_failed_outside_any_step_counts_once() {
         assert_eq!(
