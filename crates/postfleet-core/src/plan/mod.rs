@@ -267,6 +267,10 @@ pub fn plan(
             InstanceState::Absent => plan_absent(inst, current, facts, &driver, opts, &mut out)?,
         }
         let touched = out.steps.len() > before;
+        // An apply killed half-way left this instance's transaction open: its files are that
+        // apply's, not someone's edit, and the recovery puts them back before an apply plans
+        // (a check run sees them as they are).
+        let half_applied = facts.interrupted.contains(&config_dir);
         if touched {
             out.drivers.insert(inst.name.clone(), driver);
             out.config_dirs.insert(inst.name.clone(), config_dir);
@@ -274,7 +278,7 @@ pub fn plan(
         }
         // Drift is measured against what the last apply left, not against the playbook.
         let recorded = facts.applied.get(&inst.name);
-        if let Some(record) = recorded {
+        if let Some(record) = recorded.filter(|_| !half_applied) {
             out.drift
                 .extend(crate::drift::detect(&inst.name, record, facts));
         }

@@ -676,3 +676,24 @@ fn a_template_with_parameters_over_it_converges() {
     let again = plan(&host(vec![desired]), &facts, PlanOptions::default()).unwrap();
     assert_eq!(actions(&again), Vec::<String>::new());
 }
+
+/// What an apply killed half-way left in an instance (its transaction still open) is not
+/// drift: a check run, which does not recover, reports none for that instance.
+#[test]
+fn an_interrupted_applys_files_are_not_drift() {
+    let mut facts = converged_host();
+    facts
+        .applied
+        .insert(name("postfix-news"), recorded(&newsletter()));
+    facts
+        .instances
+        .get_mut(&name("postfix-news"))
+        .unwrap()
+        .main_cf =
+        Some("queue_directory = /var/spool/postfix-news\nrelayhost = [10.9.9.9]:25\n".into());
+    let drifted = plan(&host(vec![newsletter()]), &facts, PlanOptions::default()).unwrap();
+    assert_eq!(drifted.drift.len(), 1);
+    facts.interrupted.push("/etc/postfix-news".into());
+    let plan = plan(&host(vec![newsletter()]), &facts, PlanOptions::default()).unwrap();
+    assert!(plan.drift.is_empty(), "{:?}", plan.drift);
+}
