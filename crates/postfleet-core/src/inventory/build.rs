@@ -180,6 +180,24 @@ impl Builder {
         Ok(h)
     }
 
+    /// [`Builder::host`] for a host written `NAME:PORT`: the port (an `ansible_port` def)
+    /// is the host's only where the host is first declared, as Ansible's `add_host` has it:
+    /// a later `NAME:OTHER` leaves it as it was.
+    pub(crate) fn host_with_port(
+        &mut self,
+        group: GroupId,
+        name: &str,
+        at: &SourcePos,
+        port: &VarDef,
+    ) -> Result<HostId, InputError> {
+        let new = !self.host_index.contains_key(name);
+        let h = self.host(group, name, at)?;
+        if new {
+            self.hosts[h].vars.push(port.clone());
+        }
+        Ok(h)
+    }
+
     /// A variable of `group` from an inventory file; a later one of the same name wins.
     pub(crate) fn group_var(&mut self, group: GroupId, def: VarDef) {
         self.groups[group].vars.push(def);

@@ -186,6 +186,64 @@ fn ini_a_var_after_the_port_wins() {
 
 /// Each INI error: its message, where it points (line:column) and that it says what to write.
 #[test]
+fn a_port_in_the_host_key_is_set_where_the_host_is_first_declared_only() {
+    // Ansible's add_host takes the port only when it creates the host
+    let inv =
+        ini("[a]\nh\n[b]\nh:3333\n[c]\nk:22\n[d]\nk:2222\n[e]\nm:25\n[f]\nm ansible_port=26\n");
+    assert!(!host(&inv, "h").vars.contains_key("ansible_port"));
+    assert_eq!(host(&inv, "k").vars["ansible_port"], json!(22));
+    let port = host(&inv, "k").connection.port.as_ref().unwrap();
+    assert_eq!(port.from, format!("{INI}:6:3 (ansible_port)"));
+    // a var, later, still wins
+    assert_eq!(host(&inv, "m").vars["ansible_port"], json!(26));
+    assert_eq!(host(&inv, "h").groups, ["all", "a", "b"]);
+}
+
+#[test]
+fn yaml_host_keys_take_a_port_as_ansible_yaml_plugin_does() {
+    let yaml = "\
+all:
+  hosts:
+    mx1.lab:2222:
+    mx[2:3].lab:2200: {level: 1}
+    '[2001:db8::5]:2525':
+    fe80::1:
+    mx4.lab:2222: {ansible_port: 22}
+  children:
+    again:
+      hosts:
+        mx1.lab:3333:
+";
+    let inv = parse(yaml, Path::new("/srv/fleet/hosts.yml"), &VarMap::new())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        order(&inv),
+        [
+            "mx1.lab",
+            "mx2.lab",
+            "mx3.lab",
+            "2001:db8::5",
+            "fe80::1",
+            "mx4.lab"
+        ]
+    );
+    let port = |name: &str| host(&inv, name).vars.get("ansible_port").cloned();
+    assert_eq!(port("mx1.lab"), Some(json!(2222)));
+    assert_eq!(port("mx3.lab"), Some(json!(2200)));
+    assert_eq!(port("2001:db8::5"), Some(json!(2525)));
+    assert_eq!(port("fe80::1"), None);
+    assert_eq!(port("mx4.lab"), Some(json!(22)));
+    assert_eq!(host(&inv, "mx1.lab").groups, ["all", "again"]);
+    let from = &host(&inv, "mx1.lab").connection.port.as_ref().unwrap().from;
+    assert_eq!(from, "/srv/fleet/hosts.yml:3:5 (ansible_port)");
+    // the same hosts in INI resolve alike
+    let ini_inv = ini("mx1.lab:2222\nmx[2:3].lab:2200 level=1\n[2001:db8::5]:2525\nfe80::1\nmx4.lab:2222 ansible_port=22\n[again]\nmx1.lab:3333\n");
+    for h in &inv.hosts {
+        assert_eq!(host(&ini_inv, &h.name).vars, h.vars, "{}", h.name);
+    }
+}
+
+#[test]
 fn ini_errors_point_at_the_offending_token_with_a_hint() {
     for (text, at, says) in [
         (

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use crate::error::{InputError, SourcePos};
 
+mod address;
 mod build;
 mod connection;
 pub mod extra_vars;

@@ -1,5 +1,6 @@
 //! The YAML inventory (Ansible's yaml plugin shape): `all:` and other groups at the top, each
-//! with `hosts:` (a host maps to its vars or nothing), `children:` and `vars:`.
+//! with `hosts:` (a host maps to its vars or nothing; `HOST:PORT` sets its port, see
+//! [`address`]), `children:` and `vars:`.
 
 use std::path::Path;
 
@@ -8,8 +9,8 @@ use serde_json::Value;
 use serde_saphyr::Spanned;
 
 use super::build::{check_var_name, Builder, GroupId, VarDef};
-use super::ranges;
 use super::yaml::{self, OrderedMap};
+use super::{address, ranges};
 use crate::error::{InputError, SourcePos};
 
 pub(crate) const SCHEMA_HINT: &str = "an inventory is `all:` (and other groups) with `hosts:`, `children:` and `vars:`; a host maps to its vars or nothing";
@@ -60,11 +61,20 @@ impl Walker<'_> {
         let Some(doc) = doc else { return Ok(()) };
         for (host_key, vars) in doc.hosts.0 {
             let pos = self.pos(&host_key);
-            let names = ranges::expand(&host_key.value)
+            let (pattern, port) = address::split(&host_key.value);
+            let names = ranges::expand(pattern)
                 .map_err(|m| InputError::new(m).at(pos.clone()).hint(ranges::RANGE_HINT))?;
+            let port = port.map(|(digits, _)| VarDef {
+                name: "ansible_port".into(),
+                value: address::port_value(digits),
+                pos: pos.clone(),
+            });
             let defs = self.var_defs(vars)?;
             for name in names {
-                let host = self.builder.host(group, &name, &pos)?;
+                let host = match &port {
+                    Some(port) => self.builder.host_with_port(group, &name, &pos, port)?,
+                    None => self.builder.host(group, &name, &pos)?,
+                };
                 for def in &defs {
                     self.builder.host_var(host, def.clone());
                 }
