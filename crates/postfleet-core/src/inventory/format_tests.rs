@@ -674,6 +674,53 @@ fn a_directory_reads_its_files_by_name_and_skips_the_rest() {
 
 /// Ansible's default order, lowest first: all in inventory < groups in inventory <
 /// group_vars/all < group_vars/GROUP < host in inventory < host_vars/HOST < -e.
+fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn a_fifo_where_files_are_listed_is_an_error_not_a_read_that_never_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "10-mx.ini", "[mx]\nmx1\n");
+    mkfifo(&d.join("20-pipe"));
+    let e = load_all(&[d.to_path_buf()], &VarMap::new()).unwrap_err();
+    assert!(
+        e.message
+            .contains("20-pipe is a FIFO, socket or device, not a file"),
+        "{e}"
+    );
+    std::fs::remove_file(d.join("20-pipe")).unwrap();
+    std::fs::create_dir(d.join("group_vars")).unwrap();
+    mkfifo(&d.join("group_vars/mx"));
+    let e = load_all(&[d.to_path_buf()], &VarMap::new()).unwrap_err();
+    assert!(e.message.contains("group_vars/mx is a FIFO"), "{e}");
+    std::fs::remove_file(d.join("group_vars/mx")).unwrap();
+    write(d, "group_vars/mx/a.yml", "level: a\n");
+    mkfifo(&d.join("group_vars/mx/b.yml"));
+    let e = load_all(&[d.to_path_buf()], &VarMap::new()).unwrap_err();
+    assert!(e.message.contains("group_vars/mx/b.yml is a FIFO"), "{e}");
+}
+
+#[test]
+fn a_group_vars_directory_reached_again_through_a_link_is_read_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "hosts.ini", "[mx]\nmx1\n");
+    write(d, "group_vars/all/10-a.yml", "level: a\n");
+    write(d, "group_vars/all/20-b.yml", "other: b\n");
+    // two links back up: followed, the walk would go down 2^40 ways
+    std::os::unix::fs::symlink(".", d.join("group_vars/all/l1")).unwrap();
+    std::os::unix::fs::symlink(".", d.join("group_vars/all/l2")).unwrap();
+    let inv = load_paths(&[d.join("hosts.ini")]);
+    assert_eq!(host(&inv, "mx1").vars["level"], json!("a"));
+    assert_eq!(host(&inv, "mx1").vars["other"], json!("b"));
+}
+
 #[test]
 fn vars_files_precedence_as_ansible() {
     let dir = tempfile::tempdir().unwrap();

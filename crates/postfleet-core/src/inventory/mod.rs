@@ -19,6 +19,7 @@ mod pattern;
 mod ranges;
 mod show;
 mod vars_files;
+mod walk;
 pub(crate) mod yaml;
 mod yaml_inv;
 
