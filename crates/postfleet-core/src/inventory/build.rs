@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::connection::{connection, MergedVars, Origin};
-use super::{yaml, Host, Inventory, VarMap};
+use super::{Host, Inventory, VarMap};
 use crate::error::{InputError, SourcePos};
 
 /// What every inventory format can hold, for the hint of an empty inventory.
@@ -489,18 +489,6 @@ fn check_name(name: &str, what: &str) -> Result<(), InputError> {
             .hint("names may not be empty or contain spaces, ',', '!', '&', '*', '?', '[' or ']' (except a host range like mx[01:10])"));
     }
     Ok(())
-}
-
-/// A variable name written at `at`, checked: it must be usable in templates.
-pub(crate) fn check_var_name(name: &str, at: &SourcePos) -> Result<(), InputError> {
-    if yaml::is_var_name(name) {
-        return Ok(());
-    }
-    Err(
-        InputError::new(format!("variable name '{name}' is not usable in templates"))
-            .at(at.clone())
-            .hint("use letters, digits and '_' (not starting with a digit)"),
-    )
 }
 
 #[cfg(test)]

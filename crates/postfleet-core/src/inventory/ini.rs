@@ -24,8 +24,8 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::build::{check_var_name, Builder, GroupId, VarDef};
-use super::{address, literal, ranges};
+use super::build::{Builder, GroupId, VarDef};
+use super::{address, literal, ranges, yaml};
 use crate::error::{InputError, SourcePos};
 
 const SECTION_HINT: &str =
@@ -360,7 +360,7 @@ impl Reader<'_, '_> {
             );
         };
         let name = key.trim();
-        check_var_name(name, &at.pos(0))?;
+        yaml::check_var_name_at(name, &at.pos(0))?;
         let value_at =
             key.chars().count() + 1 + (value.chars().count() - value.trim_start().chars().count());
         self.builder.group_var(
@@ -409,7 +409,7 @@ impl Reader<'_, '_> {
                 .hint(HOST_LINE_HINT));
             };
             let name = &word.text[..eq];
-            check_var_name(name, &at.pos(word.start))?;
+            yaml::check_var_name_at(name, &at.pos(word.start))?;
             defs.push(VarDef {
                 name: name.to_string(),
                 value: literal::value(&word.text[eq + 1..]),

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_saphyr::Spanned;
 
-use super::build::{check_var_name, Builder, GroupId, VarDef};
+use super::build::{Builder, GroupId, VarDef};
 use super::yaml::{self, OrderedMap};
 use super::{address, ranges};
 use crate::error::{InputError, SourcePos};
@@ -102,7 +102,7 @@ pub(crate) fn var_defs(
     vars.0
         .into_iter()
         .map(|(name, value)| {
-            check_var_name(&name.value, &yaml::pos(file, &name.referenced))?;
+            yaml::check_var_name(&name, file)?;
             Ok(VarDef {
                 pos: yaml::pos(file, &value.referenced),
                 name: name.value,
