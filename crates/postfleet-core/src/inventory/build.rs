@@ -171,11 +171,11 @@ impl Builder {
                 self.hosts.len() - 1
             }
         };
-        if !self.groups[group].hosts.contains(&h) {
-            self.groups[group].hosts.push(h);
-        }
+        // A host is in few groups: its own list says whether the group has it, where the
+        // group's (as long as the inventory) would make declaring N hosts N² steps.
         if !self.hosts[h].direct_groups.contains(&group) {
             self.hosts[h].direct_groups.push(group);
+            self.groups[group].hosts.push(h);
         }
         Ok(h)
     }

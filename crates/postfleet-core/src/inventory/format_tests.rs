@@ -244,6 +244,18 @@ all:
 }
 
 #[test]
+fn a_host_declared_again_in_a_group_is_a_member_once_and_a_large_group_loads() {
+    let inv = ini("[mx]\nmx1\nmx2\nmx1 a=1\nmx[1:2]\n[eu:children]\nmx\n[eu]\nmx2\n");
+    assert_eq!(inv.groups["mx"], ["mx1", "mx2"]);
+    assert_eq!(inv.groups["eu"], ["mx1", "mx2"]);
+    assert_eq!(host(&inv, "mx2").groups, ["all", "eu", "mx"]);
+    assert_eq!(host(&inv, "mx1").vars["a"], json!(1));
+    // 100,000 hosts in one group: declaring them is linear (it was quadratic)
+    let inv = ini("[g]\nmx[1:100000]\n");
+    assert_eq!(inv.groups["g"].len(), 100_000);
+}
+
+#[test]
 fn ini_errors_point_at_the_offending_token_with_a_hint() {
     for (text, at, says) in [
         (
