@@ -134,7 +134,8 @@ fn split_words(line: &str) -> Result<Vec<Word>, (String, usize)> {
         let c = chars[i];
         match state {
             In::Space | In::Word => {
-                if c.is_whitespace() {
+                // shlex's whitespace: a no-break space or a form feed is part of a word
+                if matches!(c, ' ' | '\t' | '\r' | '\n') {
                     if state == In::Word {
                         words.push(std::mem::replace(
                             &mut word,
@@ -487,6 +488,8 @@ mod tests {
             ["h", "x=a b", r#"y=q"q\n"#]
         );
         assert_eq!(words("h x=''"), ["h", "x="]);
+        assert_eq!(words("h x=a\u{a0}b\u{c}c"), ["h", "x=a\u{a0}b\u{c}c"]);
+        assert_eq!(words("h\tx=1"), ["h", "x=1"]);
         assert_eq!(split_words("h x='open").unwrap_err().1, 4);
         assert_eq!(split_words("h x=\\").unwrap_err().1, 4);
         let w = &split_words("h  x='a b'").unwrap()[1];
