@@ -861,6 +861,36 @@ fn vars_files_errors_have_positions() {
     std::fs::write(&bad, "$ANSIBLE_VAULT;1.1;AES256\n6162\n").unwrap();
     let e = load_all(std::slice::from_ref(&inv_path), &VarMap::new()).unwrap_err();
     assert!(e.message.contains("ansible-vault"), "{e}");
+    // an inline !vault value, even nested, would otherwise be its ciphertext as text
+    for (text, at) in [
+        (
+            "plain: 1\nrelay_password: !vault |\n  $ANSIBLE_VAULT;1.1;AES256\n  6162\n",
+            "3:3",
+        ),
+        (
+            "sasl:\n  users:\n    - !vault |\n      $ANSIBLE_VAULT;1.1;AES256\n      6162\n",
+            "2:3",
+        ),
+    ] {
+        std::fs::write(&bad, text).unwrap();
+        let e = load_all(std::slice::from_ref(&inv_path), &VarMap::new()).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with(&format!("{}:{at}: `", bad.display())),
+            "{e}"
+        );
+        assert!(
+            e.message.contains("encrypted with ansible-vault (!vault)"),
+            "{e}"
+        );
+    }
+    let e = parse(
+        "all:\n  vars:\n    x: !vault |\n      $ANSIBLE_VAULT;1.1;AES256\n      6162\n  hosts: {h: }\n",
+        Path::new("/srv/fleet/hosts.yml"),
+        &VarMap::new(),
+    )
+    .unwrap_err();
+    assert!(e.message.contains("`x` is encrypted"), "{e}");
     // empty files are fine
     std::fs::write(&bad, "# nothing yet\n").unwrap();
     load_paths(&[inv_path]);

@@ -13,7 +13,7 @@ use serde_saphyr::Spanned;
 use super::build::{Builder, GroupId, HostId, VarDef};
 use super::walk::{self, files_under, list, Kind};
 use super::yaml::{self, OrderedMap};
-use super::yaml_inv::var_defs;
+use super::yaml_inv::{var_defs, VAULT_HINT};
 use crate::error::{InputError, SourcePos};
 
 /// The extensions of vars files (Ansible's YAML_FILENAME_EXTENSIONS); none is fine too.
@@ -135,9 +135,11 @@ fn vars_dir_keeps(name: &str, is_dir: bool) -> bool {
 fn read_vars_file(file: &Path) -> Result<Vec<VarDef>, InputError> {
     let text = yaml::read_text(file, "vars file")?;
     if text.trim_start().starts_with("$ANSIBLE_VAULT") {
-        return Err(InputError::new("this vars file is encrypted with ansible-vault, which postfleet cannot decrypt")
-            .at(SourcePos::new(file, 1, 1))
-            .hint("decrypt it (ansible-vault decrypt FILE), or keep the secrets out of the inventory and pass them with -e @FILE"));
+        return Err(InputError::new(
+            "this vars file is encrypted with ansible-vault, which postfleet cannot decrypt",
+        )
+        .at(SourcePos::new(file, 1, 1))
+        .hint(VAULT_HINT));
     }
     let vars: Option<OrderedMap<Spanned<Value>>> = yaml::parse(&text, file, HINT)?;
     var_defs(vars.unwrap_or_default(), file)

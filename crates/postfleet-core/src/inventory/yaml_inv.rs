@@ -94,7 +94,7 @@ impl Walker<'_> {
     }
 }
 
-/// A mapping of variables read from `file`, each name checked.
+/// A mapping of variables read from `file`, each name checked, and none encrypted.
 pub(crate) fn var_defs(
     vars: OrderedMap<Spanned<Value>>,
     file: &Path,
@@ -103,6 +103,14 @@ pub(crate) fn var_defs(
         .into_iter()
         .map(|(name, value)| {
             yaml::check_var_name(&name, file)?;
+            if is_vaulted(&value.value) {
+                return Err(InputError::new(format!(
+                    "`{}` is encrypted with ansible-vault (!vault), which postfleet cannot decrypt",
+                    name.value
+                ))
+                .at(yaml::pos(file, &value.referenced))
+                .hint(VAULT_HINT));
+            }
             Ok(VarDef {
                 pos: yaml::pos(file, &value.referenced),
                 name: name.value,
@@ -110,4 +118,18 @@ pub(crate) fn var_defs(
             })
         })
         .collect()
+}
+
+/// What to do with a value or a file encrypted with ansible-vault.
+pub(crate) const VAULT_HINT: &str = "decrypt it (ansible-vault decrypt FILE), or keep the secrets out of the inventory and pass them with -e @FILE";
+
+/// Whether `value` holds an ansible-vault ciphertext (an inline `!vault` value reads as its
+/// text): taken as it is, it would end up in the configuration as a password.
+fn is_vaulted(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.trim_start().starts_with("$ANSIBLE_VAULT;"),
+        Value::Array(items) => items.iter().any(is_vaulted),
+        Value::Object(map) => map.values().any(is_vaulted),
+        _ => false,
+    }
 }
