@@ -44,7 +44,13 @@ fn the_kept_corpus_and_every_past_crash_run_clean() {
 fn the_seeds_are_accepted_by_their_parsers() {
     use postfleet_core::inventory::{self, VarMap};
     let repo = postfleet_fuzz::repo();
-    for seed in ["example.yml", "ranges.yml", "lab.yml"] {
+    for seed in [
+        "example.yml",
+        "ranges.yml",
+        "lab.yml",
+        "fleet.ini",
+        "list.json",
+    ] {
         let path = repo.join("fuzz/seeds/inventory").join(seed);
         let text = std::fs::read_to_string(&path).unwrap();
         inventory::parse(&text, &path, &VarMap::new()).unwrap_or_else(|e| panic!("{seed}: {e}"));

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::connection::{connection, MergedVars, Origin};
-use super::{yaml, Host, Inventory, VarMap};
+use super::{Host, Inventory, VarMap};
 use crate::error::{InputError, SourcePos};
 
 /// What every inventory format can hold, for the hint of an empty inventory.
@@ -171,11 +171,29 @@ impl Builder {
                 self.hosts.len() - 1
             }
         };
-        if !self.groups[group].hosts.contains(&h) {
-            self.groups[group].hosts.push(h);
-        }
+        // A host is in few groups: its own list says whether the group has it, where the
+        // group's (as long as the inventory) would make declaring N hosts N² steps.
         if !self.hosts[h].direct_groups.contains(&group) {
             self.hosts[h].direct_groups.push(group);
+            self.groups[group].hosts.push(h);
+        }
+        Ok(h)
+    }
+
+    /// [`Builder::host`] for a host written `NAME:PORT`: the port (an `ansible_port` def)
+    /// is the host's only where the host is first declared, as Ansible's `add_host` has it:
+    /// a later `NAME:OTHER` leaves it as it was.
+    pub(crate) fn host_with_port(
+        &mut self,
+        group: GroupId,
+        name: &str,
+        at: &SourcePos,
+        port: &VarDef,
+    ) -> Result<HostId, InputError> {
+        let new = !self.host_index.contains_key(name);
+        let h = self.host(group, name, at)?;
+        if new {
+            self.hosts[h].vars.push(port.clone());
         }
         Ok(h)
     }
@@ -471,18 +489,6 @@ fn check_name(name: &str, what: &str) -> Result<(), InputError> {
             .hint("names may not be empty or contain spaces, ',', '!', '&', '*', '?', '[' or ']' (except a host range like mx[01:10])"));
     }
     Ok(())
-}
-
-/// A variable name written at `at`, checked: it must be usable in templates.
-pub(crate) fn check_var_name(name: &str, at: &SourcePos) -> Result<(), InputError> {
-    if yaml::is_var_name(name) {
-        return Ok(());
-    }
-    Err(
-        InputError::new(format!("variable name '{name}' is not usable in templates"))
-            .at(at.clone())
-            .hint("use letters, digits and '_' (not starting with a digit)"),
-    )
 }
 
 #[cfg(test)]

@@ -186,6 +186,76 @@ fn ini_a_var_after_the_port_wins() {
 
 /// Each INI error: its message, where it points (line:column) and that it says what to write.
 #[test]
+fn a_port_in_the_host_key_is_set_where_the_host_is_first_declared_only() {
+    // Ansible's add_host takes the port only when it creates the host
+    let inv =
+        ini("[a]\nh\n[b]\nh:3333\n[c]\nk:22\n[d]\nk:2222\n[e]\nm:25\n[f]\nm ansible_port=26\n");
+    assert!(!host(&inv, "h").vars.contains_key("ansible_port"));
+    assert_eq!(host(&inv, "k").vars["ansible_port"], json!(22));
+    let port = host(&inv, "k").connection.port.as_ref().unwrap();
+    assert_eq!(port.from, format!("{INI}:6:3 (ansible_port)"));
+    // a var, later, still wins
+    assert_eq!(host(&inv, "m").vars["ansible_port"], json!(26));
+    assert_eq!(host(&inv, "h").groups, ["all", "a", "b"]);
+}
+
+#[test]
+fn yaml_host_keys_take_a_port_as_ansible_yaml_plugin_does() {
+    let yaml = "\
+all:
+  hosts:
+    mx1.lab:2222:
+    mx[2:3].lab:2200: {level: 1}
+    '[2001:db8::5]:2525':
+    fe80::1:
+    mx4.lab:2222: {ansible_port: 22}
+  children:
+    again:
+      hosts:
+        mx1.lab:3333:
+";
+    let inv = parse(yaml, Path::new("/srv/fleet/hosts.yml"), &VarMap::new())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        order(&inv),
+        [
+            "mx1.lab",
+            "mx2.lab",
+            "mx3.lab",
+            "2001:db8::5",
+            "fe80::1",
+            "mx4.lab"
+        ]
+    );
+    let port = |name: &str| host(&inv, name).vars.get("ansible_port").cloned();
+    assert_eq!(port("mx1.lab"), Some(json!(2222)));
+    assert_eq!(port("mx3.lab"), Some(json!(2200)));
+    assert_eq!(port("2001:db8::5"), Some(json!(2525)));
+    assert_eq!(port("fe80::1"), None);
+    assert_eq!(port("mx4.lab"), Some(json!(22)));
+    assert_eq!(host(&inv, "mx1.lab").groups, ["all", "again"]);
+    let from = &host(&inv, "mx1.lab").connection.port.as_ref().unwrap().from;
+    assert_eq!(from, "/srv/fleet/hosts.yml:3:5 (ansible_port)");
+    // the same hosts in INI resolve alike
+    let ini_inv = ini("mx1.lab:2222\nmx[2:3].lab:2200 level=1\n[2001:db8::5]:2525\nfe80::1\nmx4.lab:2222 ansible_port=22\n[again]\nmx1.lab:3333\n");
+    for h in &inv.hosts {
+        assert_eq!(host(&ini_inv, &h.name).vars, h.vars, "{}", h.name);
+    }
+}
+
+#[test]
+fn a_host_declared_again_in_a_group_is_a_member_once_and_a_large_group_loads() {
+    let inv = ini("[mx]\nmx1\nmx2\nmx1 a=1\nmx[1:2]\n[eu:children]\nmx\n[eu]\nmx2\n");
+    assert_eq!(inv.groups["mx"], ["mx1", "mx2"]);
+    assert_eq!(inv.groups["eu"], ["mx1", "mx2"]);
+    assert_eq!(host(&inv, "mx2").groups, ["all", "eu", "mx"]);
+    assert_eq!(host(&inv, "mx1").vars["a"], json!(1));
+    // 100,000 hosts in one group: declaring them is linear (it was quadratic)
+    let inv = ini("[g]\nmx[1:100000]\n");
+    assert_eq!(inv.groups["g"].len(), 100_000);
+}
+
+#[test]
 fn ini_errors_point_at_the_offending_token_with_a_hint() {
     for (text, at, says) in [
         (
@@ -616,6 +686,53 @@ fn a_directory_reads_its_files_by_name_and_skips_the_rest() {
 
 /// Ansible's default order, lowest first: all in inventory < groups in inventory <
 /// group_vars/all < group_vars/GROUP < host in inventory < host_vars/HOST < -e.
+fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn a_fifo_where_files_are_listed_is_an_error_not_a_read_that_never_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "10-mx.ini", "[mx]\nmx1\n");
+    mkfifo(&d.join("20-pipe"));
+    let e = load_all(&[d.to_path_buf()], &VarMap::new()).unwrap_err();
+    assert!(
+        e.message
+            .contains("20-pipe is a FIFO, socket or device, not a file"),
+        "{e}"
+    );
+    std::fs::remove_file(d.join("20-pipe")).unwrap();
+    std::fs::create_dir(d.join("group_vars")).unwrap();
+    mkfifo(&d.join("group_vars/mx"));
+    let e = load_all(&[d.to_path_buf()], &VarMap::new()).unwrap_err();
+    assert!(e.message.contains("group_vars/mx is a FIFO"), "{e}");
+    std::fs::remove_file(d.join("group_vars/mx")).unwrap();
+    write(d, "group_vars/mx/a.yml", "level: a\n");
+    mkfifo(&d.join("group_vars/mx/b.yml"));
+    let e = load_all(&[d.to_path_buf()], &VarMap::new()).unwrap_err();
+    assert!(e.message.contains("group_vars/mx/b.yml is a FIFO"), "{e}");
+}
+
+#[test]
+fn a_group_vars_directory_reached_again_through_a_link_is_read_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "hosts.ini", "[mx]\nmx1\n");
+    write(d, "group_vars/all/10-a.yml", "level: a\n");
+    write(d, "group_vars/all/20-b.yml", "other: b\n");
+    // two links back up: followed, the walk would go down 2^40 ways
+    std::os::unix::fs::symlink(".", d.join("group_vars/all/l1")).unwrap();
+    std::os::unix::fs::symlink(".", d.join("group_vars/all/l2")).unwrap();
+    let inv = load_paths(&[d.join("hosts.ini")]);
+    assert_eq!(host(&inv, "mx1").vars["level"], json!("a"));
+    assert_eq!(host(&inv, "mx1").vars["other"], json!("b"));
+}
+
 #[test]
 fn vars_files_precedence_as_ansible() {
     let dir = tempfile::tempdir().unwrap();
@@ -744,6 +861,36 @@ fn vars_files_errors_have_positions() {
     std::fs::write(&bad, "$ANSIBLE_VAULT;1.1;AES256\n6162\n").unwrap();
     let e = load_all(std::slice::from_ref(&inv_path), &VarMap::new()).unwrap_err();
     assert!(e.message.contains("ansible-vault"), "{e}");
+    // an inline !vault value, even nested, would otherwise be its ciphertext as text
+    for (text, at) in [
+        (
+            "plain: 1\nrelay_password: !vault |\n  $ANSIBLE_VAULT;1.1;AES256\n  6162\n",
+            "3:3",
+        ),
+        (
+            "sasl:\n  users:\n    - !vault |\n      $ANSIBLE_VAULT;1.1;AES256\n      6162\n",
+            "2:3",
+        ),
+    ] {
+        std::fs::write(&bad, text).unwrap();
+        let e = load_all(std::slice::from_ref(&inv_path), &VarMap::new()).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with(&format!("{}:{at}: `", bad.display())),
+            "{e}"
+        );
+        assert!(
+            e.message.contains("encrypted with ansible-vault (!vault)"),
+            "{e}"
+        );
+    }
+    let e = parse(
+        "all:\n  vars:\n    x: !vault |\n      $ANSIBLE_VAULT;1.1;AES256\n      6162\n  hosts: {h: }\n",
+        Path::new("/srv/fleet/hosts.yml"),
+        &VarMap::new(),
+    )
+    .unwrap_err();
+    assert!(e.message.contains("`x` is encrypted"), "{e}");
     // empty files are fine
     std::fs::write(&bad, "# nothing yet\n").unwrap();
     load_paths(&[inv_path]);

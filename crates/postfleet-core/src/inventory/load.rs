@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::build::Builder;
 use super::connection::absolute_dir;
-use super::{ini, json, vars_files, yaml, yaml_inv, Inventory, VarMap};
+use super::{ini, json, vars_files, walk, yaml, yaml_inv, Inventory, VarMap};
 use crate::error::{InputError, SourcePos};
 
 /// Reads the inventory at `path` (a file or a directory) and resolves every host;
@@ -27,9 +27,7 @@ pub fn load_all(paths: &[PathBuf], extra_vars: &VarMap) -> Result<Inventory, Inp
                 .hint("give -i a file or a directory (a trailing comma in -i or POSTFLEET_INVENTORY leaves an empty one); Ansible's host lists (-i 'h1,h2,') are not read: write the hosts in a file"));
         }
         if path.is_dir() {
-            let mut files = Vec::new();
-            directory_files(path, &mut files, &mut Vec::new())?;
-            for file in files {
+            for file in walk::files_under(path, &|name, _| !ignored(name))? {
                 read_path(&file, &mut builder)?;
             }
         } else {
@@ -68,32 +66,6 @@ fn ignored(name: &str) -> bool {
         ".retry",
     ];
     name.starts_with('.') || NAMES.contains(&name) || EXTENSIONS.iter().any(|e| name.ends_with(e))
-}
-
-/// Every inventory file under `dir`, by name, subdirectories where they sort; a directory
-/// already on the way down (a symbolic link back up) is not entered again.
-fn directory_files(
-    dir: &Path,
-    out: &mut Vec<PathBuf>,
-    entered: &mut Vec<PathBuf>,
-) -> Result<(), InputError> {
-    let real = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-    if entered.contains(&real) {
-        return Ok(());
-    }
-    entered.push(real);
-    for path in vars_files::list(dir)? {
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-        if name.as_deref().is_none_or(ignored) {
-            continue;
-        }
-        if path.is_dir() {
-            directory_files(&path, out, entered)?;
-        } else {
-            out.push(path);
-        }
-    }
-    Ok(())
 }
 
 /// An inventory format, as the content tells.

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use crate::error::{InputError, SourcePos};
 
+mod address;
 mod build;
 mod connection;
 pub mod extra_vars;
@@ -18,6 +19,7 @@ mod pattern;
 mod ranges;
 mod show;
 mod vars_files;
+mod walk;
 pub(crate) mod yaml;
 mod yaml_inv;
 

@@ -11,8 +11,9 @@ use serde_json::Value;
 use serde_saphyr::Spanned;
 
 use super::build::{Builder, GroupId, HostId, VarDef};
+use super::walk::{self, files_under, list, Kind};
 use super::yaml::{self, OrderedMap};
-use super::yaml_inv::var_defs;
+use super::yaml_inv::{var_defs, VAULT_HINT};
 use crate::error::{InputError, SourcePos};
 
 /// The extensions of vars files (Ansible's YAML_FILENAME_EXTENSIONS); none is fine too.
@@ -81,11 +82,11 @@ fn entity_vars(
     if !dir.is_dir() {
         return Ok(Vec::new());
     }
-    // One listing for every name: name -> is a directory.
-    let mut entries: HashMap<String, bool> = HashMap::new();
+    // One listing for every name.
+    let mut entries: HashMap<String, Kind> = HashMap::new();
     for entry in list(dir)? {
         if let Some(name) = entry.file_name().and_then(|n| n.to_str()) {
-            entries.insert(name.to_string(), entry.is_dir());
+            entries.insert(name.to_string(), walk::kind(&entry));
         }
     }
     let mut out = Vec::new();
@@ -94,12 +95,13 @@ fn entity_vars(
             continue;
         }
         let files = match entries.get(name.as_str()) {
-            Some(true) => dir_files(&dir.join(name))?,
-            Some(false) => vec![dir.join(name)],
+            Some(Kind::Dir) => files_under(&dir.join(name), &vars_dir_keeps)?,
+            Some(Kind::File) => vec![dir.join(name)],
+            Some(Kind::Special) => return Err(walk::special_error(&dir.join(name))),
             None => EXTENSIONS
                 .iter()
                 .map(|ext| format!("{name}{ext}"))
-                .find(|file| entries.get(file) == Some(&false))
+                .find(|file| entries.get(file) == Some(&Kind::File))
                 .map(|file| vec![dir.join(file)])
                 .unwrap_or_default(),
         };
@@ -114,51 +116,30 @@ fn entity_vars(
     Ok(out)
 }
 
-/// The entries of `dir`, sorted by name.
-pub(crate) fn list(dir: &Path) -> Result<Vec<PathBuf>, InputError> {
-    let cannot = |e: std::io::Error| {
-        InputError::new(format!("cannot read directory {}: {e}", dir.display()))
-            .hint("check the path and its permissions")
-    };
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(cannot)?
-        .map(|entry| entry.map(|e| e.path()))
-        .collect::<Result<_, _>>()
-        .map_err(cannot)?;
-    entries.sort();
-    Ok(entries)
-}
-
-/// The files of a `group_vars/NAME/` directory, by name: hidden ones and backups (`~`) left
-/// out, subdirectories without an extension read too, files with no extension or a vars one.
-fn dir_files(dir: &Path) -> Result<Vec<PathBuf>, InputError> {
-    let mut files = Vec::new();
-    for path in list(dir)? {
-        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-            continue;
-        };
-        if name.starts_with('.') || name.ends_with('~') {
-            continue;
-        }
-        let ext = name.rfind('.').map(|i| &name[i..]);
-        if path.is_dir() {
-            if ext.is_none() {
-                files.extend(dir_files(&path)?);
-            }
-        } else if ext.is_none_or(|e| EXTENSIONS.contains(&e)) {
-            files.push(path);
-        }
+/// What a `group_vars/NAME/` directory holds, as Ansible reads it: hidden entries and
+/// backups (`~`) left out, subdirectories without an extension read too, files with no
+/// extension or a vars one.
+fn vars_dir_keeps(name: &str, is_dir: bool) -> bool {
+    let ext = name.rfind('.').map(|i| &name[i..]);
+    if name.starts_with('.') || name.ends_with('~') {
+        return false;
     }
-    Ok(files)
+    if is_dir {
+        ext.is_none()
+    } else {
+        ext.is_none_or(|e| EXTENSIONS.contains(&e))
+    }
 }
 
 /// One vars file: its variables, in the order written.
 fn read_vars_file(file: &Path) -> Result<Vec<VarDef>, InputError> {
     let text = yaml::read_text(file, "vars file")?;
     if text.trim_start().starts_with("$ANSIBLE_VAULT") {
-        return Err(InputError::new("this vars file is encrypted with ansible-vault, which postfleet cannot decrypt")
-            .at(SourcePos::new(file, 1, 1))
-            .hint("decrypt it (ansible-vault decrypt FILE), or keep the secrets out of the inventory and pass them with -e @FILE"));
+        return Err(InputError::new(
+            "this vars file is encrypted with ansible-vault, which postfleet cannot decrypt",
+        )
+        .at(SourcePos::new(file, 1, 1))
+        .hint(VAULT_HINT));
     }
     let vars: Option<OrderedMap<Spanned<Value>>> = yaml::parse(&text, file, HINT)?;
     var_defs(vars.unwrap_or_default(), file)

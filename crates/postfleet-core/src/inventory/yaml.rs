@@ -149,13 +149,17 @@ pub(crate) fn is_var_name(name: &str) -> bool {
 
 /// Checks a variable name read from `file`, pointing at its key when it is unusable.
 pub(crate) fn check_var_name(name: &Spanned<String>, file: &Path) -> Result<(), InputError> {
-    if is_var_name(&name.value) {
+    check_var_name_at(&name.value, &pos(file, &name.referenced))
+}
+
+/// Checks a variable name written at `at` (a YAML key, an INI `NAME=`).
+pub(crate) fn check_var_name_at(name: &str, at: &SourcePos) -> Result<(), InputError> {
+    if is_var_name(name) {
         return Ok(());
     }
-    Err(InputError::new(format!(
-        "variable name '{}' is not usable in templates",
-        name.value
-    ))
-    .at(pos(file, &name.referenced))
-    .hint("use letters, digits and '_' (not starting with a digit)"))
+    Err(
+        InputError::new(format!("variable name '{name}' is not usable in templates"))
+            .at(at.clone())
+            .hint("use letters, digits and '_' (not starting with a digit)"),
+    )
 }

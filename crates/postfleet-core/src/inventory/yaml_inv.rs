@@ -1,5 +1,6 @@
 //! The YAML inventory (Ansible's yaml plugin shape): `all:` and other groups at the top, each
-//! with `hosts:` (a host maps to its vars or nothing), `children:` and `vars:`.
+//! with `hosts:` (a host maps to its vars or nothing; `HOST:PORT` sets its port, see
+//! [`address`]), `children:` and `vars:`.
 
 use std::path::Path;
 
@@ -7,9 +8,9 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_saphyr::Spanned;
 
-use super::build::{check_var_name, Builder, GroupId, VarDef};
-use super::ranges;
+use super::build::{Builder, GroupId, VarDef};
 use super::yaml::{self, OrderedMap};
+use super::{address, ranges};
 use crate::error::{InputError, SourcePos};
 
 pub(crate) const SCHEMA_HINT: &str = "an inventory is `all:` (and other groups) with `hosts:`, `children:` and `vars:`; a host maps to its vars or nothing";
@@ -60,11 +61,20 @@ impl Walker<'_> {
         let Some(doc) = doc else { return Ok(()) };
         for (host_key, vars) in doc.hosts.0 {
             let pos = self.pos(&host_key);
-            let names = ranges::expand(&host_key.value)
+            let (pattern, port) = address::split(&host_key.value);
+            let names = ranges::expand(pattern)
                 .map_err(|m| InputError::new(m).at(pos.clone()).hint(ranges::RANGE_HINT))?;
+            let port = port.map(|(digits, _)| VarDef {
+                name: "ansible_port".into(),
+                value: address::port_value(digits),
+                pos: pos.clone(),
+            });
             let defs = self.var_defs(vars)?;
             for name in names {
-                let host = self.builder.host(group, &name, &pos)?;
+                let host = match &port {
+                    Some(port) => self.builder.host_with_port(group, &name, &pos, port)?,
+                    None => self.builder.host(group, &name, &pos)?,
+                };
                 for def in &defs {
                     self.builder.host_var(host, def.clone());
                 }
@@ -84,7 +94,7 @@ impl Walker<'_> {
     }
 }
 
-/// A mapping of variables read from `file`, each name checked.
+/// A mapping of variables read from `file`, each name checked, and none encrypted.
 pub(crate) fn var_defs(
     vars: OrderedMap<Spanned<Value>>,
     file: &Path,
@@ -92,7 +102,15 @@ pub(crate) fn var_defs(
     vars.0
         .into_iter()
         .map(|(name, value)| {
-            check_var_name(&name.value, &yaml::pos(file, &name.referenced))?;
+            yaml::check_var_name(&name, file)?;
+            if is_vaulted(&value.value) {
+                return Err(InputError::new(format!(
+                    "`{}` is encrypted with ansible-vault (!vault), which postfleet cannot decrypt",
+                    name.value
+                ))
+                .at(yaml::pos(file, &value.referenced))
+                .hint(VAULT_HINT));
+            }
             Ok(VarDef {
                 pos: yaml::pos(file, &value.referenced),
                 name: name.value,
@@ -100,4 +118,18 @@ pub(crate) fn var_defs(
             })
         })
         .collect()
+}
+
+/// What to do with a value or a file encrypted with ansible-vault.
+pub(crate) const VAULT_HINT: &str = "decrypt it (ansible-vault decrypt FILE), or keep the secrets out of the inventory and pass them with -e @FILE";
+
+/// Whether `value` holds an ansible-vault ciphertext (an inline `!vault` value reads as its
+/// text): taken as it is, it would end up in the configuration as a password.
+fn is_vaulted(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.trim_start().starts_with("$ANSIBLE_VAULT;"),
+        Value::Array(items) => items.iter().any(is_vaulted),
+        Value::Object(map) => map.values().any(is_vaulted),
+        _ => false,
+    }
 }
