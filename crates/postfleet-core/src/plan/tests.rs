@@ -543,6 +543,27 @@ fn recorded(inst: &DesiredInstance) -> crate::drift::Record {
     }
 }
 
+/// `converged_host()` with the record the apply that converged it left.
+fn recorded_host() -> HostFacts {
+    let mut facts = converged_host();
+    facts
+        .applied
+        .insert(name("postfix-news"), recorded(&newsletter()));
+    facts
+}
+
+/// `recorded_host()` after a hand edit of postfix-news's relayhost.
+fn hand_edited_host() -> HostFacts {
+    let mut facts = recorded_host();
+    facts
+        .instances
+        .get_mut(&name("postfix-news"))
+        .unwrap()
+        .main_cf =
+        Some("queue_directory = /var/spool/postfix-news\nrelayhost = [10.9.9.9]:25\n".into());
+    facts
+}
+
 #[test]
 fn an_apply_records_what_it_leaves_of_every_instance_it_touches() {
     let plan = plan(
@@ -565,10 +586,7 @@ fn an_apply_records_what_it_leaves_of_every_instance_it_touches() {
 
 #[test]
 fn a_converged_host_with_its_record_needs_nothing_not_even_a_record() {
-    let mut facts = converged_host();
-    facts
-        .applied
-        .insert(name("postfix-news"), recorded(&newsletter()));
+    let facts = recorded_host();
     let plan = plan(&host(vec![newsletter()]), &facts, PlanOptions::default()).unwrap();
     assert!(plan.is_empty(), "{plan:?}");
     assert!(plan.drift.is_empty());
@@ -599,16 +617,7 @@ fn a_converged_host_without_a_record_gets_one_and_no_step() {
 
 #[test]
 fn a_hand_edit_is_drift_and_is_put_right() {
-    let mut facts = converged_host();
-    facts
-        .applied
-        .insert(name("postfix-news"), recorded(&newsletter()));
-    facts
-        .instances
-        .get_mut(&name("postfix-news"))
-        .unwrap()
-        .main_cf =
-        Some("queue_directory = /var/spool/postfix-news\nrelayhost = [10.9.9.9]:25\n".into());
+    let facts = hand_edited_host();
     let plan = plan(&host(vec![newsletter()]), &facts, PlanOptions::default()).unwrap();
     assert_eq!(plan.drift.len(), 1);
     assert_eq!(plan.drift[0].was_shown(), "[10.0.0.1]:2527");
@@ -622,10 +631,7 @@ fn a_hand_edit_is_drift_and_is_put_right() {
 
 #[test]
 fn a_playbook_change_is_not_drift() {
-    let mut facts = converged_host();
-    facts
-        .applied
-        .insert(name("postfix-news"), recorded(&newsletter()));
+    let facts = recorded_host();
     let mut changed = newsletter();
     changed
         .main_cf_params
@@ -681,16 +687,7 @@ fn a_template_with_parameters_over_it_converges() {
 /// drift: a check run, which does not recover, reports none for that instance.
 #[test]
 fn an_interrupted_applys_files_are_not_drift() {
-    let mut facts = converged_host();
-    facts
-        .applied
-        .insert(name("postfix-news"), recorded(&newsletter()));
-    facts
-        .instances
-        .get_mut(&name("postfix-news"))
-        .unwrap()
-        .main_cf =
-        Some("queue_directory = /var/spool/postfix-news\nrelayhost = [10.9.9.9]:25\n".into());
+    let mut facts = hand_edited_host();
     let drifted = plan(&host(vec![newsletter()]), &facts, PlanOptions::default()).unwrap();
     assert_eq!(drifted.drift.len(), 1);
     facts.interrupted.push("/etc/postfix-news".into());
