@@ -352,21 +352,13 @@ pub fn apply(args: ApplyArgs, kind: RunKind) -> Exit {
     if args.timings {
         eprint!("{}", report::timings_table(&summaries));
     }
-    if kind == RunKind::Drift {
-        return drift_exit_code(&summaries, interrupted);
-    }
-    exit_code(&summaries, interrupted, args.detailed_exitcode)
-}
-
-/// `drift`: 5 when a host drifted (and none failed), else as any fleet command.
-fn drift_exit_code(summaries: &[ApplyOutcome], interrupted: bool) -> Exit {
-    if interrupted {
-        return Exit::Interrupted;
-    }
-    match fleet_exit(summaries, |tally| tally.failed) {
-        Exit::Success if summaries.iter().any(|s| s.value.drift > 0) => Exit::Drift,
-        code => code,
-    }
+    // Exit 5: `drift` when a host drifted; apply and plan with --detailed-exitcode when
+    // changes were made or needed.
+    let five = |tally: &postfleet_core::outcome::ApplyTally| match kind {
+        RunKind::Drift => tally.drift > 0,
+        _ => args.detailed_exitcode && tally.changed > 0,
+    };
+    exit_code(&summaries, interrupted, five)
 }
 
 /// The batches and the stop rule: the flags, else the plays' `serial:` and
@@ -435,12 +427,18 @@ fn one_setting<T: PartialEq + std::fmt::Display>(
     Ok(found.map(|(value, _)| value))
 }
 
-fn exit_code(summaries: &[ApplyOutcome], interrupted: bool, detailed: bool) -> Exit {
+/// The run's exit code: 130 when interrupted, 2 or 3 when hosts failed or were unreachable,
+/// else 5 when a host's tally says so (`five`), else 0.
+fn exit_code(
+    summaries: &[ApplyOutcome],
+    interrupted: bool,
+    five: impl Fn(&postfleet_core::outcome::ApplyTally) -> bool,
+) -> Exit {
     if interrupted {
         return Exit::Interrupted;
     }
     match fleet_exit(summaries, |tally| tally.failed) {
-        Exit::Success if detailed && summaries.iter().any(|s| s.value.changed > 0) => Exit::Drift,
+        Exit::Success if summaries.iter().any(|s| five(&s.value)) => Exit::Drift,
         code => code,
     }
 }
