@@ -349,59 +349,80 @@ pub fn desired_items(inst: &DesiredInstance) -> Option<Vec<(Key, Value)>> {
     Some(items)
 }
 
-/// What the host has now for `key` of instance `name`, from the facts; None when the facts
-/// do not say: the probe reads only the files today's playbook owns, so a file it no longer
-/// owns is not known (and not drift: a playbook change is none). A file is as secret now
-/// as `was`, its recorded value.
-fn current(facts: &HostFacts, name: &InstanceName, key: &Key, was: &Value) -> Option<Value> {
-    let inst = facts.instances.get(name);
-    Some(match key {
-        Key::Param(param) => {
-            let value = inst
+/// An instance's main.cf and master.cf as the facts have them, each parsed once for all
+/// the recorded settings compared with them.
+struct Live<'f> {
+    /// Explicitly set parameters (the last definition of a name wins, as in Postfix); None:
+    /// no main.cf.
+    params: Option<std::collections::HashMap<String, String>>,
+    /// master.cf's entries; None: no master.cf.
+    services: Option<Vec<mastercf::Entry>>,
+    facts: &'f HostFacts,
+}
+
+impl<'f> Live<'f> {
+    fn of(facts: &'f HostFacts, name: &InstanceName) -> Live<'f> {
+        let inst = facts.instances.get(name);
+        Live {
+            params: inst
                 .and_then(|i| i.main_cf.as_deref())
-                .and_then(|text| maincf::get(text, param));
-            param_value(param, value.as_deref())
+                .map(|text| maincf::parameters(text).into_iter().collect()),
+            services: inst
+                .and_then(|i| i.master_cf.as_deref())
+                .map(mastercf::entries),
+            facts,
         }
-        Key::Service(service) => {
-            let Some(text) = inst.and_then(|i| i.master_cf.as_deref()) else {
-                return Some(Value::Absent);
-            };
-            let found: Vec<mastercf::Entry> = mastercf::entries(text)
-                .into_iter()
-                .filter(|e| e.key() == *service)
-                .collect();
-            match found.as_slice() {
-                [] => Value::Absent,
-                [one] => service_value(&one.words),
-                // Postfix uses the last of duplicates; say the entry is not what was left.
-                many => {
-                    let words: Vec<String> = many.iter().flat_map(|e| e.words.clone()).collect();
-                    service_value(&words)
+    }
+
+    /// What the host has now for `key` (recorded as `was`); None when the facts do not tell
+    /// (a file the playbook no longer owns is not read).
+    fn current(&self, key: &Key, was: &Value) -> Option<Value> {
+        Some(match key {
+            Key::Param(param) => {
+                let value = self.params.as_ref().and_then(|p| p.get(param));
+                param_value(param, value.map(String::as_str))
+            }
+            Key::Service(service) => {
+                let Some(entries) = &self.services else {
+                    return Some(Value::Absent);
+                };
+                let found: Vec<&mastercf::Entry> =
+                    entries.iter().filter(|e| e.key() == *service).collect();
+                match found.as_slice() {
+                    [] => Value::Absent,
+                    [one] => service_value(&one.words),
+                    // Postfix uses the last of duplicates; say the entry is not what was left.
+                    many => {
+                        let words: Vec<String> =
+                            many.iter().flat_map(|e| e.words.clone()).collect();
+                        service_value(&words)
+                    }
                 }
             }
-        }
-        Key::File(path) => match facts.files.get(path)? {
-            crate::facts::FileFacts {
-                content: Some(content),
-                mode,
-                ..
-            } => {
-                let secret = matches!(was, Value::File { secret: true, .. });
-                file_value(content, mode.unwrap_or(0), secret)
-            }
-            _ => Value::Absent,
-        },
-    })
+            Key::File(path) => match self.facts.files.get(path)? {
+                crate::facts::FileFacts {
+                    content: Some(content),
+                    mode,
+                    ..
+                } => {
+                    let secret = matches!(was, Value::File { secret: true, .. });
+                    file_value(content, mode.unwrap_or(0), secret)
+                }
+                _ => Value::Absent,
+            },
+        })
+    }
 }
 
 /// The drift of one instance: every recorded setting the host no longer has as recorded
 /// (of those the facts tell).
 pub fn detect(name: &InstanceName, record: &Record, facts: &HostFacts) -> Vec<Drift> {
+    let live = Live::of(facts, name);
     record
         .items
         .iter()
         .filter_map(|(key, was)| {
-            let now = current(facts, name, key, was)?;
+            let now = live.current(key, was)?;
             (now != *was).then(|| Drift {
                 instance: name.clone(),
                 key: key.clone(),
