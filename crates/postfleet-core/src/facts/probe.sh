@@ -22,7 +22,8 @@ if ! command -v postconf >/dev/null 2>&1 || ! command -v postmulti >/dev/null 2>
   rec "postfix${TAB}missing"
   exit 0
 fi
-rec "version${TAB}$(postconf -h mail_version 2>/dev/null)"
+# The version is read with the default instance's directories (describe): one postconf.
+version=
 
 if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
   systemd=1  # the init record comes after the units (below)
@@ -63,8 +64,9 @@ describe() {  # NAME CONFIG_DIR
   # `postfix status` through postmulti -x is ~10 processes; its verdict is `master -t` (exit 0:
   # the master.pid lock is free, no master runs), asked here directly. An instance without
   # its queue or daemon directory counts as not running, as with postfix status.
-  dirs=$(postconf -c "$dir" -h queue_directory daemon_directory 2>/dev/null)
-  qdir=${dirs%%"$NL"*}; ddir=${dirs#*"$NL"}
+  dirs=$(postconf -c "$dir" -h queue_directory daemon_directory mail_version 2>/dev/null)
+  qdir=${dirs%%"$NL"*}; dirs=${dirs#*"$NL"}; ddir=${dirs%%"$NL"*}
+  if [ -z "$version" ]; then version=${dirs#*"$NL"}; rec "version${TAB}$version"; fi
   if [ -n "$qdir" ] && [ -d "$qdir" ] && [ -x "$ddir/master" ] &&
      ! "$ddir/master" -c "$dir" -t >/dev/null 2>&1; then
     rec "running${TAB}$name${TAB}yes"
@@ -91,6 +93,8 @@ printf '%s\n' "$listed" | {
     [ "$name" = "-" ] && continue
     [ -d "/etc/$name" ] && rec "unlisted${TAB}$name${TAB}/etc/$name"
   done
+  # No instance gave it (none listed, or its main.cf unreadable): the version on its own.
+  [ -n "$version" ] || rec "version${TAB}$(postconf -h mail_version 2>/dev/null)"
 }
 
 if [ "$systemd" = 1 ]; then
