@@ -7,7 +7,7 @@
 
 use base64::Engine;
 
-use crate::model::{InstanceName, MasterService};
+use crate::model::InstanceName;
 use crate::plan::{mastercf, Action, ConfigEdit, Driver, Plan, Step};
 use postfleet_shell::{quote, Line};
 
@@ -425,23 +425,10 @@ fn temp_suffix(path: &str) -> String {
         .collect()
 }
 
-fn master_line(service: &MasterService) -> Option<String> {
-    service
-        .entry
-        .as_ref()
-        .map(|e| mastercf::desired_words(service, e).join(" "))
-}
-
-/// The postconf edits of one file on the staged copy, one line each.
+/// The edits of one staged file, as one `pf_staged_edit` call (prelude.sh): its awk makes
+/// them as postconf would, with the lines written here as postconf writes them.
 fn edit_lines(file: &'static str, edit: &ConfigEdit, first: usize) -> Vec<Line> {
     let first_word = first.to_string();
-    let staged = |what: &'static str, args: &'static str| {
-        Line::new()
-            .text("pf_staged")
-            .word(&first_word)
-            .word(what)
-            .text(args)
-    };
     let mut lines = Vec::new();
     if let Some(base) = &edit.base {
         lines.push(
@@ -452,37 +439,47 @@ fn edit_lines(file: &'static str, edit: &ConfigEdit, first: usize) -> Vec<Line> 
                 .base64(base.as_bytes()),
         );
     }
-    let set: Vec<String> = edit
-        .params
-        .iter()
-        .filter_map(|(n, v)| v.as_ref().map(|v| format!("{n}={v}")))
-        .collect();
-    if !set.is_empty() {
-        lines.push(staged("postconf -e", "-e").words(&set));
-    }
-    let removed: Vec<&str> = edit
-        .params
-        .iter()
-        .filter(|(_, v)| v.is_none())
-        .map(|(n, _)| n.as_str())
-        .collect();
-    if !removed.is_empty() {
-        lines.push(staged("postconf -X", "-X").words(&removed));
-    }
-    if file == "main.cf" && !lines.is_empty() {
-        // The master.cf queries below and the validation read it: no cool-down pause.
-        lines.push(Line::new().text("pf_settle \"$PF_STAGE/main.cf\""));
+    let mut edits = Line::new()
+        .text("pf_staged_edit")
+        .word(&first_word)
+        .text(file);
+    let mut any = false;
+    // postconf -e adds the parameters it did not find in the order of their names.
+    let mut params: Vec<&(String, Option<String>)> = edit.params.iter().collect();
+    params.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    for (name, value) in params {
+        any = true;
+        edits = match value {
+            Some(value) => edits.text("s").word(name).word(param_line(name, value)),
+            None => edits.text("x").word(name),
+        };
     }
     for service in &edit.services {
-        lines.push(match master_line(service) {
-            Some(line) => staged("postconf -M", "-M").word(format!("{}={line}", service.key())),
-            None => Line::new()
-                .text("pf_staged_remove_service")
-                .word(&first_word)
-                .word(service.key()),
-        });
+        any = true;
+        edits = match &service.entry {
+            Some(entry) => edits
+                .text("s")
+                .word(service.key())
+                .word(mastercf::format_entry(&mastercf::desired_words(
+                    service, entry,
+                ))),
+            None => edits.text("x").word(service.key()),
+        };
+    }
+    if any {
+        lines.push(edits);
+    }
+    if file == "main.cf" && !lines.is_empty() {
+        // The validation reads it: no cool-down pause.
+        lines.push(Line::new().text("pf_settle \"$PF_STAGE/main.cf\""));
     }
     lines
+}
+
+/// `name = value` as `postconf -e` writes it: the value without the blanks around it.
+fn param_line(name: &str, value: &str) -> String {
+    let value = value.trim_matches([' ', '\t', '\r', '\n', '\x0b', '\x0c']);
+    format!("{name} = {value}")
 }
 
 /// Stages main.cf and/or master.cf of one instance, applies the edits with postconf,
@@ -959,6 +956,10 @@ mod gate_tests {
     /// pf_probe against a listener on 127.0.0.1 that does `serve` with each connection:
     /// (exit code, what it printed).
     fn probe(expect: &str, serve: fn(std::net::TcpStream)) -> (i32, String) {
+        probe_with("pf_probe", expect, serve)
+    }
+
+    fn probe_with(function: &str, expect: &str, serve: fn(std::net::TcpStream)) -> (i32, String) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port().to_string();
         let server = std::thread::spawn(move || {
@@ -966,7 +967,7 @@ mod gate_tests {
                 serve(stream);
             }
         });
-        let script = format!("{GATE}pf_probe 127.0.0.1 \"$1\" \"$2\"\n");
+        let script = format!("{GATE}{function} 127.0.0.1 \"$1\" \"$2\"\n");
         let out = std::process::Command::new("sh")
             .args(["-c", &script, "sh", &port, expect])
             .output()
@@ -999,5 +1000,49 @@ mod gate_tests {
         assert!(said.contains("connection closed before greeting"), "{said}");
         // Not an SMTP service: accepting the connection is enough.
         assert_eq!(probe("-", drop).0, 0);
+        // Hosts without bash: perl, with the same verdicts.
+        assert_eq!(
+            probe_with("pf_probe_perl", "220", greets),
+            (0, String::new())
+        );
+        let (code, said) = probe_with("pf_probe_perl", "220", refuses);
+        assert_eq!(code, 1);
+        assert!(said.contains("instead of 220"), "{said}");
+    }
+
+    /// Every listener of an instance, probed by one process: the first that fails is named.
+    #[test]
+    fn listeners_are_probed_together() {
+        let greeting = |mut s: std::net::TcpStream| {
+            s.write_all(b"220 ok\r\n").unwrap();
+            let _ = s.read(&mut [0; 64]);
+        };
+        let mut ports = Vec::new();
+        let mut servers = Vec::new();
+        for serve in [greeting, greeting, drop] {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            ports.push(listener.local_addr().unwrap().port().to_string());
+            servers.push(std::thread::spawn(move || {
+                if let Ok((stream, _)) = listener.accept() {
+                    serve(stream);
+                }
+            }));
+        }
+        let script = format!(
+            "{GATE}pf_probe 127.0.0.1 \"$1\" 220 127.0.0.1 \"$2\" - 127.0.0.1 \"$3\" 220\n"
+        );
+        let out = std::process::Command::new("sh")
+            .args(["-c", &script, "sh", &ports[0], &ports[1], &ports[2]])
+            .output()
+            .unwrap();
+        for server in servers {
+            let _ = server.join();
+        }
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            said.trim(),
+            format!("127.0.0.1:{}: connection closed before greeting", ports[2])
+        );
     }
 }

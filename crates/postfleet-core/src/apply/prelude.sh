@@ -174,16 +174,24 @@ pf_slurp() {  # FILE
   while :; do case $pf_text in *"$PF_NL") pf_text=${pf_text%"$PF_NL"} ;; *) break ;; esac; done
 }
 # postconf's complaints about the staged files are failures: nothing is moved into place.
+# `postconf -n` reads master.cf too (it fails on any entry `postconf -M` would fail on), so
+# one postconf checks both files.
 pf_validate() {  # CONFIG_DIR
+  pf_vdir=$1
   pf_settle "$PF_STAGE/main.cf"
   # Their complaints are collected in a file, read by this shell.
   pf_e="$PF_STATE/validate.err"
   umask 077; : > "$pf_e"; umask 022
   pf_n=$(postconf -c "$PF_STAGE" -n 2>"$pf_e")
-  pf_m=$(postconf -c "$PF_STAGE" -M 2>>"$pf_e")
-  postmap -c "$PF_STAGE" -q postfleet-validate static:ok >/dev/null 2>>"$pf_e"
   # (a warning may quote a parameter's value: the file does not stay)
   pf_slurp "$pf_e"; err=$pf_text; : > "$pf_e"
+  # master.cf's entries, comments left out (their `-o name=value` words are looked at).
+  pf_m=
+  if [ -f "$PF_STAGE/master.cf" ]; then
+    while IFS= read -r pf_l || [ -n "$pf_l" ]; do
+      case ${pf_l#"${pf_l%%[![:space:]]*}"} in '#'*) ;; *) pf_m="$pf_m$pf_l$PF_NL" ;; esac
+    done < "$PF_STAGE/master.cf"
+  fi
   # Every TYPE:/PATH table main.cf (`name = value`) or master.cf (`-o name=value`) names whose
   # source file exists must open (its type supported, its index current): the tables of this
   # run are in place already, main.cf moves last. A table this transaction has just indexed
@@ -195,6 +203,7 @@ pf_validate() {  # CONFIG_DIR
   [ -n "$PF_TXN" ] && [ -f "$PF_TXN/maps" ] && pf_slurp "$PF_TXN/maps" && pf_built="$PF_NL$pf_text$PF_NL"
   pf_seen=$PF_NL
   set -f; pf_ifs=$IFS; IFS=" ,={}	$PF_NL"
+  set --
   for map in $pf_n $pf_m; do
     case $map in *:/*) ;; *) continue ;; esac
     pf_types=${map%%:/*}
@@ -203,12 +212,23 @@ pf_validate() {  # CONFIG_DIR
     case $pf_seen$pf_built in *"$PF_NL$map$PF_NL"*) continue ;; esac
     pf_seen="$pf_seen$map$PF_NL"
     [ -f "${map##*:}" ] || continue
-    q=$(postmap -c "$PF_STAGE" -q postfleet-validate "$map" 2>&1 >/dev/null)
-    [ -z "$q" ] || err="$err${err:+$PF_NL}$q"
+    set -- "$@" "$map"
   done
   IFS=$pf_ifs; set +f
+  # One postmap opens them all, and reads main.cf as every daemon does (a global parameter no
+  # daemon would start with fails here): the static table answers last. A table that holds
+  # the key answers first and the ones after it go unopened: then each is asked on its own.
+  pf_hit=$(postmap -c "$PF_STAGE" -q postfleet-validate "$@" static:postfleet-validated 2>"$pf_e")
+  pf_slurp "$pf_e"; : > "$pf_e"
+  [ -z "$pf_text" ] || err="$err${err:+$PF_NL}$pf_text"
+  if [ -z "$pf_text" ] && [ "$pf_hit" != postfleet-validated ]; then
+    for map in "$@"; do
+      q=$(postmap -c "$PF_STAGE" -q postfleet-validate "$map" 2>&1 >/dev/null)
+      [ -z "$q" ] || err="$err${err:+$PF_NL}$q"
+    done
+  fi
   [ -z "$err" ] && return 0
-  printf '%s' "$err" | sed "s#$PF_STAGE#$1#g"
+  printf '%s' "$err" | sed "s#$PF_STAGE#$pf_vdir#g"
   return 1
 }
 # Moves one staged file into place when it differs; prints "same" or "moved".
@@ -230,16 +250,48 @@ pf_stage_text() {  # FIRST FILE BASE64: the staged file's whole new text
   [ -z "$pf_failed" ] || return 0
   printf '%s' "$3" | base64 -d > "$PF_STAGE/$2" || pf_fail "$1" "cannot stage $2"
 }
-pf_staged() {  # FIRST WHAT POSTCONF-ARGS...: postconf on the staged copy
-  [ -z "$pf_failed" ] || return 0
-  pf_i=$1 pf_what=$2
-  shift 2
-  out=$(postconf -c "$PF_STAGE" "$@" 2>&1) || pf_fail "$pf_i" "$pf_what: $out"
+# The edits of `postconf -e` and `-X` (main.cf) and `-M` and `-MX` (master.cf), made on the
+# staged file by one awk, as postconf makes them: a comment or blank line stays where it is;
+# a parameter's every definition gets the new `name = value` line (-e) or goes with its
+# continuation lines (-X); a service's first entry is replaced by the new one, later ones
+# and removed ones go with their continuation lines; what was not found is added at the
+# end. The controller gives the new lines as postconf writes them (main.cf parameters in
+# postconf's order, master.cf entries folded as it folds them). (A postconf costs a host
+# some 15 ms of CPU, most of it loading its libraries; an awk, one.)
+# Each edit is `s KEY TEXT` (set) or `x KEY` (remove); KEY is a parameter name or
+# service/type. The file is written once all of it is read.
+pf_edit_awk='
+BEGIN {
+  for (i = 2; i < ARGC; i++) {
+    key = ARGV[i + 1]; edit[key] = ARGV[i]
+    if (ARGV[i] == "s") { text[key] = ARGV[i + 2]; order[++n] = key; i++ }
+    i++
+  }
+  ARGC = 2; file = ARGV[1]
 }
-pf_staged_remove_service() {  # FIRST SERVICE/TYPE: only where the staged master.cf has it
+{
+  rest = $0; sub(/^[ \t\r\f\v]+/, "", rest)
+  if (rest == "" || substr(rest, 1, 1) == "#") { out[++lines] = $0; next }
+  if (rest != $0) { if (!cur) out[++lines] = $0; next }
+  if (kind == "main") { key = $0; sub(/[ \t\r=].*/, "", key) }
+  else { split($0, w, /[ \t\r]+/); key = w[1] "/" w[2] }
+  cur = key in edit
+  if (!cur) { out[++lines] = $0; next }
+  if (edit[key] == "s" && (kind == "main" || !(key in done))) out[++lines] = text[key]
+  done[key] = 1
+}
+END {
+  for (j = 1; j <= n; j++) if (!(order[j] in done)) out[++lines] = text[order[j]]
+  printf "" > file
+  for (j = 1; j <= lines; j++) print out[j] > file
+  if (close(file) != 0) exit 1
+}'
+pf_staged_edit() {  # FIRST main.cf|master.cf EDIT...
   [ -z "$pf_failed" ] || return 0
-  [ -n "$(postconf -c "$PF_STAGE" -M "$2" 2>/dev/null)" ] || return 0
-  out=$(postconf -c "$PF_STAGE" -MX "$2" 2>&1) || pf_fail "$1" "postconf -MX: $out"
+  pf_i=$1 pf_file=$2
+  shift 2
+  out=$(awk -v kind="${pf_file%.cf}" "$pf_edit_awk" "$PF_STAGE/$pf_file" "$@" 2>&1) ||
+    pf_fail "$pf_i" "cannot edit the staged $pf_file: $out"
 }
 pf_config_validate() {  # FIRST CONFIG_DIR (false: the staged files are refused)
   [ -z "$pf_failed" ] || return 1

@@ -116,33 +116,151 @@ pub fn desired_words(service: &MasterService, entry: &MasterEntry) -> Vec<String
     w
 }
 
-/// The entry as one master.cf line group: fields on the first line, each `-o` option on
-/// its own continuation line (as Postfix's own master.cf writes them).
+/// The entry as `postconf -M` writes it into master.cf, so that the file postfleet edits reads
+/// as if postconf had: the eight fields at their columns (at least one space apart), then
+/// the command's arguments, folded before column 80 onto lines indented by four spaces;
+/// each option with a value (`-o name=value`) on a line of its own, a value holding blanks
+/// in `{ }`. Arguments are first brought into postconf's canonical form (`-oname=value` and
+/// `-o { name = value }` become `-o name=value`).
 pub fn format_entry(words: &[String]) -> String {
-    let head = words.iter().take(8).cloned().collect::<Vec<_>>();
-    let mut text = format!(
-        "{:<10} {:<5} {:<7} {:<7} {:<7} {:<7} {:<7} {}",
-        head.first().map(String::as_str).unwrap_or(""),
-        head.get(1).map(String::as_str).unwrap_or(""),
-        head.get(2).map(String::as_str).unwrap_or(""),
-        head.get(3).map(String::as_str).unwrap_or(""),
-        head.get(4).map(String::as_str).unwrap_or(""),
-        head.get(5).map(String::as_str).unwrap_or(""),
-        head.get(6).map(String::as_str).unwrap_or(""),
-        head.get(7).map(String::as_str).unwrap_or(""),
-    );
-    let args = &words[words.len().min(8)..];
-    let mut i = 0;
-    while i < args.len() {
-        if args[i] == "-o" && i + 1 < args.len() {
-            text.push_str(&format!("\n  -o {}", args[i + 1]));
-            i += 2;
-        } else {
-            text.push_str(&format!("\n  {}", args[i]));
-            i += 1;
+    const COLUMNS: [usize; 8] = [0, 11, 17, 25, 33, 41, 49, 57];
+    const LIMIT: usize = 80;
+    const INDENT: &str = "    ";
+    let words = canonical_args(words);
+    let mut text = String::new();
+    let mut len = 0;
+    for (word, column) in words.iter().zip(COLUMNS) {
+        if len > 0 {
+            loop {
+                text.push(' ');
+                len += 1;
+                if len >= column {
+                    break;
+                }
+            }
         }
+        text.push_str(word);
+        len += word.len();
+    }
+    let blank = |w: &str| w.contains([' ', '\t', '\r', '\n']);
+    let mut options = true;
+    let mut i = COLUMNS.len();
+    while i < words.len() {
+        let arg = &words[i];
+        let mut width = arg.len();
+        let mut value = None;
+        let mut braces = false;
+        if options {
+            if !arg.starts_with('-') || arg == "--" {
+                // The first word after the options is never braced (postconf's own rule).
+                options = false;
+            } else if takes_value(arg) && i + 1 < words.len() {
+                let v = &words[i + 1];
+                len = LIMIT; // a line of its own
+                width += v.len() + 3;
+                braces = blank(v);
+                if braces {
+                    width += 2;
+                }
+                value = Some(v);
+            }
+        } else {
+            braces = blank(arg);
+        }
+        if len > INDENT.len() {
+            if len + 1 + width < LIMIT {
+                text.push(' ');
+                len += 1;
+            } else {
+                text.push('\n');
+                text.push_str(INDENT);
+                len = INDENT.len();
+            }
+        }
+        let wrap = !options && braces;
+        for part in [wrap.then_some("{"), Some(arg.as_str()), wrap.then_some("}")]
+            .into_iter()
+            .flatten()
+        {
+            text.push_str(part);
+            len += part.len();
+        }
+        if let Some(v) = value {
+            text.push(' ');
+            if braces {
+                text.push('{');
+            }
+            text.push_str(v);
+            if braces {
+                text.push('}');
+            }
+            i += 1;
+            len = LIMIT;
+        }
+        i += 1;
     }
     text
+}
+
+/// Daemon options that take a value: `-o`.
+fn takes_value(option: &str) -> bool {
+    option.as_bytes().get(1) == Some(&b'o')
+}
+
+/// The arguments as postconf reads them: `-vo` is `-v -o`, `-oname=value` is `-o
+/// name=value`, a braced word loses its braces and the blanks inside them, and a braced
+/// `-o` value its blanks around `=`.
+fn canonical_args(words: &[String]) -> Vec<String> {
+    let mut words = words.to_vec();
+    let unbrace = |w: &str| -> Option<String> {
+        let inner = w.strip_prefix('{')?.strip_suffix('}')?;
+        Some(
+            inner
+                .trim_matches(|c: char| c.is_ascii_whitespace())
+                .to_string(),
+        )
+    };
+    let mut i = 8;
+    while i < words.len() {
+        let arg = words[i].clone();
+        if !arg.starts_with('-') || arg == "--" {
+            break;
+        }
+        if let Some(at) = arg.get(2..).and_then(|rest| rest.find('o')) {
+            let at = at + 2;
+            words.insert(i + 1, format!("-{}", &arg[at..]));
+            words[i].truncate(at);
+        }
+        if !takes_value(&words[i]) {
+            i += 1;
+            continue;
+        }
+        if words[i].len() > 2 {
+            let value = words[i][2..].to_string();
+            words[i].truncate(2);
+            words.insert(i + 1, value);
+        }
+        if i + 1 < words.len() {
+            i += 1;
+            if let Some(inner) = unbrace(&words[i]) {
+                words[i] = match inner.split_once('=') {
+                    Some((name, value)) => format!(
+                        "{}={}",
+                        name.trim_matches(|c: char| c.is_ascii_whitespace()),
+                        value.trim_matches(|c: char| c.is_ascii_whitespace())
+                    ),
+                    None => inner,
+                };
+            }
+        }
+        i += 1;
+    }
+    for word in words.iter_mut().skip(i) {
+        if let Some(inner) = unbrace(word) {
+            *word = inner;
+        }
+    }
+    words
 }
 
 /// Whether applying this service (entry or removal) would change the text.
@@ -246,6 +364,53 @@ mod tests {
         assert_eq!(edit(SAMPLE, &[relay]), SAMPLE);
     }
 
+    /// What `postconf -M` (Postfix 3.7, Debian 12) wrote for these entries.
+    #[test]
+    fn entries_are_written_as_postconf_writes_them() {
+        let words = |line: &str| -> Vec<String> {
+            // split at blanks, keeping `{ ... }` whole
+            let mut out = Vec::new();
+            let mut cur = String::new();
+            let mut depth = 0;
+            for c in line.chars() {
+                match c {
+                    '{' => depth += 1,
+                    '}' => depth -= 1,
+                    ' ' if depth == 0 => {
+                        if !cur.is_empty() {
+                            out.push(std::mem::take(&mut cur));
+                        }
+                        continue;
+                    }
+                    _ => {}
+                }
+                cur.push(c);
+            }
+            if !cur.is_empty() {
+                out.push(cur);
+            }
+            out
+        };
+        let cases = [
+            (
+                "slow unix - - y - - smtp -o syslog_name=postfix/slow",
+                "slow       unix  -       -       y       -       -       smtp\n    -o syslog_name=postfix/slow",
+            ),
+            (
+                "a inet n - - - 100 smtpd -v -o { smtpd_client_restrictions = permit_mynetworks, reject } -oa=b -vo c=d -- x {y z} w",
+                "a          inet  n       -       -       -       100     smtpd -v\n    -o {smtpd_client_restrictions=permit_mynetworks, reject}\n    -o a=b\n    -v\n    -o c=d\n    -- x {y z} w",
+            ),
+            (
+                "averyveryverylongservicename unix - - - - - pipe flags=DRhu user=vmail argv=/usr/bin/maildrop -d ${recipient} extra1 extra2 extra3 extra4 extra5",
+                "averyveryverylongservicename unix - - -  -       -       pipe flags=DRhu\n    user=vmail argv=/usr/bin/maildrop -d ${recipient} extra1 extra2 extra3\n    extra4 extra5",
+            ),
+            ("p unix - - n - - pipe {a b} c", "p          unix  -       -       n       -       -       pipe a b c"),
+        ];
+        for (entry, written) in cases {
+            assert_eq!(format_entry(&words(entry)), written, "{entry}");
+        }
+    }
+
     #[test]
     fn appends_replaces_and_removes() {
         let slow = svc(
@@ -255,7 +420,7 @@ mod tests {
             &["-o", "syslog_name=postfix/slow"],
         );
         let out = edit(SAMPLE, std::slice::from_ref(&slow));
-        assert!(out.ends_with("slow       unix  -       -       y       -       -       smtp\n  -o syslog_name=postfix/slow\n"));
+        assert!(out.ends_with("slow       unix  -       -       y       -       -       smtp\n    -o syslog_name=postfix/slow\n"));
         assert!(!differs(&out, &slow));
 
         let relay = svc("relay", "unix", Some("smtp"), &[]);
