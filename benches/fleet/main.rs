@@ -65,6 +65,10 @@ struct Args {
     /// Another postfleet binary to measure (e.g. an older build); default: this build's.
     #[arg(long, value_name = "BIN")]
     postfleet: Option<PathBuf>,
+    /// Also run this postfleet binary on the lab (labelled "before"), in turns with the other
+    /// tools: a change measured before and after in the same run.
+    #[arg(long, value_name = "BIN")]
+    before: Option<PathBuf>,
     /// Fleet sizes of the controller-scale run, e.g. 1000,10000 (each also measured against
     /// a 1-host run; 0: skip it).
     #[arg(
@@ -215,7 +219,13 @@ fn run(args: &Args) -> Result<()> {
             .unwrap_or_else(|| paths.built_postfleet.clone());
         let lab = lab::LabRun::prepare(&paths, &args.lab, args.hosts, args.bastion)?;
         results.bastion = args.bastion;
-        let kit = tools::Kit::prepare(&paths, &lab, &postfleet, &args.tools)?;
+        let kit = tools::Kit::prepare(
+            &paths,
+            &lab,
+            &postfleet,
+            args.before.as_deref(),
+            &args.tools,
+        )?;
         results.ansible_version = kit.ansible_version().map(String::from);
         let outcome = run_lab_cases(args, &paths, &lab, &kit, &mut results);
         kit.cleanup();
@@ -282,6 +292,9 @@ fn run_lab_cases(
         for rep in 0..args.reps {
             // Alternate who goes first, so slow drifts of the machine spread over every tool.
             let mut order = args.tools.clone();
+            if args.before.is_some() && !order.contains(&tools::Tool::Before) {
+                order.push(tools::Tool::Before);
+            }
             let turn = rep % order.len().max(1);
             order.rotate_left(turn);
             for &tool in &order {

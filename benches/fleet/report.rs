@@ -334,6 +334,13 @@ impl Results {
             .map(|s| s.median)
     }
 
+    fn host_cpu(&self, groups: &BTreeMap<Key, Vec<&Run>>, key: Key) -> Option<f64> {
+        groups
+            .get(&key)
+            .and_then(|r| Stats::of(r))
+            .map(|s| s.host_cpu)
+    }
+
     pub fn render(&self) -> String {
         let groups = self.grouped();
         let mut out = String::new();
@@ -404,17 +411,24 @@ impl Results {
                     out.push_str(&format!("  {}\n", run.progress_line()));
                 }
             }
-            out.push_str("\nratios of medians       postfleet/floor  ansible/postfleet\n");
+            out.push_str(
+                "\nratios of medians       postfleet/floor  ansible/postfleet  host CPU postfleet/floor  postfleet/before  host CPU postfleet/before\n",
+            );
             for (rtt, case) in self.cases() {
                 let pf = self.median(&groups, (rtt, case, Tool::Postfleet));
                 let floor = self.median(&groups, (rtt, case, Tool::Floor));
                 let ansible = self.median(&groups, (rtt, case, Tool::Ansible));
+                let before = self.median(&groups, (rtt, case, Tool::Before));
+                let cpu = |tool| self.host_cpu(&groups, (rtt, case, tool));
                 out.push_str(&format!(
-                    "{:<10} {:>3} ms       {:>15} {:>18}\n",
+                    "{:<10} {:>3} ms       {:>15} {:>18} {:>25} {:>17} {:>25}\n",
                     case.label(),
                     rtt,
                     ratio(pf, floor),
-                    ratio(ansible, pf)
+                    ratio(ansible, pf),
+                    ratio(cpu(Tool::Postfleet), cpu(Tool::Floor)),
+                    ratio(pf, before),
+                    ratio(cpu(Tool::Postfleet), cpu(Tool::Before)),
                 ));
             }
             out.push_str(&self.render_round_trips(&groups));
@@ -559,6 +573,12 @@ impl Results {
                     "rtt_ms": rtt, "case": case,
                     "postfleet_over_floor": pf.zip(floor).map(|(a, b)| round(a / b)),
                     "ansible_over_postfleet": ansible.zip(pf).map(|(a, b)| round(a / b)),
+                    "host_cpu_postfleet_over_floor": self.host_cpu(&groups, (rtt, case, Tool::Postfleet))
+                        .zip(self.host_cpu(&groups, (rtt, case, Tool::Floor)))
+                        .map(|(a, b)| round(a / b)),
+                    "postfleet_over_before": pf
+                        .zip(self.median(&groups, (rtt, case, Tool::Before)))
+                        .map(|(a, b)| round(a / b)),
                 })
             })
             .collect();

@@ -21,6 +21,9 @@ pub enum Tool {
     Postfleet,
     Floor,
     Ansible,
+    /// Another postfleet build (`--before BIN`), run in turns with the others: a change
+    /// measured before and after in the same run.
+    Before,
 }
 
 impl Tool {
@@ -29,6 +32,7 @@ impl Tool {
             Tool::Postfleet => "postfleet",
             Tool::Floor => "floor",
             Tool::Ansible => "ansible",
+            Tool::Before => "before",
         }
     }
 }
@@ -41,6 +45,7 @@ pub struct Kit<'a> {
     paths: &'a Paths,
     lab: &'a LabRun,
     postfleet: PathBuf,
+    before: Option<PathBuf>,
     floor_script: PathBuf,
     ansible: Option<AnsibleSetup>,
     cgroup: RunCgroup,
@@ -60,10 +65,16 @@ impl<'a> Kit<'a> {
         paths: &'a Paths,
         lab: &'a LabRun,
         postfleet: &Path,
+        before: Option<&Path>,
         tools: &[Tool],
     ) -> Result<Kit<'a>> {
-        if !postfleet.exists() {
-            bail!("no postfleet binary at {}", postfleet.display());
+        for bin in std::iter::once(postfleet).chain(before) {
+            if !bin.exists() {
+                bail!("no postfleet binary at {}", bin.display());
+            }
+        }
+        if tools.contains(&Tool::Before) && before.is_none() {
+            bail!("the tool `before` needs --before BIN");
         }
         let ansible = if tools.contains(&Tool::Ansible) {
             Some(AnsibleSetup::prepare(paths, lab)?)
@@ -74,6 +85,7 @@ impl<'a> Kit<'a> {
             paths,
             lab,
             postfleet: postfleet.to_path_buf(),
+            before: before.map(Path::to_path_buf),
             floor_script: paths.in_repo("benches/floor/newsletter.sh"),
             ansible,
             cgroup: RunCgroup::create(&format!("pfbench-{}", lab.name))?,
@@ -99,7 +111,11 @@ impl<'a> Kit<'a> {
         let cpu_before = self.cgroup.cpu();
         let sampler = RssSampler::start(&self.cgroup);
         let mut run = match tool {
-            Tool::Postfleet => self.run_postfleet(only, hosts.len(), timeout)?,
+            Tool::Postfleet => self.run_postfleet(&self.postfleet, only, hosts.len(), timeout)?,
+            Tool::Before => {
+                let bin = self.before.as_deref().context("no --before binary")?;
+                self.run_postfleet(bin, only, hosts.len(), timeout)?
+            }
             Tool::Floor => self.run_floor(&hosts, timeout)?,
             Tool::Ansible => self.run_ansible(only, hosts.len(), timeout)?,
         };
@@ -113,12 +129,13 @@ impl<'a> Kit<'a> {
 
     fn run_postfleet(
         &self,
+        bin: &Path,
         only: Option<&LabHost>,
         hosts: usize,
         timeout: Duration,
     ) -> Result<Run> {
         let out_path = self.paths.work.join("postfleet-run.jsonl");
-        let mut cmd = Command::new(&self.postfleet);
+        let mut cmd = Command::new(bin);
         cmd.arg("apply")
             .arg("-i")
             .arg(&self.lab.inventory)
