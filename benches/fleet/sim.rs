@@ -604,7 +604,8 @@ pub fn serve(args: &ServeArgs) -> Result<()> {
 }
 
 /// The captured output with the capture host's name replaced by `host` inside the config
-/// files it carries (base64): `myhostname = newsletter.h1.invalid` and the like.
+/// files it carries (base64): `myhostname = newsletter.h1.invalid` and the like, and in the
+/// values the last apply recorded.
 fn adapt_probe_output(output: &str, from: &str, host: &str) -> String {
     let b64 = base64::engine::general_purpose::STANDARD;
     let mut out = String::with_capacity(output.len() + 64);
@@ -622,6 +623,21 @@ fn adapt_probe_output(output: &str, from: &str, host: &str) -> String {
                 .and_then(|b| String::from_utf8(b).ok())
             {
                 fields[i] = b64.encode(replace_word(&text, from, host));
+            }
+        }
+        // What the last apply recorded (drift.rs): a value as `v:BASE64`.
+        if fields.first().map(String::as_str) == Some("applied") {
+            for field in fields.iter_mut() {
+                let Some(value) = field.strip_prefix("v:") else {
+                    continue;
+                };
+                if let Some(text) = b64
+                    .decode(value)
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                {
+                    *field = format!("v:{}", b64.encode(replace_word(&text, from, host)));
+                }
             }
         }
         out.push_str(&fields.join("\t"));
