@@ -443,19 +443,16 @@ fn edit_lines(file: &'static str, edit: &ConfigEdit, first: usize) -> Vec<Line> 
         .text("pf_staged_edit")
         .word(&first_word)
         .text(file);
-    let mut any = false;
     // postconf -e adds the parameters it did not find in the order of their names.
     let mut params: Vec<&(String, Option<String>)> = edit.params.iter().collect();
     params.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
     for (name, value) in params {
-        any = true;
         edits = match value {
             Some(value) => edits.text("s").word(name).word(param_line(name, value)),
             None => edits.text("x").word(name),
         };
     }
     for service in &edit.services {
-        any = true;
         edits = match &service.entry {
             Some(entry) => edits
                 .text("s")
@@ -466,7 +463,7 @@ fn edit_lines(file: &'static str, edit: &ConfigEdit, first: usize) -> Vec<Line> 
             None => edits.text("x").word(service.key()),
         };
     }
-    if any {
+    if !edit.params.is_empty() || !edit.services.is_empty() {
         lines.push(edits);
     }
     if file == "main.cf" && !lines.is_empty() {
@@ -482,8 +479,8 @@ fn param_line(name: &str, value: &str) -> String {
     format!("{name} = {value}")
 }
 
-/// Stages main.cf and/or master.cf of one instance, applies the edits with postconf,
-/// validates both together, then moves each changed file into place.
+/// Stages main.cf and/or master.cf of one instance, applies the edits (awk, as postconf
+/// makes them), validates both together, then moves each changed file into place.
 fn config_block(plan: &Plan, name: &InstanceName, group: &[usize]) -> String {
     let dir = config_dir(plan, name);
     let first = group[0].to_string();

@@ -123,7 +123,7 @@ pub fn desired_words(service: &MasterService, entry: &MasterEntry) -> Vec<String
 /// in `{ }`. Arguments are first brought into postconf's canonical form (`-oname=value` and
 /// `-o { name = value }` become `-o name=value`).
 pub fn format_entry(words: &[String]) -> String {
-    const COLUMNS: [usize; 8] = [0, 11, 17, 25, 33, 41, 49, 57];
+    const COLUMNS: [usize; FIELDS] = [0, 11, 17, 25, 33, 41, 49, 57];
     const LIMIT: usize = 80;
     const INDENT: &str = "    ";
     let words = canonical_args(words);
@@ -202,6 +202,10 @@ pub fn format_entry(words: &[String]) -> String {
     text
 }
 
+/// An entry's fields before the command's arguments: service, type, private, unpriv, chroot,
+/// wakeup, maxproc, command.
+const FIELDS: usize = 8;
+
 /// Daemon options that take a value: `-o`.
 fn takes_value(option: &str) -> bool {
     option.as_bytes().get(1) == Some(&b'o')
@@ -220,7 +224,7 @@ fn canonical_args(words: &[String]) -> Vec<String> {
                 .to_string(),
         )
     };
-    let mut i = 8;
+    let mut i = FIELDS;
     while i < words.len() {
         let arg = words[i].clone();
         if !arg.starts_with('-') || arg == "--" {
