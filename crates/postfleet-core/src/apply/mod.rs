@@ -13,7 +13,11 @@ use postfleet_shell::{quote, Line};
 
 /// The apply's first lines; they and the recovery's check the state directory alike
 /// (state.sh).
-const PRELUDE: &str = concat!(include_str!("state.sh"), include_str!("prelude.sh"));
+const PRELUDE: &str = concat!(
+    include_str!("state.sh"),
+    include_str!("../master_runs.sh"),
+    include_str!("prelude.sh")
+);
 const TXN: &str = include_str!("txn.sh");
 const RECOVER: &str = concat!(include_str!("state.sh"), include_str!("recover.sh"));
 const GUARD: &str = include_str!("guard.sh");
@@ -1041,5 +1045,93 @@ mod gate_tests {
             said.trim(),
             format!("127.0.0.1:{}: connection closed before greeting", ports[2])
         );
+    }
+}
+
+#[cfg(test)]
+mod master_runs_tests {
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
+    use std::process::{Child, Command};
+
+    const MASTER_RUNS: &str = include_str!("../master_runs.sh");
+
+    /// pf_master_runs QUEUE DAEMONS in sh: does it say a master runs?
+    fn says_running(queue: &Path, daemons: &Path) -> bool {
+        let script = format!("{MASTER_RUNS}pf_master_runs \"$1\" \"$2\" /nonexistent\n");
+        Command::new("sh")
+            .args(["-c", &script, "sh"])
+            .arg(queue)
+            .arg(daemons)
+            .status()
+            .unwrap()
+            .success()
+    }
+
+    /// A process named `master` (a copy of sleep) working in `cwd`.
+    fn fake_master(bin: &Path, cwd: &Path) -> Child {
+        Command::new(bin.join("master"))
+            .arg("60")
+            .current_dir(cwd)
+            .spawn()
+            .unwrap()
+    }
+
+    fn write_pid(queue: &Path, pid: u32) {
+        // As the master writes it: right-aligned in a fixed width.
+        std::fs::write(queue.join("pid/master.pid"), format!("{pid:>10}\n")).unwrap();
+    }
+
+    /// `master -t` as the fallback: exit 0 says "no master runs".
+    fn set_master_t(daemons: &Path, exit: u8) {
+        let path = daemons.join("master");
+        std::fs::write(&path, format!("#!/bin/sh\nexit {exit}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    #[test]
+    fn a_master_is_known_by_its_pid_file_its_name_and_its_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (queue, daemons, bin) = (
+            tmp.path().join("queue"),
+            tmp.path().join("daemons"),
+            tmp.path().join("bin"),
+        );
+        for dir in [&queue.join("pid"), &daemons, &bin] {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        std::fs::copy("/bin/sleep", bin.join("master")).unwrap();
+        let mut live = fake_master(&bin, &queue);
+        write_pid(&queue, live.id());
+        // The fallback would say "not running": this "running" is /proc's verdict.
+        set_master_t(&daemons, 0);
+        assert!(says_running(&queue, &daemons));
+        // The fallback would say "running": every "not running" below is /proc's verdict.
+        set_master_t(&daemons, 1);
+        // Without the daemon directory's master there is no instance to run.
+        assert!(!says_running(&queue, tmp.path()));
+        std::fs::remove_file(queue.join("pid/master.pid")).unwrap();
+        assert!(!says_running(&queue, &daemons));
+        write_pid(&queue, live.id());
+        live.kill().unwrap();
+        live.wait().unwrap();
+        // A stale pid file (the master is gone).
+        assert!(!says_running(&queue, &daemons));
+
+        // The PID now belongs to a process of another name.
+        let mut other = Command::new("sleep").arg("60").spawn().unwrap();
+        write_pid(&queue, other.id());
+        assert!(!says_running(&queue, &daemons));
+        other.kill().unwrap();
+        other.wait().unwrap();
+
+        // A master working elsewhere: /proc cannot tell, master -t decides.
+        let mut elsewhere = fake_master(&bin, tmp.path());
+        write_pid(&queue, elsewhere.id());
+        assert!(says_running(&queue, &daemons));
+        set_master_t(&daemons, 0);
+        assert!(!says_running(&queue, &daemons));
+        elsewhere.kill().unwrap();
+        elsewhere.wait().unwrap();
     }
 }

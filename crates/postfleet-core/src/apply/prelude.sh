@@ -6,7 +6,7 @@ trap '' HUP PIPE
 umask 022
 PF_NL='
 '
-pf_failed= pf_failed_at= pf_undone=
+pf_failed= pf_failed_at= pf_undone= pf_vcache= pf_vcache_vals=
 pf_b64() { printf '%s' "$1" | base64 -w0; }
 # Every report line also goes to $PF_STATE/last-apply once this run holds the lock: if the
 # connection drops, the run goes on (HUP and PIPE are ignored) and the controller reconnects
@@ -60,20 +60,25 @@ pf_quote() {  # WORD
   done
 }
 
-# Is the instance's master process running? `postfix status` (through postmulti -x, some ten
-# processes) decides with `master -t` (exit 0: the master.pid lock is free, no master runs):
-# asked here directly. Without its queue or daemon directory an instance is not running.
-# The same postconf reads the health gate's parameters (pf_serves, gate.sh): left in pf_vals.
+# The parameters the health gate reads (pf_serves, gate.sh), its first two the directories
+# pf_master_runs needs; one postconf reads them, or validation already has (pf_vcache).
+PF_GATE_PARAMS='queue_directory daemon_directory inet_interfaces inet_protocols
+  master_service_disable smtpd_tls_wrappermode smtpd_upstream_proxy_protocol
+  postscreen_upstream_proxy_protocol'
+# Is the instance's master process running? The same postconf reads the gate's parameters:
+# left in pf_vals.
 pf_running() {  # CONFIG_DIR
-  pf_vals=$(postconf -c "$1" -x -h queue_directory daemon_directory inet_interfaces inet_protocols \
-    master_service_disable smtpd_tls_wrappermode smtpd_upstream_proxy_protocol \
-    postscreen_upstream_proxy_protocol 2>/dev/null) || { pf_vals=; return 1; }
+  if [ -n "$pf_vcache" ] && [ "$pf_vcache" = "$1" ]; then
+    pf_vals=$pf_vcache_vals
+  else
+    # shellcheck disable=SC2086
+    pf_vals=$(postconf -c "$1" -x -h $PF_GATE_PARAMS 2>/dev/null) || { pf_vals=; return 1; }
+  fi
   # $(...) dropped the empty values at the end: one newline back for each value.
   pf_vals="$pf_vals$PF_NL$PF_NL$PF_NL$PF_NL$PF_NL$PF_NL$PF_NL$PF_NL"
   pf_queue=${pf_vals%%"$PF_NL"*}; pf_vals=${pf_vals#*"$PF_NL"}
   pf_daemons=${pf_vals%%"$PF_NL"*}; pf_vals=${pf_vals#*"$PF_NL"}
-  [ -n "$pf_queue" ] && [ -d "$pf_queue" ] && [ -x "$pf_daemons/master" ] &&
-    ! "$pf_daemons/master" -c "$1" -t >/dev/null 2>&1
+  pf_master_runs "$pf_queue" "$pf_daemons" "$1"
 }
 
 # What this apply leaves of an instance, for the next run to find drift with
@@ -174,45 +179,50 @@ pf_slurp() {  # FILE
   while :; do case $pf_text in *"$PF_NL") pf_text=${pf_text%"$PF_NL"} ;; *) break ;; esac; done
 }
 # postconf's complaints about the staged files are failures: nothing is moved into place.
-# `postconf -n` reads master.cf too (it fails on any entry `postconf -M` would fail on), so
-# one postconf checks both files.
+# Any postconf that reads main.cf reads and checks master.cf too (it fails on every entry
+# `postconf -M` fails on, and warns of the same unused parameters as `postconf -n`): the one
+# here reads the gate's parameters, which are the live ones once the staged files are moved
+# into place; left in pf_vcache_vals for this CONFIG_DIR's gate (pf_running). Sets pf_why
+# when the staged files are refused.
 pf_validate() {  # CONFIG_DIR
-  pf_vdir=$1
+  pf_vdir=$1 pf_why=
   pf_settle "$PF_STAGE/main.cf"
   # Their complaints are collected in a file, read by this shell.
   pf_e="$PF_STATE/validate.err"
   umask 077; : > "$pf_e"; umask 022
-  pf_n=$(postconf -c "$PF_STAGE" -n 2>"$pf_e")
+  # shellcheck disable=SC2086
+  pf_vvals=$(postconf -c "$PF_STAGE" -x -h $PF_GATE_PARAMS 2>"$pf_e")
   # (a warning may quote a parameter's value: the file does not stay)
-  pf_slurp "$pf_e"; err=$pf_text; : > "$pf_e"
-  # master.cf's entries, comments left out (their `-o name=value` words are looked at).
+  pf_slurp "$pf_e"; pf_verr=$pf_text; : > "$pf_e"
+  # Both files' settings, comments left out: main.cf's `name = value` and master.cf's
+  # `-o name=value` words are looked at.
   pf_m=
-  if [ -f "$PF_STAGE/master.cf" ]; then
+  for pf_f in "$PF_STAGE/main.cf" "$PF_STAGE/master.cf"; do
+    [ -f "$pf_f" ] || continue
     while IFS= read -r pf_l || [ -n "$pf_l" ]; do
       case ${pf_l#"${pf_l%%[![:space:]]*}"} in '#'*) ;; *) pf_m="$pf_m$pf_l$PF_NL" ;; esac
-    done < "$PF_STAGE/master.cf"
-  fi
-  # Every TYPE:/PATH table main.cf (`name = value`) or master.cf (`-o name=value`) names whose
-  # source file exists must open (its type supported, its index current): the tables of this
-  # run are in place already, main.cf moves last. A table this transaction has just indexed
-  # with postmap opened then: not asked again. (Tables a daemon creates at run time, e.g. a
-  # TLS session cache, have no source file and are not looked at.) Words are split by the
-  # shell itself (blanks, commas, "=", and the braces of a `-o {name=value with blanks}`),
-  # without globbing.
+    done < "$pf_f"
+  done
+  # Every TYPE:/PATH table main.cf or master.cf names whose source file exists must open (its
+  # type supported, its index current): the tables of this run are in place already, main.cf
+  # moves last. A table this transaction has just indexed with postmap opened then: not asked
+  # again. (Tables a daemon creates at run time, e.g. a TLS session cache, have no source file
+  # and are not looked at.) Words are split by the shell itself (blanks, commas, "=", and the
+  # braces of a `-o {name=value with blanks}`), without globbing.
   pf_built=
   [ -n "$PF_TXN" ] && [ -f "$PF_TXN/maps" ] && pf_slurp "$PF_TXN/maps" && pf_built="$PF_NL$pf_text$PF_NL"
   pf_seen=$PF_NL
   set -f; pf_ifs=$IFS; IFS=" ,={}	$PF_NL"
   set --
-  for map in $pf_n $pf_m; do
-    case $map in *:/*) ;; *) continue ;; esac
-    pf_types=${map%%:/*}
+  for pf_map in $pf_m; do
+    case $pf_map in *:/*) ;; *) continue ;; esac
+    pf_types=${pf_map%%:/*}
     case $pf_types in ''|:*|*:|*::*|*[!a-z0-9_:]*) continue ;; esac  # (TYPE:)+/PATH
-    while :; do case $map in proxy:*) map=${map#proxy:} ;; *) break ;; esac; done  # proxy:TYPE:/PATH
-    case $pf_seen$pf_built in *"$PF_NL$map$PF_NL"*) continue ;; esac
-    pf_seen="$pf_seen$map$PF_NL"
-    [ -f "${map##*:}" ] || continue
-    set -- "$@" "$map"
+    while :; do case $pf_map in proxy:*) pf_map=${pf_map#proxy:} ;; *) break ;; esac; done  # proxy:TYPE:/PATH
+    case $pf_seen$pf_built in *"$PF_NL$pf_map$PF_NL"*) continue ;; esac
+    pf_seen="$pf_seen$pf_map$PF_NL"
+    [ -f "${pf_map##*:}" ] || continue
+    set -- "$@" "$pf_map"
   done
   IFS=$pf_ifs; set +f
   # One postmap opens them all, and reads main.cf as every daemon does (a global parameter no
@@ -220,15 +230,19 @@ pf_validate() {  # CONFIG_DIR
   # the key answers first and the ones after it go unopened: then each is asked on its own.
   pf_hit=$(postmap -c "$PF_STAGE" -q postfleet-validate "$@" static:postfleet-validated 2>"$pf_e")
   pf_slurp "$pf_e"; : > "$pf_e"
-  [ -z "$pf_text" ] || err="$err${err:+$PF_NL}$pf_text"
+  [ -z "$pf_text" ] || pf_verr="$pf_verr${pf_verr:+$PF_NL}$pf_text"
   if [ -z "$pf_text" ] && [ "$pf_hit" != postfleet-validated ]; then
-    for map in "$@"; do
-      q=$(postmap -c "$PF_STAGE" -q postfleet-validate "$map" 2>&1 >/dev/null)
-      [ -z "$q" ] || err="$err${err:+$PF_NL}$q"
+    for pf_map in "$@"; do
+      pf_vq=$(postmap -c "$PF_STAGE" -q postfleet-validate "$pf_map" 2>&1 >/dev/null)
+      [ -z "$pf_vq" ] || pf_verr="$pf_verr${pf_verr:+$PF_NL}$pf_vq"
     done
   fi
-  [ -z "$err" ] && return 0
-  printf '%s' "$err" | sed "s#$PF_STAGE#$pf_vdir#g"
+  if [ -z "$pf_verr" ]; then
+    # (values that name the scratch copy are not the live ones: the gate reads its own)
+    case $pf_vvals in *"$PF_STAGE"*) ;; *) pf_vcache=$pf_vdir pf_vcache_vals=$pf_vvals ;; esac
+    return 0
+  fi
+  pf_why=$(printf '%s' "$pf_verr" | sed "s#$PF_STAGE#$pf_vdir#g")
   return 1
 }
 # Moves one staged file into place when it differs; prints "same" or "moved".
@@ -241,6 +255,7 @@ pf_activate_file() {  # CONFIG_DIR FILE
 # there with postconf, validated together, then each moved into place.
 pf_config_begin() {  # FIRST CONFIG_DIR (false: nothing to do, or staging failed)
   [ -z "$pf_failed" ] || return 1
+  pf_vcache=
   PF_STAGE="$2/.postfleet-stage"
   out=$(pf_stage "$2" 2>&1) && return 0
   pf_fail "$1" "cannot stage $2: $out"
@@ -295,8 +310,8 @@ pf_staged_edit() {  # FIRST main.cf|master.cf EDIT...
 }
 pf_config_validate() {  # FIRST CONFIG_DIR (false: the staged files are refused)
   [ -z "$pf_failed" ] || return 1
-  why=$(pf_validate "$2") && return 0
-  pf_fail "$1" "Postfix rejects the new configuration; nothing was changed: $why"
+  pf_validate "$2" && return 0
+  pf_fail "$1" "Postfix rejects the new configuration; nothing was changed: $pf_why"
   return 1
 }
 pf_config_move() {  # I MESSAGE64 CONFIG_DIR FILE
@@ -338,6 +353,7 @@ pf_destroy() {  # NAME: the reload it was owed goes with it
 }
 pf_write_step() {  # I MESSAGE64 PATH MODE UMASK SUFFIX txt|b64 DATA [CONFIG_DIR TYPE:PATH]: write, then index
   [ -z "$pf_failed" ] || return 0
+  pf_vcache=  # (a file step may write any file)
   if ! out=$(pf_write "$3" "$4" "$5" "$6" "$7" "$8" 2>&1); then
     pf_fail "$1" "cannot write $3: $out"
   elif [ -n "$9" ] && ! out=$(pf_postmap "$9" "${10}" "$4" 2>&1); then
@@ -381,13 +397,16 @@ pf_activation() {  # start|reload|restart NAME CONFIG_DIR UNIT('' without system
 # words and what the gate saw.
 pf_activate() {  # I MESSAGE64 start|reload|restart NAME CONFIG_DIR UNIT('' without systemd) [CHECK...]
   [ -z "$pf_failed" ] || return 0
-  if out=$(pf_activation "$3" "$4" "$5" "$6" 2>&1) && pf_running "$5" &&
+  # The gate's parameters come from validation when it read these files (pf_vcache): only
+  # for this first look, not after a rollback.
+  if out=$(pf_activation "$3" "$4" "$5" "$6" 2>&1) && { pf_running "$5"; pf_rc=$?; pf_vcache=; [ "$pf_rc" -eq 0 ]; } &&
     { gate=$(pf_dir=$5; shift 6; pf_serves "$pf_dir" "$@" 2>&1) || { out="the instance does not serve: $gate"; false; }; }; then
     # The transaction commits before the debt goes: a kill in between costs one more reload.
     pf_txn_end "$PF_STATE/pending/$4"
     pf_report64 "$1" changed "$2"
     return 0
   fi
+  pf_vcache=
   why=$(pf_why "$4" "$6")
   if [ -n "$PF_TXN" ] && [ -s "$PF_TXN/list" ]; then
     pf_restore "$5"

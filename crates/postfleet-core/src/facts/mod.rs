@@ -6,7 +6,8 @@ use base64::Engine;
 
 use crate::model::{DesiredHost, InstanceName};
 
-const PROBE_BODY: &str = include_str!("probe.sh");
+/// The probe: pf_master_runs (shared with the apply), then its body.
+const PROBE_BODY: &str = concat!(include_str!("../master_runs.sh"), include_str!("probe.sh"));
 /// Reads the host's postfix@.service and maps instances to the units that run them.
 pub const UNIT_TEMPLATE_AWK: &str = include_str!("unit-template.awk");
 

@@ -61,14 +61,12 @@ describe() {  # NAME CONFIG_DIR
   [ -d "$dir/.postfleet-stage" ] && ! applying && rec "leftover${TAB}$dir/.postfleet-stage"
   [ -f "$dir/main.cf" ] && rec "maincf${TAB}$name${TAB}$(b64file "$dir/main.cf")"
   [ -f "$dir/master.cf" ] && rec "mastercf${TAB}$name${TAB}$(b64file "$dir/master.cf")"
-  # `postfix status` through postmulti -x is ~10 processes; its verdict is `master -t` (exit 0:
-  # the master.pid lock is free, no master runs), asked here directly. An instance without
-  # its queue or daemon directory counts as not running, as with postfix status.
+  # Running or not, as `postfix status` says (through postmulti -x it is ~10 processes):
+  # pf_master_runs (master_runs.sh).
   dirs=$(postconf -c "$dir" -h queue_directory daemon_directory mail_version 2>/dev/null)
   qdir=${dirs%%"$NL"*}; dirs=${dirs#*"$NL"}; ddir=${dirs%%"$NL"*}
   if [ -z "$version" ]; then version=${dirs#*"$NL"}; rec "version${TAB}$version"; fi
-  if [ -n "$qdir" ] && [ -d "$qdir" ] && [ -x "$ddir/master" ] &&
-     ! "$ddir/master" -c "$dir" -t >/dev/null 2>&1; then
+  if pf_master_runs "$qdir" "$ddir" "$dir"; then
     rec "running${TAB}$name${TAB}yes"
   else
     rec "running${TAB}$name${TAB}no"
