@@ -195,14 +195,9 @@ pf_validate() {  # CONFIG_DIR
   # (a warning may quote a parameter's value: the file does not stay)
   pf_slurp "$pf_e"; pf_verr=$pf_text; : > "$pf_e"
   # Both files' settings, comments left out: main.cf's `name = value` and master.cf's
-  # `-o name=value` words are looked at.
-  pf_m=
-  for pf_f in "$PF_STAGE/main.cf" "$PF_STAGE/master.cf"; do
-    [ -f "$pf_f" ] || continue
-    while IFS= read -r pf_l || [ -n "$pf_l" ]; do
-      case ${pf_l#"${pf_l%%[![:space:]]*}"} in '#'*) ;; *) pf_m="$pf_m$pf_l$PF_NL" ;; esac
-    done < "$pf_f"
-  done
+  # `-o name=value` words are looked at. (One grep: the shell's `read` takes a byte per
+  # system call, some 5 ms of CPU for a 10 kB master.cf.)
+  pf_m=$(grep -hsv '^[[:space:]]*#' "$PF_STAGE/main.cf" "$PF_STAGE/master.cf")
   # Every TYPE:/PATH table main.cf or master.cf names whose source file exists must open (its
   # type supported, its index current): the tables of this run are in place already, main.cf
   # moves last. A table this transaction has just indexed with postmap opened then: not asked
