@@ -1050,7 +1050,6 @@ mod gate_tests {
 
 #[cfg(test)]
 mod master_runs_tests {
-    use std::os::unix::fs::PermissionsExt;
     use std::path::Path;
     use std::process::{Child, Command};
 
@@ -1079,58 +1078,61 @@ mod master_runs_tests {
 
     fn write_pid(queue: &Path, pid: u32) {
         // As the master writes it: right-aligned in a fixed width.
-        std::fs::write(queue.join("pid/master.pid"), format!("{pid:>10}\n")).unwrap();
-    }
-
-    /// `master -t` as the fallback: exit 0 says "no master runs".
-    fn set_master_t(daemons: &Path, exit: u8) {
-        let path = daemons.join("master");
-        std::fs::write(&path, format!("#!/bin/sh\nexit {exit}\n")).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(queue.join("pid/master.pid"), format!("{pid:>32}\n")).unwrap();
     }
 
     #[test]
-    fn a_master_is_known_by_its_pid_file_its_name_and_its_directory() {
+    fn a_running_master_is_seen_in_proc_and_anything_else_is_left_to_master_t() {
         let tmp = tempfile::tempdir().unwrap();
-        let (queue, daemons, bin) = (
-            tmp.path().join("queue"),
-            tmp.path().join("daemons"),
-            tmp.path().join("bin"),
-        );
-        for dir in [&queue.join("pid"), &daemons, &bin] {
+        let (queue, bin) = (tmp.path().join("queue"), tmp.path().join("bin"));
+        // Two daemon directories whose `master -t` says "running" (false: exit 1) and "not
+        // running" (true: exit 0). Links to programs that exist: a script written here could
+        // not be run while another test's fork still holds it open (ETXTBSY).
+        let (says_yes, says_no) = (tmp.path().join("yes"), tmp.path().join("no"));
+        for dir in [&queue.join("pid"), &bin, &says_yes, &says_no] {
             std::fs::create_dir_all(dir).unwrap();
         }
-        std::fs::copy("/bin/sleep", bin.join("master")).unwrap();
+        std::os::unix::fs::symlink("/bin/false", says_yes.join("master")).unwrap();
+        std::os::unix::fs::symlink("/bin/true", says_no.join("master")).unwrap();
+        // (a link: the name a program is run by is its name in /proc)
+        std::os::unix::fs::symlink("/bin/sleep", bin.join("master")).unwrap();
+        // Every case but the first is decided by `master -t`: it answers either way.
+        let left_to_master_t = |what: &str| {
+            assert!(
+                says_running(&queue, &says_yes),
+                "{what}: master -t says running"
+            );
+            assert!(
+                !says_running(&queue, &says_no),
+                "{what}: master -t says not"
+            );
+        };
+
+        // /proc's verdict: the fallback would say "not running".
         let mut live = fake_master(&bin, &queue);
         write_pid(&queue, live.id());
-        // The fallback would say "not running": this "running" is /proc's verdict.
-        set_master_t(&daemons, 0);
-        assert!(says_running(&queue, &daemons));
-        // The fallback would say "running": every "not running" below is /proc's verdict.
-        set_master_t(&daemons, 1);
+        assert!(says_running(&queue, &says_no));
         // Without the daemon directory's master there is no instance to run.
         assert!(!says_running(&queue, tmp.path()));
+
+        std::fs::write(queue.join("pid/master.pid"), "").unwrap();
+        left_to_master_t("an empty pid file");
         std::fs::remove_file(queue.join("pid/master.pid")).unwrap();
-        assert!(!says_running(&queue, &daemons));
+        left_to_master_t("no pid file");
         write_pid(&queue, live.id());
         live.kill().unwrap();
         live.wait().unwrap();
-        // A stale pid file (the master is gone).
-        assert!(!says_running(&queue, &daemons));
+        left_to_master_t("a stale PID");
 
-        // The PID now belongs to a process of another name.
         let mut other = Command::new("sleep").arg("60").spawn().unwrap();
         write_pid(&queue, other.id());
-        assert!(!says_running(&queue, &daemons));
+        left_to_master_t("a PID another program has");
         other.kill().unwrap();
         other.wait().unwrap();
 
-        // A master working elsewhere: /proc cannot tell, master -t decides.
         let mut elsewhere = fake_master(&bin, tmp.path());
         write_pid(&queue, elsewhere.id());
-        assert!(says_running(&queue, &daemons));
-        set_master_t(&daemons, 0);
-        assert!(!says_running(&queue, &daemons));
+        left_to_master_t("a master working elsewhere");
         elsewhere.kill().unwrap();
         elsewhere.wait().unwrap();
     }

@@ -6,6 +6,7 @@ trap '' HUP PIPE
 umask 022
 PF_NL='
 '
+PF_CR=$(printf '\r')
 pf_failed= pf_failed_at= pf_undone= pf_vcache= pf_vcache_vals=
 pf_b64() { printf '%s' "$1" | base64 -w0; }
 # Every report line also goes to $PF_STATE/last-apply once this run holds the lock: if the
@@ -207,7 +208,8 @@ pf_validate() {  # CONFIG_DIR
   pf_built=
   [ -n "$PF_TXN" ] && [ -f "$PF_TXN/maps" ] && pf_slurp "$PF_TXN/maps" && pf_built="$PF_NL$pf_text$PF_NL"
   pf_seen=$PF_NL
-  set -f; pf_ifs=$IFS; IFS=" ,={}	$PF_NL"
+  # (a CR ends a word too: Postfix ignores blanks at a line's end, CR among them)
+  set -f; pf_ifs=$IFS; IFS=" ,={}	$PF_NL$PF_CR"
   set --
   for pf_map in $pf_m; do
     case $pf_map in *:/*) ;; *) continue ;; esac
