@@ -1067,7 +1067,7 @@ mod master_runs_tests {
             .success()
     }
 
-    /// A process named `master` (a copy of sleep) working in `cwd`.
+    /// A process named `master` (sleep, run through a link of that name) working in `cwd`.
     fn fake_master(bin: &Path, cwd: &Path) -> Child {
         Command::new(bin.join("master"))
             .arg("60")

@@ -249,7 +249,8 @@ pf_activate_file() {  # CONFIG_DIR FILE
 }
 
 # main.cf and master.cf of one instance are staged in a scratch copy of its config dir, edited
-# there with postconf, validated together, then each moved into place.
+# there as postconf would edit them (pf_staged_edit), validated together, then each moved into
+# place.
 pf_config_begin() {  # FIRST CONFIG_DIR (false: nothing to do, or staging failed)
   [ -z "$pf_failed" ] || return 1
   pf_vcache=
