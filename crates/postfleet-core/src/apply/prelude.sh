@@ -67,10 +67,11 @@ PF_GATE_PARAMS='queue_directory daemon_directory inet_interfaces inet_protocols
   master_service_disable smtpd_tls_wrappermode smtpd_upstream_proxy_protocol
   postscreen_upstream_proxy_protocol'
 # Is the instance's master process running? The same postconf reads the gate's parameters:
-# left in pf_vals.
+# left in pf_vals. Validation's values (pf_vcache) serve one look only: the one right after
+# the activation, never a later one (after a rollback the files are the old ones).
 pf_running() {  # CONFIG_DIR
   if [ -n "$pf_vcache" ] && [ "$pf_vcache" = "$1" ]; then
-    pf_vals=$pf_vcache_vals
+    pf_vals=$pf_vcache_vals pf_vcache=
   else
     # shellcheck disable=SC2086
     pf_vals=$(postconf -c "$1" -x -h $PF_GATE_PARAMS 2>/dev/null) || { pf_vals=; return 1; }
@@ -395,16 +396,15 @@ pf_activation() {  # start|reload|restart NAME CONFIG_DIR UNIT('' without system
 # words and what the gate saw.
 pf_activate() {  # I MESSAGE64 start|reload|restart NAME CONFIG_DIR UNIT('' without systemd) [CHECK...]
   [ -z "$pf_failed" ] || return 0
-  # The gate's parameters come from validation when it read these files (pf_vcache): only
-  # for this first look, not after a rollback.
-  if out=$(pf_activation "$3" "$4" "$5" "$6" 2>&1) && { pf_running "$5"; pf_rc=$?; pf_vcache=; [ "$pf_rc" -eq 0 ]; } &&
+  # (pf_running's first look reads the gate's parameters from validation, pf_vcache)
+  if out=$(pf_activation "$3" "$4" "$5" "$6" 2>&1) && pf_running "$5" &&
     { gate=$(pf_dir=$5; shift 6; pf_serves "$pf_dir" "$@" 2>&1) || { out="the instance does not serve: $gate"; false; }; }; then
     # The transaction commits before the debt goes: a kill in between costs one more reload.
     pf_txn_end "$PF_STATE/pending/$4"
     pf_report64 "$1" changed "$2"
     return 0
   fi
-  pf_vcache=
+  pf_vcache=  # (still set when the activation itself failed)
   why=$(pf_why "$4" "$6")
   if [ -n "$PF_TXN" ] && [ -s "$PF_TXN/list" ]; then
     pf_restore "$5"
