@@ -5,7 +5,15 @@
 # nothing on the host.
 unit_awk=$1; shift
 rec() { printf '%s\n' "$*"; }
-b64file() { base64 -w0 < "$1" 2>/dev/null; }
+# A record whose last field is FILE's content (base64), written straight out: no $(...)
+# subshell per file.
+rec_file() {  # FILE FIELD...
+  pf_f=$1
+  shift
+  printf '%s\t' "$@"
+  base64 -w0 < "$pf_f" 2>/dev/null
+  echo
+}
 TAB=$(printf '\t')
 NL='
 '
@@ -59,8 +67,8 @@ describe() {  # NAME CONFIG_DIR
   # put back before planning) and its scratch copy.
   [ -d "$dir/.postfleet-backup" ] && ! applying && rec "interrupted${TAB}$dir"
   [ -d "$dir/.postfleet-stage" ] && ! applying && rec "leftover${TAB}$dir/.postfleet-stage"
-  [ -f "$dir/main.cf" ] && rec "maincf${TAB}$name${TAB}$(b64file "$dir/main.cf")"
-  [ -f "$dir/master.cf" ] && rec "mastercf${TAB}$name${TAB}$(b64file "$dir/master.cf")"
+  [ -f "$dir/main.cf" ] && rec_file "$dir/main.cf" maincf "$name"
+  [ -f "$dir/master.cf" ] && rec_file "$dir/master.cf" mastercf "$name"
   # Running or not, as `postfix status` says (through postmulti -x it is ~10 processes):
   # pf_master_runs (master_runs.sh).
   dirs=$(postconf -c "$dir" -h queue_directory daemon_directory mail_version 2>/dev/null)
@@ -132,7 +140,12 @@ for spec in "$@"; do
   # A temp file of pf_write's, left by an apply killed before its rename.
   for tmp in "$path".postfleet-??????; do [ -e "$tmp" ] && ! applying && rec "leftover${TAB}$tmp"; done
   if [ -f "$path" ]; then
-    rec "file${TAB}$path${TAB}$(stat -c %a "$path")${TAB}$(b64file "$path")"
+    # (its mode written out by stat: the third field)
+    printf 'file\t%s\t' "$path"
+    stat --printf '%a' -- "$path" 2>/dev/null
+    printf '\t'
+    base64 -w0 < "$path" 2>/dev/null
+    echo
     case "$type" in
       hash|btree) db="$path.db" ;;
       lmdb) db="$path.lmdb" ;;
