@@ -161,7 +161,6 @@ pub struct FileFacts {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostFacts {
-    pub remote_user: String,
     /// Applies recorded on the host when the facts were read (`$PF_STATE/generation`).
     pub generation: u64,
     /// None: Postfix is not installed.
@@ -265,7 +264,6 @@ fn instance_name(raw: &str) -> Result<InstanceName, String> {
 /// Parses the probe's output. Errors mean the probe did not finish (or is not ours).
 pub fn parse(output: &str) -> Result<HostFacts, String> {
     let mut facts = HostFacts {
-        remote_user: String::new(),
         generation: 0,
         postfix_version: None,
         init: InitSystem::Other,
@@ -285,7 +283,6 @@ pub fn parse(output: &str) -> Result<HostFacts, String> {
         let f: Vec<&str> = line.split('\t').collect();
         let field = |i: usize| f.get(i).copied().unwrap_or("");
         match field(0) {
-            "user" => facts.remote_user = field(1).to_string(),
             "generation" => facts.generation = field(1).trim().parse().unwrap_or(0),
             "interrupted" => facts.interrupted.push(field(1).to_string()),
             "leftover" => facts.leftovers.push(field(1).to_string()),

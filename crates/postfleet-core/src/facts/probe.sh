@@ -14,7 +14,7 @@ rec_file() {  # FILE FIELD...
   base64 -w0 < "$pf_f" 2>/dev/null
   echo
 }
-TAB=$(printf '\t')
+TAB='	'
 NL='
 '
 
@@ -22,7 +22,6 @@ wanted=""
 while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do wanted="$wanted $1"; shift; done
 [ "$#" -gt 0 ] && shift
 
-rec "user${TAB}$(id -un)"
 # How many applies this host has seen: the apply checks it under its lock (see prelude.sh).
 { read -r generation < "$PF_STATE/generation"; } 2>/dev/null || generation=0
 rec "generation${TAB}${generation:-0}"
@@ -43,12 +42,20 @@ fi
 # Instances known to postmulti: name group enabled config_directory. The default instance is
 # listed first, as "-"; an instance imported without a name is listed as "-" too: it is left
 # out (named "nameless"), never taken for the default instance.
+# (Lines are read by this shell from here-documents: no pipeline, no process.)
 all_listed=$(postmulti -l 2>/dev/null)
-listed=$(printf '%s\n' "$all_listed" | awk '$1 != "-" || !seen++')
-printf '%s\n' "$all_listed" | awk -v OFS='\t' '$1 == "-" && seen++ { print "nameless", $4 }'
-printf '%s\n' "$listed" | while read -r name group enabled dir; do
-  [ -n "$name" ] && rec "instance${TAB}$name${TAB}$group${TAB}$enabled${TAB}$dir"
-done
+listed= default_seen=
+while read -r name group enabled dir; do
+  [ -n "$name" ] || continue
+  if [ "$name" = - ]; then
+    [ -z "$default_seen" ] || { rec "nameless${TAB}$dir"; continue; }
+    default_seen=1
+  fi
+  listed="$listed$name $group $enabled $dir$NL"
+  rec "instance${TAB}$name${TAB}$group${TAB}$enabled${TAB}$dir"
+done <<EOF
+$all_listed
+EOF
 
 # Is an apply running on this host right now? (asked only when something it may own is
 # found: what a running apply has open is not an interrupted apply's)
@@ -83,16 +90,21 @@ describe() {  # NAME CONFIG_DIR
     n=$(find "$qdir/incoming" "$qdir/active" "$qdir/deferred" "$qdir/hold" "$qdir/maildrop" -type f 2>/dev/null | wc -l)
     rec "queue${TAB}$name${TAB}$n"
   fi
-  [ -f "$PF_STATE/pending/$name" ] && rec "pending${TAB}$name${TAB}$(head -n1 "$PF_STATE/pending/$name")"
+  if [ -f "$PF_STATE/pending/$name" ]; then
+    owed=; { read -r owed < "$PF_STATE/pending/$name"; } 2>/dev/null
+    rec "pending${TAB}$name${TAB}$owed"
+  fi
 }
 
 seen=" "
-printf '%s\n' "$listed" | {
+{
   while read -r name group enabled dir; do
     [ -n "$name" ] || continue
     describe "$name" "$dir"
     seen="$seen$name "
-  done
+  done <<EOF
+$listed
+EOF
   for name in $wanted; do
     case "$seen" in *" $name "*) continue ;; esac
     # not listed: an unmanaged config dir may still exist (postmulti create would import it)
@@ -107,18 +119,33 @@ if [ "$systemd" = 1 ]; then
   # Which template unit runs which instance, read from the host's own postfix@.service
   # (unit-template.awk, passed in as $unit_awk): every instance postmulti lists, and the
   # wanted ones at the config dir `postmulti -e create` will give them.
-  pairs=$( { printf '%s\n' "$listed" | while read -r name _group _enabled dir; do
-               [ -n "$name" ] && printf '%s\t%s\n' "$name" "$dir"; done
-             for name in $wanted; do
-               case "$name" in -) dir=/etc/postfix ;; *) dir=/etc/$name ;; esac
-               printf '%s\t%s\n' "$name" "$dir"; done; } | sort -u)
+  # (Both lists are kept free of repeats by this shell: no sort.)
+  pairs=$NL
+  add_pair() { case $pairs in *"$NL$1$TAB$2$NL"*) ;; *) pairs="$pairs$1$TAB$2$NL" ;; esac; }
+  while read -r name _group _enabled dir; do
+    [ -n "$name" ] && add_pair "$name" "$dir"
+  done <<EOF
+$listed
+EOF
+  for name in $wanted; do
+    case "$name" in -) add_pair - /etc/postfix ;; *) add_pair "$name" "/etc/$name" ;; esac
+  done
   mapping=$(systemctl cat postfix@.service 2>/dev/null | PF_INSTANCES=$pairs awk "$unit_awk")
   printf '%s\n' "$mapping"
   # Units asked about: the mapped ones, postfix@NAME for every instance (the unit another
   # release's naming gives it: an upgraded host may still have it enabled), postfix.service.
-  units=$( { printf '%s\n' "$mapping" | awk -F'\t' '$1 == "unitof" { print $3 ".service" }'
-             printf '%s\n' "$pairs" | while read -r name _dir; do
-               [ -n "$name" ] && printf 'postfix@%s.service\n' "$name"; done; } | sort -u)
+  units=" "
+  add_unit() { case $units in *" $1 "*) ;; *) units="$units$1 " ;; esac; }
+  while IFS=$TAB read -r kind _name unit; do
+    [ "$kind" = unitof ] && add_unit "$unit.service"
+  done <<EOF
+$mapping
+EOF
+  while IFS=$TAB read -r name _dir; do
+    [ -n "$name" ] && add_unit "postfix@$name.service"
+  done <<EOF
+$pairs
+EOF
   # One call for every unit; blocks of key=value separated by blank lines.
   # shellcheck disable=SC2086
   systemctl show -p Id -p ActiveState -p UnitFileState -p Type -p LoadState \

@@ -100,7 +100,6 @@ fn fresh_host() -> HostFacts {
         .map(|(n, u)| (name(n), u.to_string()))
         .collect();
     HostFacts {
-        remote_user: "root".into(),
         generation: 0,
         postfix_version: Some("3.7.11".into()),
         init: InitSystem::Systemd,
@@ -482,21 +481,24 @@ fn apply_scripts_are_valid_shell() {
             .status()
             .unwrap();
         assert!(status.success(), "sh -n rejects:\n{script}");
-        // Every step is one call of a prelude function that reports it: its index first.
-        let reporting = [
-            "pf_do",
-            "pf_write_step",
-            "pf_stop",
-            "pf_activate",
-            "pf_config_move",
-        ];
+        // Every step is one call of a prelude function that reports it: its index first, or
+        // (pf_config_moves) after the config dir, one index, message and file per step.
+        let reporting = ["pf_do", "pf_write_step", "pf_stop", "pf_activate"];
         for (i, _) in p.steps.iter().enumerate() {
             let index = i.to_string();
             assert!(
                 script.lines().any(|line| {
-                    let mut words = line.split_whitespace();
-                    words.next().is_some_and(|f| reporting.contains(&f))
-                        && words.next().map(|w| w.trim_matches('\'')) == Some(index.as_str())
+                    let words: Vec<&str> = line
+                        .split_whitespace()
+                        .map(|w| w.trim_matches('\''))
+                        .collect();
+                    match words.first() {
+                        Some(&"pf_config_moves") => {
+                            words.iter().skip(2).step_by(3).any(|w| *w == index)
+                        }
+                        Some(f) => reporting.contains(f) && words.get(1) == Some(&index.as_str()),
+                        None => false,
+                    }
                 }),
                 "step {i} never reports:\n{script}"
             );
