@@ -43,7 +43,14 @@ tst2      unix  -       -       n       -       -       smtp
   -o syslog_name=postfix/tst2
 tst1      unix  -       -       n       -       -       smtp
   -o syslog_name=postfix/again
+127.0.0.1:2599 inet  n       -       n       -       -       smtpd
+  -o syslog_name=postfix/tst-inet
+# a comment inside an inet entry
+	-o smtpd_tls_wrappermode=yes
 ";
+
+/// The health gate's shell functions (pf_entries).
+const GATE: &str = include_str!("../crates/postfleet-core/src/apply/gate.sh");
 
 /// The same edits made by postconf itself, on a copy. Parameters it does not find are added at
 /// the end: Postfix 3.10 adds them in name order (postfleet's order), 3.7 in its hash table's
@@ -110,6 +117,18 @@ fn files_as_postconf_leaves_them(host: &str) {
             "{file} on {host} is not what postconf leaves:\n{diff}"
         );
     }
+    // The gate, right after a validation, reads the inet entries from the staged master.cf
+    // itself (pf_entries): what it reads there is what postconf -x -M prints.
+    let compare = format!(
+        "PF_NL='\n'\nPF_CR=$(printf '\\r')\n{GATE}\
+         pf_entries \"$(grep -v '^[[:space:]]*#' /etc/postfix/master.cf)\" || echo refused\n\
+         printf '%s' \"$pf_entries\" | awk '$2 == \"inet\"' | tr -s ' \\t' '  '\n\
+         echo ---\npostconf -x -M | awk '$2 == \"inet\"' | tr -s ' \\t' '  '\n"
+    );
+    let said = host_ok(&lab, host, &compare);
+    let (read, by_postconf) = said.split_once("---\n").unwrap();
+    assert!(read.contains("127.0.0.1:2599 inet"), "{said}");
+    assert_eq!(read, by_postconf, "on {host}");
     // And the planner reads what it wrote as done.
     let second = apply();
     assert_eq!(second["totals"]["changed"], 0, "{second}");

@@ -27,8 +27,13 @@ pf_serves() {  # CONFIG_DIR [CHECK...]
       *) pf_off="$pf_off$pf_list "; break ;;
     esac
   done
-  # The services, read by this shell (a here-document, no pipeline subshell).
-  pf_services=$(postconf -c "$1" -x -M 2>/dev/null)
+  # The services, read by this shell (a here-document, no pipeline subshell): as the
+  # validation just before read them (pf_running passed them on), else from postconf.
+  if [ -n "$pf_gate_services" ]; then
+    pf_services=$pf_gate_services pf_gate_services=
+  else
+    pf_services=$(postconf -c "$1" -x -M 2>/dev/null)
+  fi
   pf_listeners=
   while read -r pf_service pf_type _ _ _ _ _ pf_command pf_args; do
     [ "$pf_type" = inet ] || continue
@@ -82,6 +87,38 @@ PF_SERVICES
       *) echo "unknown check $1"; return 1 ;;
     esac
   done
+}
+# Sets pf_entries to master.cf's entries as `postconf -x -M` prints the ones the gate reads
+# (one line each, continuation lines joined), from TEXT, master.cf without its comment lines:
+# after a validation that read the staged file, the gate runs no postconf -M. Only plain text
+# is read so: with a CR anywhere, or an inet entry holding a `$name` (which -x expands) or
+# braces (which -M rewrites), it returns false and leaves the reading to postconf.
+pf_entries() {  # TEXT
+  pf_entries= pf_entry=
+  case $1 in *"$PF_CR"*) return 1 ;; esac
+  pf_rest="$1$PF_NL"
+  while [ -n "$pf_rest" ]; do
+    pf_l=${pf_rest%%"$PF_NL"*}
+    pf_rest=${pf_rest#*"$PF_NL"}
+    case $pf_l in
+      *[![:space:]]*) ;;
+      *) continue ;;  # blank
+    esac
+    case $pf_l in
+      [[:space:]]*) pf_entry="$pf_entry $pf_l"; continue ;;  # continued
+    esac
+    pf_entry_add || return 1
+    pf_entry=$pf_l
+  done
+  pf_entry_add
+}
+pf_entry_add() {  # (pf_entries' last entry, pf_entry, done)
+  [ -n "$pf_entry" ] || return 0
+  case $pf_entry in
+    *[[:space:]]inet[[:space:]]*)
+      case $pf_entry in *'$'* | *'{'* | *'}'*) pf_entries=; return 1 ;; esac ;;
+  esac
+  pf_entries="$pf_entries$pf_entry$PF_NL"
 }
 # Connects to each HOST:PORT (a port name through /etc/services) and, unless EXPECT is -,
 # reads the greeting (within 30 s: a busy instance may hold a new client in its backlog),

@@ -7,7 +7,7 @@ umask 022
 PF_NL='
 '
 PF_CR=$(printf '\r')
-pf_failed= pf_failed_at= pf_undone= pf_vcache= pf_vcache_vals=
+pf_failed= pf_failed_at= pf_undone= pf_vcache= pf_vcache_vals= pf_vcache_services= pf_gate_services=
 pf_b64() { printf '%s' "$1" | base64 -w0; }
 # Every report line also goes to $PF_STATE/last-apply once this run holds the lock: if the
 # connection drops, the run goes on (HUP and PIPE are ignored) and the controller reconnects
@@ -36,6 +36,8 @@ flock -n 9 || pf_fatal "another postfleet run is applying changes to this host r
 printf '%s\n' "$((${pf_generation:-0} + 1))" > "$PF_STATE/generation.tmp" &&
   mv -f "$PF_STATE/generation.tmp" "$PF_STATE/generation" || pf_fatal "cannot write $PF_STATE/generation"
 printf '@@run %s\n' "$((${pf_generation:-0} + 1))" > "$PF_STATE/last-apply" && PF_RECORDING=1
+# What pf_run collects: private (an error may quote a value of the configuration).
+umask 077; true > "$PF_STATE/step.out" || pf_fatal "cannot write $PF_STATE/step.out"; umask 022
 
 # postfix-script reports through postlog, which writes to stderr only on a terminal:
 # give postmulti -p one, so its words reach the report. script(1) takes one command line:
@@ -67,11 +69,13 @@ PF_GATE_PARAMS='queue_directory daemon_directory inet_interfaces inet_protocols
   master_service_disable smtpd_tls_wrappermode smtpd_upstream_proxy_protocol
   postscreen_upstream_proxy_protocol'
 # Is the instance's master process running? The same postconf reads the gate's parameters:
-# left in pf_vals. Validation's values (pf_vcache) serve one look only: the one right after
-# the activation, never a later one (after a rollback the files are the old ones).
+# left in pf_vals. Validation's values (pf_vcache, and master.cf's entries for pf_serves in
+# pf_gate_services) serve one look only: the one right after the activation, never a later
+# one (after a rollback the files are the old ones).
 pf_running() {  # CONFIG_DIR
+  pf_gate_services=
   if [ -n "$pf_vcache" ] && [ "$pf_vcache" = "$1" ]; then
-    pf_vals=$pf_vcache_vals pf_vcache=
+    pf_vals=$pf_vcache_vals pf_gate_services=$pf_vcache_services pf_vcache=
   else
     # shellcheck disable=SC2086
     pf_vals=$(postconf -c "$1" -x -h $PF_GATE_PARAMS 2>/dev/null) || { pf_vals=; return 1; }
@@ -148,14 +152,14 @@ pf_postmap() {  # CONFIG_DIR TYPE:PATH [MODE] (remembered so a rollback re-index
 pf_write() {  # PATH MODE UMASK(- for chmod) SUFFIX txt|b64 DATA
   tmp="$1.postfleet-$4" pf_chmod=
   if [ "$3" = - ]; then umask 077; pf_chmod=1; else umask "$3"; fi
-  if [ -e "$tmp" ] || [ -L "$tmp" ] || ! { set -C; : > "$tmp"; } 2>/dev/null; then
+  if [ -e "$tmp" ] || [ -L "$tmp" ] || ! { set -C; true > "$tmp"; } 2>/dev/null; then
     set +C; umask 022
     tmp=$(mktemp "$1.postfleet-XXXXXX") || return 1
     pf_chmod=1
   fi
   set +C; umask 022
   if [ "$5" = txt ]; then printf '%s' "$6" > "$tmp"; else printf '%s' "$6" | base64 -d > "$tmp"; fi &&
-    { [ -z "$pf_chmod" ] || chmod "$2" "$tmp"; } && pf_save "$1" "$tmp" &&
+    { [ -z "$pf_chmod" ] || chmod "$2" "$tmp"; } && pf_save "$1" -- "$tmp" &&
     mv -f "$tmp" "$1" && return 0
   rm -f "$tmp"
   return 1
@@ -180,6 +184,17 @@ pf_slurp() {  # FILE
   { while IFS= read -r pf_l || [ -n "$pf_l" ]; do pf_text="$pf_text$pf_l$PF_NL"; done < "$1"; } 2>/dev/null
   while :; do case $pf_text in *"$PF_NL") pf_text=${pf_text%"$PF_NL"} ;; *) break ;; esac; done
 }
+# Runs CMD... in this shell, where `out=$(CMD 2>&1)` would fork a subshell first (a shell
+# function there costs the host a fork more than in this shell), its output into a private
+# file: sets pf_out to what it printed, trailing newlines dropped as $(...) drops them, and
+# empties the file (an error may quote a value). CMD must not call pf_run itself.
+pf_run() {  # CMD...
+  "$@" > "$PF_STATE/step.out" 2>&1
+  pf_rc=$?
+  pf_slurp "$PF_STATE/step.out"; pf_out=$pf_text
+  true > "$PF_STATE/step.out"
+  return "$pf_rc"
+}
 # postconf's complaints about the staged files are failures: nothing is moved into place.
 # Any postconf that reads main.cf reads and checks master.cf too (it fails on every entry
 # `postconf -M` fails on, and warns of the same unused parameters as `postconf -n`): the one
@@ -191,15 +206,16 @@ pf_validate() {  # CONFIG_DIR
   pf_settle "$PF_STAGE/main.cf"
   # Their complaints are collected in a file, read by this shell.
   pf_e="$PF_STATE/validate.err"
-  umask 077; : > "$pf_e"; umask 022
+  umask 077; true > "$pf_e"; umask 022
   # shellcheck disable=SC2086
   pf_vvals=$(postconf -c "$PF_STAGE" -x -h $PF_GATE_PARAMS 2>"$pf_e")
   # (a warning may quote a parameter's value: the file does not stay)
-  pf_slurp "$pf_e"; pf_verr=$pf_text; : > "$pf_e"
+  pf_slurp "$pf_e"; pf_verr=$pf_text; true > "$pf_e"
   # Both files' settings, comments left out: main.cf's `name = value` and master.cf's
-  # `-o name=value` words are looked at. (One grep: the shell's `read` takes a byte per
-  # system call, some 5 ms of CPU for a 10 kB master.cf.)
-  pf_m=$(grep -hsv '^[[:space:]]*#' "$PF_STAGE/main.cf" "$PF_STAGE/master.cf")
+  # `-o name=value` words are looked at, master.cf's entries kept for the gate. (By grep: the
+  # shell's `read` takes a byte per system call, some 5 ms of CPU for a 10 kB master.cf.)
+  pf_m=$(grep -sv '^[[:space:]]*#' "$PF_STAGE/main.cf")
+  pf_mm=$(grep -sv '^[[:space:]]*#' "$PF_STAGE/master.cf")
   # Every TYPE:/PATH table main.cf or master.cf names whose source file exists must open (its
   # type supported, its index current): the tables of this run are in place already, main.cf
   # moves last. A table this transaction has just indexed with postmap opened then: not asked
@@ -212,7 +228,7 @@ pf_validate() {  # CONFIG_DIR
   # (a CR ends a word too: Postfix ignores blanks at a line's end, CR among them)
   set -f; pf_ifs=$IFS; IFS=" ,={}	$PF_NL$PF_CR"
   set --
-  for pf_map in $pf_m; do
+  for pf_map in $pf_m $pf_mm; do
     case $pf_map in *:/*) ;; *) continue ;; esac
     pf_types=${pf_map%%:/*}
     case $pf_types in ''|:*|*:|*::*|*[!a-z0-9_:]*) continue ;; esac  # (TYPE:)+/PATH
@@ -227,7 +243,7 @@ pf_validate() {  # CONFIG_DIR
   # daemon would start with fails here): the static table answers last. A table that holds
   # the key answers first and the ones after it go unopened: then each is asked on its own.
   pf_hit=$(postmap -c "$PF_STAGE" -q postfleet-validate "$@" static:postfleet-validated 2>"$pf_e")
-  pf_slurp "$pf_e"; : > "$pf_e"
+  pf_slurp "$pf_e"; true > "$pf_e"
   [ -z "$pf_text" ] || pf_verr="$pf_verr${pf_verr:+$PF_NL}$pf_text"
   if [ -z "$pf_text" ] && [ "$pf_hit" != postfleet-validated ]; then
     for pf_map in "$@"; do
@@ -237,27 +253,26 @@ pf_validate() {  # CONFIG_DIR
   fi
   if [ -z "$pf_verr" ]; then
     # (values that name the scratch copy are not the live ones: the gate reads its own)
-    case $pf_vvals in *"$PF_STAGE"*) ;; *) pf_vcache=$pf_vdir pf_vcache_vals=$pf_vvals ;; esac
+    case $pf_vvals in
+      *"$PF_STAGE"*) ;;
+      *) pf_vcache=$pf_vdir pf_vcache_vals=$pf_vvals pf_vcache_services=
+         ! pf_entries "$pf_mm" || pf_vcache_services=$pf_entries ;;
+    esac
     return 0
   fi
   pf_why=$(printf '%s' "$pf_verr" | sed "s#$PF_STAGE#$pf_vdir#g")
   return 1
 }
-# Moves one staged file into place when it differs; prints "same" or "moved".
-pf_activate_file() {  # CONFIG_DIR FILE
-  if cmp -s "$PF_STAGE/$2" "$1/$2"; then echo same; return 0; fi
-  pf_save "$1/$2" "$PF_STAGE/$2" && mv -f "$PF_STAGE/$2" "$1/$2" && echo moved
-}
-
 # main.cf and master.cf of one instance are staged in a scratch copy of its config dir, edited
 # there as postconf would edit them (pf_staged_edit), validated together, then each moved into
 # place.
 pf_config_begin() {  # FIRST CONFIG_DIR (false: nothing to do, or staging failed)
   [ -z "$pf_failed" ] || return 1
   pf_vcache=
-  PF_STAGE="$2/.postfleet-stage"
-  out=$(pf_stage "$2" 2>&1) && return 0
-  pf_fail "$1" "cannot stage $2: $out"
+  # (the stage goes with the transaction, by its rm: pf_txn_end)
+  PF_STAGE="$2/.postfleet-stage" PF_TXN_STAGE="$2/.postfleet-stage"
+  pf_run pf_stage "$2" && return 0
+  pf_fail "$1" "cannot stage $2: $pf_out"
   return 1
 }
 pf_stage_text() {  # FIRST FILE BASE64: the staged file's whole new text
@@ -265,47 +280,59 @@ pf_stage_text() {  # FIRST FILE BASE64: the staged file's whole new text
   printf '%s' "$3" | base64 -d > "$PF_STAGE/$2" || pf_fail "$1" "cannot stage $2"
 }
 # The edits of `postconf -e` and `-X` (main.cf) and `-M` and `-MX` (master.cf), made on the
-# staged file by one awk, as postconf makes them: a comment or blank line stays where it is;
+# staged files by one awk, as postconf makes them: a comment or blank line stays where it is;
 # a parameter's every definition gets the new `name = value` line (-e) or goes with its
 # continuation lines (-X); a service's first entry is replaced by the new one, later ones
 # and removed ones go with their continuation lines; what was not found is added at the
 # end. The controller gives the new lines as postconf writes them (main.cf parameters in
 # postconf's order, master.cf entries folded as it folds them). (A postconf costs a host
 # some 15 ms of CPU, most of it loading its libraries; an awk, one.)
-# Each edit is `s KEY TEXT` (set) or `x KEY` (remove); KEY is a parameter name or
-# service/type. The file is written once all of it is read.
+# The arguments: DIR FILE EDIT... [-- FILE EDIT...], FILE main.cf or master.cf in DIR. Each
+# edit is `s KEY TEXT` (set) or `x KEY` (remove); KEY is a parameter name or
+# service/type. The files are written once all of them are read.
 pf_edit_awk='
 BEGIN {
+  dir = ARGV[1]; f = 0; want = 1
   for (i = 2; i < ARGC; i++) {
-    key = ARGV[i + 1]; edit[key] = ARGV[i]
-    if (ARGV[i] == "s") { text[key] = ARGV[i + 2]; order[++n] = key; i++ }
+    if (want) { files[++f] = ARGV[i]; want = 0; continue }
+    if (ARGV[i] == "--") { want = 1; continue }
+    key = ARGV[i + 1]; edit[f, key] = ARGV[i]
+    if (ARGV[i] == "s") { text[f, key] = ARGV[i + 2]; order[f, ++n[f]] = key; i++ }
     i++
   }
-  ARGC = 2; file = ARGV[1]
+  for (j = 1; j <= f; j++) { ARGV[j] = dir "/" files[j]; at[ARGV[j]] = j }
+  ARGC = f + 1
+}
+FILENAME != name {
+  name = FILENAME; j = at[name]; cur = 0
+  kind = (files[j] == "master.cf") ? "master" : "main"
 }
 {
   rest = $0; sub(/^[ \t\r\f\v]+/, "", rest)
-  if (rest == "" || substr(rest, 1, 1) == "#") { out[++lines] = $0; next }
-  if (rest != $0) { if (!cur) out[++lines] = $0; next }
+  if (rest == "" || substr(rest, 1, 1) == "#") { out[j, ++lines[j]] = $0; next }
+  if (rest != $0) { if (!cur) out[j, ++lines[j]] = $0; next }
   if (kind == "main") { key = $0; sub(/[ \t\r=].*/, "", key) }
   else { split($0, w, /[ \t\r]+/); key = w[1] "/" w[2] }
-  cur = key in edit
-  if (!cur) { out[++lines] = $0; next }
-  if (edit[key] == "s" && (kind == "main" || !(key in done))) out[++lines] = text[key]
-  done[key] = 1
+  cur = (j, key) in edit
+  if (!cur) { out[j, ++lines[j]] = $0; next }
+  if (edit[j, key] == "s" && (kind == "main" || !((j, key) in done))) out[j, ++lines[j]] = text[j, key]
+  done[j, key] = 1
 }
 END {
-  for (j = 1; j <= n; j++) if (!(order[j] in done)) out[++lines] = text[order[j]]
-  printf "" > file
-  for (j = 1; j <= lines; j++) print out[j] > file
-  if (close(file) != 0) exit 1
+  for (j = 1; j <= f; j++) {
+    for (k = 1; k <= n[j]; k++) if (!((j, order[j, k]) in done)) out[j, ++lines[j]] = text[j, order[j, k]]
+    file = ARGV[j]
+    printf "" > file
+    for (k = 1; k <= lines[j]; k++) print out[j, k] > file
+    if (close(file) != 0) exit 1
+  }
 }'
-pf_staged_edit() {  # FIRST main.cf|master.cf EDIT...
+pf_staged_edit() {  # FIRST FILE EDIT... [-- FILE EDIT...]
   [ -z "$pf_failed" ] || return 0
-  pf_i=$1 pf_file=$2
-  shift 2
-  out=$(awk -v kind="${pf_file%.cf}" "$pf_edit_awk" "$PF_STAGE/$pf_file" "$@" 2>&1) ||
-    pf_fail "$pf_i" "cannot edit the staged $pf_file: $out"
+  pf_i=$1
+  shift
+  out=$(awk "$pf_edit_awk" "$PF_STAGE" "$@" 2>&1) ||
+    pf_fail "$pf_i" "cannot edit the staged files: $out"
 }
 pf_config_validate() {  # FIRST CONFIG_DIR (false: the staged files are refused)
   [ -z "$pf_failed" ] || return 1
@@ -313,15 +340,41 @@ pf_config_validate() {  # FIRST CONFIG_DIR (false: the staged files are refused)
   pf_fail "$1" "Postfix rejects the new configuration; nothing was changed: $pf_why"
   return 1
 }
-pf_config_move() {  # I MESSAGE64 CONFIG_DIR FILE
+# Moves the staged files that differ from the live ones into place, in the order given
+# (master.cf first, see config_block): their backups are made durable by one sync, the
+# renames made by one mv. Reports each file's step changed, or ok when the file was in
+# place already.
+pf_config_moves() {  # CONFIG_DIR I MESSAGE64 FILE [I MESSAGE64 FILE]
   [ -z "$pf_failed" ] || return 0
-  if r=$(pf_activate_file "$3" "$4" 2>&1); then
-    if [ "$r" = moved ]; then pf_report64 "$1" changed "$2"; else pf_report "$1" ok "already in place"; fi
-  else
-    pf_fail "$1" "cannot move $4 into place: $r"
-  fi
+  pf_cdir=$1
+  shift
+  set -- "$@" --
+  while [ "$1" != -- ]; do
+    if cmp -s "$PF_STAGE/$3" "$pf_cdir/$3"; then
+      pf_report "$1" ok "already in place"
+    else
+      set -- "$@" "$1" "$2" "$3"
+    fi
+    shift 3
+  done
+  shift
+  case $# in
+    0) return 0 ;;
+    3) pf_run pf_save "$pf_cdir/$3" -- "$PF_STAGE/$3" && pf_run mv -f "$PF_STAGE/$3" "$pf_cdir/$3" ;;
+    *) pf_run pf_save "$pf_cdir/$3" "$pf_cdir/$6" -- "$PF_STAGE/$3" "$PF_STAGE/$6" &&
+         pf_run mv -f "$PF_STAGE/$3" "$PF_STAGE/$6" "$pf_cdir/" ;;
+  esac
+  pf_moved=$?
+  while [ "$#" -ge 3 ]; do
+    # (a failed mv may have moved the files before the one it failed on)
+    if [ "$pf_moved" -ne 0 ] && [ -e "$PF_STAGE/$3" ]; then
+      pf_fail "$1" "cannot move $3 into place: $pf_out"
+      return 0
+    fi
+    pf_report64 "$1" changed "$2"
+    shift 3
+  done
 }
-pf_config_end() { rm -rf "$PF_STAGE"; }
 
 # Steps. Each takes the step's index and its message (base64) first, does nothing once a step
 # has failed, and reports the step changed, or failed with the command's own words.
@@ -329,7 +382,7 @@ pf_do() {  # I MESSAGE64 WHAT CMD...: CMD is a command or one of the functions b
   [ -z "$pf_failed" ] || return 0
   pf_i=$1 pf_msg=$2 pf_what=$3
   shift 3
-  if out=$("$@" 2>&1); then pf_report64 "$pf_i" changed "$pf_msg"; else pf_fail "$pf_i" "$pf_what: $out"; fi
+  if pf_run "$@"; then pf_report64 "$pf_i" changed "$pf_msg"; else pf_fail "$pf_i" "$pf_what: $pf_out"; fi
 }
 # postmulti -e rewrites main.cf files: pf_settle them for the next Postfix program to read.
 pf_init() {  # DEFAULT_CONFIG_DIR
@@ -353,10 +406,10 @@ pf_destroy() {  # NAME: the reload it was owed goes with it
 pf_write_step() {  # I MESSAGE64 PATH MODE UMASK SUFFIX txt|b64 DATA [CONFIG_DIR TYPE:PATH]: write, then index
   [ -z "$pf_failed" ] || return 0
   pf_vcache=  # (a file step may write any file)
-  if ! out=$(pf_write "$3" "$4" "$5" "$6" "$7" "$8" 2>&1); then
-    pf_fail "$1" "cannot write $3: $out"
-  elif [ -n "$9" ] && ! out=$(pf_postmap "$9" "${10}" "$4" 2>&1); then
-    pf_fail "$1" "postmap: $out"
+  if ! pf_run pf_write "$3" "$4" "$5" "$6" "$7" "$8"; then
+    pf_fail "$1" "cannot write $3: $pf_out"
+  elif [ -n "$9" ] && ! pf_run pf_postmap "$9" "${10}" "$4"; then
+    pf_fail "$1" "postmap: $pf_out"
   else
     pf_report64 "$1" changed "$2"
   fi
@@ -391,19 +444,22 @@ pf_activation() {  # start|reload|restart NAME CONFIG_DIR UNIT('' without system
     pf_tty postmulti -i "$2" -p "$1"
   fi
 }
+# pf_serves with pf_activate's arguments: its config dir, then its checks.
+pf_serves_checks() { pf_dir=$5; shift 6; pf_serves "$pf_dir" "$@"; }
 # Start, reload or restart; verify the master runs and the instance passes its health gate;
 # else put the previous files back, activate those, gate them again, and report Postfix's own
 # words and what the gate saw.
 pf_activate() {  # I MESSAGE64 start|reload|restart NAME CONFIG_DIR UNIT('' without systemd) [CHECK...]
   [ -z "$pf_failed" ] || return 0
   # (pf_running's first look reads the gate's parameters from validation, pf_vcache)
-  if out=$(pf_activation "$3" "$4" "$5" "$6" 2>&1) && pf_running "$5" &&
-    { gate=$(pf_dir=$5; shift 6; pf_serves "$pf_dir" "$@" 2>&1) || { out="the instance does not serve: $gate"; false; }; }; then
+  if pf_run pf_activation "$3" "$4" "$5" "$6" && pf_running "$5" &&
+    { pf_run pf_serves_checks "$@" || { pf_out="the instance does not serve: $pf_out"; false; }; }; then
     # The transaction commits before the debt goes: a kill in between costs one more reload.
     pf_txn_end "$PF_STATE/pending/$4"
     pf_report64 "$1" changed "$2"
     return 0
   fi
+  out=$pf_out
   pf_vcache=  # (still set when the activation itself failed)
   why=$(pf_why "$4" "$6")
   if [ -n "$PF_TXN" ] && [ -s "$PF_TXN/list" ]; then

@@ -5,41 +5,47 @@
 # $PF_STATE/pending/NAME first, so an interrupted run leaves the debt for the next one.
 pf_txn_begin() {  # CONFIG_DIR INSTANCE OWED(reload|restart|-)
   [ -z "$pf_failed" ] || return 0
-  PF_TXN="$1/.postfleet-backup" PF_TXN_DIR=$1 PF_TXN_NAME=$2
+  PF_TXN="$1/.postfleet-backup" PF_TXN_DIR=$1 PF_TXN_NAME=$2 PF_TXN_STAGE=
   { ! [ -e "$PF_TXN" ] || rm -rf "$PF_TXN"; } && mkdir -m 700 "$PF_TXN" && : > "$PF_TXN/list"
   # A debt an earlier run left stays the instance's if this transaction is taken back.
   [ -f "$PF_STATE/pending/$2" ] && cp -p "$PF_STATE/pending/$2" "$PF_TXN/pending.before"
   [ "$3" = - ] || printf '%s %s\n' "$2" "$3" > "$PF_TXN/owed"
 }
-# Saves PATH in the transaction before it is replaced, then makes the backup, the list, the
-# owed debt and the FILEs given durable (one sync): after a power loss the rename that follows
-# never exists without what puts it back.
-pf_save() {  # PATH [FILE...]
-  pf_path=$1
-  shift
-  if [ -n "$PF_TXN" ]; then
-    if [ -f "$PF_TXN/owed" ]; then
-      { read -r name owed < "$PF_TXN/owed"; } 2>/dev/null &&
-        printf '%s\n' "$owed" > "$PF_STATE/pending/$name" || return 1
-      set -- "$@" "$PF_STATE/pending/$name"
-    fi
+# Saves each PATH in the transaction before it is replaced, then makes the backups, the list,
+# the owed debt and the FILEs given durable (one sync): after a power loss the rename that
+# follows never exists without what puts it back.
+pf_save() {  # PATH... -- [FILE...]
+  pf_listed= pf_owed=
+  if [ -n "$PF_TXN" ] && [ -f "$PF_TXN/owed" ]; then
+    { read -r name owed < "$PF_TXN/owed"; } 2>/dev/null &&
+      printf '%s\n' "$owed" > "$PF_STATE/pending/$name" || return 1
+    pf_owed="$PF_STATE/pending/$name"
+  fi
+  # Each PATH is replaced by its backup's name in the arguments (the FILEs stay), or dropped.
+  pf_paths=1
+  for pf_arg in "$@"; do
+    shift
+    if [ -z "$pf_paths" ]; then set -- "$@" "$pf_arg"; continue; fi
+    [ "$pf_arg" = -- ] && { pf_paths=; continue; }
+    [ -n "$PF_TXN" ] || continue
     # Saved already? (read by the shell itself: no process per check)
     n=0 pf_known=
     while read -r _kind saved; do
-      [ "$saved" = "$pf_path" ] && { pf_known=1; break; }
+      [ "$saved" = "$pf_arg" ] && { pf_known=1; break; }
       n=$((n + 1))
     done < "$PF_TXN/list"
-    if [ -z "$pf_known" ]; then
-      if [ -e "$pf_path" ]; then
-        cp -p "$pf_path" "$PF_TXN/$n" || return 1
-        printf 'k %s\n' "$pf_path" >> "$PF_TXN/list"
-        set -- "$@" "$PF_TXN/$n"
-      else
-        printf 'n %s\n' "$pf_path" >> "$PF_TXN/list"
-      fi
-      set -- "$@" "$PF_TXN/list"
+    [ -z "$pf_known" ] || continue
+    if [ -e "$pf_arg" ]; then
+      cp -p "$pf_arg" "$PF_TXN/$n" || return 1
+      printf 'k %s\n' "$pf_arg" >> "$PF_TXN/list"
+      set -- "$@" "$PF_TXN/$n"
+    else
+      printf 'n %s\n' "$pf_arg" >> "$PF_TXN/list"
     fi
-  fi
+    pf_listed=1
+  done
+  [ -z "$pf_listed" ] || set -- "$@" "$PF_TXN/list"
+  [ -z "$pf_owed" ] || set -- "$@" "$pf_owed"
   [ "$#" -eq 0 ] || sync "$@"
 }
 pf_restore() {  # CONFIG_DIR: put every saved file back, re-index restored tables
@@ -70,7 +76,9 @@ pf_txn_end() {  # [PATH...]: removed too, after the transaction's backup (in thi
     # One rm, its operands removed in order: the list first.
     set -- "$PF_TXN/list" "$PF_TXN" "$@"
   fi
-  PF_TXN=
+  # The stage copy of the transaction's config files goes with it (pf_config_end).
+  [ -z "$PF_TXN_STAGE" ] || set -- "$@" "$PF_TXN_STAGE"
+  PF_TXN= PF_TXN_STAGE=
   for pf_arg in "$@"; do
     shift
     [ -e "$pf_arg" ] && set -- "$@" "$pf_arg"
