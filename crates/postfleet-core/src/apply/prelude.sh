@@ -341,8 +341,8 @@ pf_config_validate() {  # FIRST CONFIG_DIR (false: the staged files are refused)
   return 1
 }
 # Moves the staged files that differ from the live ones into place, in the order given
-# (master.cf first, see config_block): their backups are made durable by one sync, the
-# renames made by one mv. Reports each file's step changed, or ok when the file was in
+# (master.cf first, see config_block): their backups are made durable by one sync before the
+# renames. Reports each file's step changed, or ok when the file was in
 # place already.
 pf_config_moves() {  # CONFIG_DIR I MESSAGE64 FILE [I MESSAGE64 FILE]
   [ -z "$pf_failed" ] || return 0
@@ -361,12 +361,12 @@ pf_config_moves() {  # CONFIG_DIR I MESSAGE64 FILE [I MESSAGE64 FILE]
   case $# in
     0) return 0 ;;
     3) pf_run pf_save "$pf_cdir/$3" -- "$PF_STAGE/$3" && pf_run mv -f "$PF_STAGE/$3" "$pf_cdir/$3" ;;
+    # (one mv each: a mv of both would go on to the second file when the first fails)
     *) pf_run pf_save "$pf_cdir/$3" "$pf_cdir/$6" -- "$PF_STAGE/$3" "$PF_STAGE/$6" &&
-         pf_run mv -f "$PF_STAGE/$3" "$PF_STAGE/$6" "$pf_cdir/" ;;
+         pf_run mv -f "$PF_STAGE/$3" "$pf_cdir/$3" && pf_run mv -f "$PF_STAGE/$6" "$pf_cdir/$6" ;;
   esac
   pf_moved=$?
   while [ "$#" -ge 3 ]; do
-    # (a failed mv may have moved the files before the one it failed on)
     if [ "$pf_moved" -ne 0 ] && [ -e "$PF_STAGE/$3" ]; then
       pf_fail "$1" "cannot move $3 into place: $pf_out"
       return 0
@@ -439,7 +439,11 @@ pf_activation() {  # start|reload|restart NAME CONFIG_DIR UNIT('' without system
       return 1
     systemctl reset-failed "$4" && systemctl "$1" "$4"
   elif [ "$1" = restart ]; then
-    { ! pf_running "$3" || pf_tty postmulti -i "$2" -p stop; } && pf_tty postmulti -i "$2" -p start
+    # (validation's values are kept for the look after the restart: pf_running takes them)
+    pf_kept=$pf_vcache
+    pf_running "$3"
+    pf_was=$? pf_vcache=$pf_kept
+    { [ "$pf_was" -ne 0 ] || pf_tty postmulti -i "$2" -p stop; } && pf_tty postmulti -i "$2" -p start
   else
     pf_tty postmulti -i "$2" -p "$1"
   fi

@@ -127,7 +127,9 @@ if [ "$systemd" = 1 ]; then
   done <<EOF
 $listed
 EOF
+  # (a listed instance's own config dir, never the one guessed for it: $seen, from describe)
   for name in $wanted; do
+    case $seen in *" $name "*) continue ;; esac
     case "$name" in -) add_pair - /etc/postfix ;; *) add_pair "$name" "/etc/$name" ;; esac
   done
   mapping=$(systemctl cat postfix@.service 2>/dev/null | PF_INSTANCES=$pairs awk "$unit_awk")
