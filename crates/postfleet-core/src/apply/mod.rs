@@ -646,6 +646,11 @@ mod record_tests {
 mod recover_tests {
     use super::*;
 
+    fn running_as_root() -> bool {
+        let uid = std::process::Command::new("id").arg("-u").output().unwrap();
+        String::from_utf8_lossy(&uid.stdout).trim() == "0"
+    }
+
     /// A host in a temp dir: (its root, kept alive by the caller; the state dir; an
     /// instance's config dir; that instance's backup dir), all made.
     fn host_dirs() -> (
@@ -670,8 +675,7 @@ mod recover_tests {
     #[test]
     fn a_state_dir_that_is_not_roots_own_is_refused() {
         use std::os::unix::fs::PermissionsExt;
-        let uid = std::process::Command::new("id").arg("-u").output().unwrap();
-        if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        if !running_as_root() {
             eprintln!("skipped: needs root to hand the directory to another user");
             return;
         }
@@ -871,8 +875,7 @@ mod recover_tests {
     /// that is not there fails its step and the script goes on to its end.
     #[test]
     fn a_config_block_edits_both_files_and_moves_the_changed_ones() {
-        let uid = std::process::Command::new("id").arg("-u").output().unwrap();
-        if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        if !running_as_root() {
             eprintln!("skipped: the apply uses a state dir that is root's own");
             return;
         }
