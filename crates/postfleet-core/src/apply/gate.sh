@@ -92,7 +92,7 @@ PF_SERVICES
 # (one line each, continuation lines joined), from TEXT, master.cf without its comment lines:
 # after a validation that read the staged file, the gate runs no postconf -M. Only plain text
 # is read so: with a CR anywhere, or an inet entry holding a `$name` (which -x expands) or
-# braces (which -M rewrites), it returns false and leaves the reading to postconf.
+# braces (which -M rewrites), it returns false with pf_entries empty: postconf reads them.
 pf_entries() {  # TEXT
   pf_entries= pf_entry=
   case $1 in *"$PF_CR"*) return 1 ;; esac

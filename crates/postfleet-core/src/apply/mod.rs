@@ -483,7 +483,7 @@ fn param_line(name: &str, value: &str) -> String {
 
 /// Stages main.cf and/or master.cf of one instance, applies the edits of both (one awk, as
 /// postconf makes them), validates both together, then moves the changed files into place
-/// (one backup sync, one mv).
+/// (one sync for their backups).
 fn config_block(plan: &Plan, name: &InstanceName, group: &[usize]) -> String {
     let dir = config_dir(plan, name);
     let first = group[0].to_string();

@@ -166,7 +166,7 @@ pf_write() {  # PATH MODE UMASK(- for chmod) SUFFIX txt|b64 DATA
 }
 
 # Stage main.cf and master.cf of an instance in a scratch copy of its config dir
-# ($PF_STAGE, set by the caller: this runs in a command substitution).
+# ($PF_STAGE, set by the caller, pf_config_begin).
 # One cp for all (-H: a file named on the command line is copied, not its symlink).
 pf_stage() {  # CONFIG_DIR
   pf_from=$1
@@ -255,8 +255,8 @@ pf_validate() {  # CONFIG_DIR
     # (values that name the scratch copy are not the live ones: the gate reads its own)
     case $pf_vvals in
       *"$PF_STAGE"*) ;;
-      *) pf_vcache=$pf_vdir pf_vcache_vals=$pf_vvals pf_vcache_services=
-         ! pf_entries "$pf_mm" || pf_vcache_services=$pf_entries ;;
+      *) pf_entries "$pf_mm"  # (none when postconf must read them: the gate asks it)
+         pf_vcache=$pf_vdir pf_vcache_vals=$pf_vvals pf_vcache_services=$pf_entries ;;
     esac
     return 0
   fi
@@ -270,7 +270,7 @@ pf_config_begin() {  # FIRST CONFIG_DIR (false: nothing to do, or staging failed
   [ -z "$pf_failed" ] || return 1
   pf_vcache=
   # (the stage goes with the transaction, by its rm: pf_txn_end)
-  PF_STAGE="$2/.postfleet-stage" PF_TXN_STAGE="$2/.postfleet-stage"
+  PF_STAGE="$2/.postfleet-stage"
   pf_run pf_stage "$2" && return 0
   pf_fail "$1" "cannot stage $2: $pf_out"
   return 1
@@ -342,8 +342,7 @@ pf_config_validate() {  # FIRST CONFIG_DIR (false: the staged files are refused)
 }
 # Moves the staged files that differ from the live ones into place, in the order given
 # (master.cf first, see config_block): their backups are made durable by one sync before the
-# renames. Reports each file's step changed, or ok when the file was in
-# place already.
+# renames. Reports each file's step changed, or ok when the file was in place already.
 pf_config_moves() {  # CONFIG_DIR I MESSAGE64 FILE [I MESSAGE64 FILE]
   [ -z "$pf_failed" ] || return 0
   pf_cdir=$1

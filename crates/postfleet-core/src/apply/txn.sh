@@ -5,7 +5,7 @@
 # $PF_STATE/pending/NAME first, so an interrupted run leaves the debt for the next one.
 pf_txn_begin() {  # CONFIG_DIR INSTANCE OWED(reload|restart|-)
   [ -z "$pf_failed" ] || return 0
-  PF_TXN="$1/.postfleet-backup" PF_TXN_DIR=$1 PF_TXN_NAME=$2 PF_TXN_STAGE=
+  PF_TXN="$1/.postfleet-backup" PF_TXN_DIR=$1 PF_TXN_NAME=$2
   { ! [ -e "$PF_TXN" ] || rm -rf "$PF_TXN"; } && mkdir -m 700 "$PF_TXN" && : > "$PF_TXN/list"
   # A debt an earlier run left stays the instance's if this transaction is taken back.
   [ -f "$PF_STATE/pending/$2" ] && cp -p "$PF_STATE/pending/$2" "$PF_TXN/pending.before"
@@ -76,9 +76,9 @@ pf_txn_end() {  # [PATH...]: removed too, after the transaction's backup (in thi
     # One rm, its operands removed in order: the list first.
     set -- "$PF_TXN/list" "$PF_TXN" "$@"
   fi
-  # The stage copy of the transaction's config files goes with it (pf_config_end).
-  [ -z "$PF_TXN_STAGE" ] || set -- "$@" "$PF_TXN_STAGE"
-  PF_TXN= PF_TXN_STAGE=
+  # The stage copy of the transaction's config files goes with it (pf_config_begin).
+  [ -z "$PF_STAGE" ] || set -- "$@" "$PF_STAGE"
+  PF_TXN= PF_STAGE=
   for pf_arg in "$@"; do
     shift
     [ -e "$pf_arg" ] && set -- "$@" "$pf_arg"
